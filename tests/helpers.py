@@ -1,0 +1,164 @@
+"""Shared builders for tests and benchmarks: deterministic keys, coinbases, signed spends and
+regtest blocks with valid proof of work, and a ``ChainBuilder`` that grows a chain on a
+``MemoryCoinsView`` through the real ``check_block``/``connect_block``.
+
+Nothing here fakes a rule: every block it makes passes the real checks unless a test breaks it
+on purpose (``mine_block`` takes every field as a parameter for that).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from consensus import (
+    NULL_OUTPOINT,
+    Block,
+    BlockHeader,
+    BlockUndo,
+    MemoryCoinsView,
+    NetworkParams,
+    OutPoint,
+    Transaction,
+    TxIn,
+    TxOut,
+    block_subsidy,
+    check_block,
+    check_proof_of_work,
+    connect_block,
+    get_params,
+    hash160,
+    merkle_root,
+    pubkey_from_privkey,
+    sign_transaction,
+)
+
+REGTEST = get_params("regtest")
+
+
+@dataclass(frozen=True)
+class Key:
+    """A deterministic test key."""
+
+    privkey: bytes
+    pubkey: bytes
+    pubkey_hash: bytes
+
+
+def key(n: int) -> Key:
+    """Key number ``n`` (the same on every run)."""
+    priv = hashlib.sha256(b"tally test key %d" % n).digest()
+    pub = pubkey_from_privkey(priv)
+    return Key(priv, pub, hash160(pub))
+
+
+def coinbase(height: int, pubkey_hash: bytes, amount: int, extra: bytes = b"") -> Transaction:
+    """A coinbase for ``height`` paying ``amount`` to ``pubkey_hash``."""
+    return Transaction(
+        1,
+        (TxIn(NULL_OUTPOINT, b"", height.to_bytes(4, "little") + extra),),
+        (TxOut(amount, pubkey_hash),),
+        0,
+    )
+
+
+def spend(
+    coins: Sequence[tuple[OutPoint, TxOut, Key]],
+    outputs: Sequence[TxOut],
+    params: NetworkParams = REGTEST,
+    locktime: int = 0,
+) -> Transaction:
+    """A signed transaction spending ``coins`` (outpoint, the output it holds, its owner)."""
+    unsigned = Transaction(1, tuple(TxIn(op) for op, _, _ in coins), tuple(outputs), locktime)
+    return sign_transaction(
+        unsigned, [out for _, out, _ in coins], [k.privkey for _, _, k in coins], params
+    )
+
+
+def solve(header: BlockHeader, params: NetworkParams) -> BlockHeader:
+    """The header with the first nonce that meets its bits (instant on regtest)."""
+    nonce = header.nonce
+    while True:
+        candidate = BlockHeader(
+            header.version, header.prev_hash, header.merkle_root, header.time, header.bits, nonce
+        )
+        if check_proof_of_work(candidate.hash(), candidate.bits, params.pow_limit):
+            return candidate
+        nonce += 1
+
+
+def mine_block(
+    prev_hash: bytes,
+    height: int,
+    txs: Sequence[Transaction],
+    time: int,
+    pubkey_hash: bytes,
+    params: NetworkParams = REGTEST,
+    fees: int = 0,
+    bits: int | None = None,
+) -> Block:
+    """A block at ``height`` on ``prev_hash`` with a coinbase claiming subsidy + ``fees``."""
+    cb = coinbase(height, pubkey_hash, block_subsidy(height, params) + fees)
+    all_txs = (cb, *txs)
+    root, _ = merkle_root([tx.txid() for tx in all_txs])
+    header = BlockHeader(
+        1, prev_hash, root, time, params.pow_limit_bits if bits is None else bits, 0
+    )
+    return Block(solve(header, params), all_txs)
+
+
+@dataclass
+class ChainBuilder:
+    """A regtest chain on a ``MemoryCoinsView``, grown through the real validation."""
+
+    params: NetworkParams = REGTEST
+    miner: Key = field(default_factory=lambda: key(0))
+    view: MemoryCoinsView = field(default_factory=MemoryCoinsView)
+    blocks: list[Block] = field(default_factory=list)
+    undos: list[BlockUndo] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        genesis = self.params.genesis
+        check_block(genesis, self.params)
+        self.undos.append(connect_block(genesis, 0, self.view, self.params))
+        self.blocks.append(genesis)
+
+    @property
+    def height(self) -> int:
+        return len(self.blocks) - 1
+
+    @property
+    def tip(self) -> Block:
+        return self.blocks[-1]
+
+    def next_block(self, txs: Sequence[Transaction] = (), fees: int = 0) -> Block:
+        """The block that would extend the tip (not connected)."""
+        height = self.height + 1
+        return mine_block(
+            self.tip.hash(),
+            height,
+            txs,
+            self.params.genesis_time + height * 60,
+            self.miner.pubkey_hash,
+            self.params,
+            fees,
+        )
+
+    def add(self, block: Block) -> BlockUndo:
+        """Check and connect ``block`` at the next height."""
+        check_block(block, self.params)
+        undo = connect_block(block, self.height + 1, self.view, self.params)
+        self.blocks.append(block)
+        self.undos.append(undo)
+        return undo
+
+    def grow(self, count: int) -> None:
+        """Add ``count`` empty blocks."""
+        for _ in range(count):
+            self.add(self.next_block())
+
+    def coinbase_coin(self, height: int) -> tuple[OutPoint, TxOut, Key]:
+        """The coinbase output of the block at ``height``, ready for ``spend``."""
+        cb = self.blocks[height].txs[0]
+        return OutPoint(cb.txid(), 0), cb.outputs[0], self.miner
