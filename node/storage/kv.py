@@ -1,0 +1,267 @@
+"""The key-value store interface that the chainstate is written against.
+
+Job: define ``KeyValueStore`` and ``WriteBatch``, the small contract every storage backend meets,
+and the exceptions storage raises. The public methods here check arguments and state and then
+delegate to a backend's ``_``-prefixed hooks, so every backend enforces the same rules.
+
+Invariants every backend keeps (checked by ``tests/unit/test_storage_contract.py``):
+
+- Keys and values are ``bytes`` (the empty string included); anything else raises ``TypeError``.
+  ``get`` of a missing key returns ``None``, never ``b""``.
+- ``iterate(prefix)`` yields exactly the ``(key, value)`` pairs whose key starts with ``prefix``,
+  in ascending unsigned byte order of the key (descending with ``reverse=True``). It sees the store
+  as it was when ``iterate`` was called: writes made while iterating do not show up in, or break,
+  an iteration in progress.
+- A write batch is atomic: its puts and deletes become visible together when it is committed
+  (normal exit of its ``with`` block, or ``commit()``), and nothing is applied if the ``with``
+  block raises. Within a batch, a later operation on a key wins over an earlier one. A batch is
+  used once: any use after it is committed or discarded raises ``BatchClosedError``.
+- A closed store raises ``StorageClosedError`` on every operation (including batches created
+  before the close and iterations in progress) except ``close()``, which is idempotent.
+- Backend failures surface as ``StorageError`` (with the backend's exception chained), so the
+  node can stop with a clear message instead of a library-specific traceback.
+
+Left to others: the key schema, its version and the encoding of values (the chainstate); deciding
+which writes must be synced (the caller passes ``sync``; single ``put``/``delete`` calls are not
+synced, so anything that must survive a crash goes through a ``sync=True`` batch); and
+concurrency. Stores are not thread-safe: the node uses one store from one thread (its event loop),
+and worker processes never open the database.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Self
+
+__all__ = [
+    "BatchClosedError",
+    "KeyValueStore",
+    "StorageClosedError",
+    "StorageError",
+    "WriteBatch",
+    "prefix_upper_bound",
+    "require_bytes",
+]
+
+
+class StorageError(Exception):
+    """A storage operation failed; the backend's own exception, if any, is the ``__cause__``."""
+
+
+class StorageClosedError(StorageError):
+    """The store was used after ``close()``."""
+
+
+class BatchClosedError(StorageError):
+    """A write batch was used after it was committed or discarded."""
+
+
+def require_bytes(what: str, value: object) -> bytes:
+    """Return ``value`` if it is ``bytes``; raise ``TypeError`` naming ``what`` otherwise."""
+    if not isinstance(value, bytes):
+        raise TypeError(f"{what} must be bytes, not {type(value).__name__}")
+    return value
+
+
+def prefix_upper_bound(prefix: bytes) -> bytes | None:
+    """Return the smallest key greater than every key starting with ``prefix``.
+
+    ``None`` means there is no such bound: the prefix is empty or all ``0xff`` bytes, so the range
+    runs to the end of the key space.
+    """
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        return None
+    return stripped[:-1] + bytes([stripped[-1] + 1])
+
+
+class WriteBatch(ABC):
+    """A set of puts and deletes applied to its store atomically, once.
+
+    Use it as a context manager (committed on normal exit, discarded if the block raises) or call
+    ``commit()`` / ``discard()`` explicitly. Nothing written to a batch is visible through the
+    store, or through the batch, until it is committed.
+    """
+
+    def __init__(self, store: KeyValueStore, *, sync: bool) -> None:
+        self._store = store
+        self._sync = sync
+        self._finished = False
+
+    @property
+    def sync(self) -> bool:
+        """Whether committing waits for the write to reach stable storage."""
+        return self._sync
+
+    @property
+    def finished(self) -> bool:
+        """True once the batch has been committed or discarded."""
+        return self._finished
+
+    def put(self, key: bytes, value: bytes) -> None:
+        """Set ``key`` to ``value`` when the batch is committed."""
+        self._check_usable()
+        self._put(require_bytes("key", key), require_bytes("value", value))
+
+    def delete(self, key: bytes) -> None:
+        """Remove ``key`` (if present) when the batch is committed."""
+        self._check_usable()
+        self._delete(require_bytes("key", key))
+
+    def commit(self) -> None:
+        """Apply every operation in the batch atomically; the batch cannot be used afterwards.
+
+        If the write fails (``StorageError``), nothing was applied and the batch is still finished.
+        """
+        self._check_usable()
+        self._finished = True
+        self._write()
+
+    def discard(self) -> None:
+        """Drop every operation in the batch without applying any; idempotent."""
+        if not self._finished:
+            self._finished = True
+            self._clear()
+
+    def __enter__(self) -> Self:
+        self._check_usable()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:
+            self.discard()
+        elif not self._finished:
+            # An explicit commit() or discard() inside the block already decided the outcome.
+            self.commit()
+
+    def _check_usable(self) -> None:
+        if self._finished:
+            raise BatchClosedError("write batch already committed or discarded")
+        self._store._check_open()
+
+    @abstractmethod
+    def _put(self, key: bytes, value: bytes) -> None:
+        """Record a put (arguments already validated)."""
+
+    @abstractmethod
+    def _delete(self, key: bytes) -> None:
+        """Record a delete (argument already validated)."""
+
+    @abstractmethod
+    def _write(self) -> None:
+        """Apply the recorded operations atomically, honouring ``self.sync``."""
+
+    @abstractmethod
+    def _clear(self) -> None:
+        """Forget the recorded operations."""
+
+
+class KeyValueStore(ABC):
+    """An ordered map from ``bytes`` to ``bytes`` with prefix iteration and atomic batches.
+
+    Closing the store (``close()`` or leaving its ``with`` block) releases the backend; every later
+    operation raises ``StorageClosedError``.
+    """
+
+    def __init__(self) -> None:
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` has been called."""
+        return self._closed
+
+    def get(self, key: bytes) -> bytes | None:
+        """Return the value stored under ``key``, or ``None`` if there is none."""
+        self._check_open()
+        return self._get(require_bytes("key", key))
+
+    def put(self, key: bytes, value: bytes) -> None:
+        """Store ``value`` under ``key``, replacing any previous value (not synced)."""
+        self._check_open()
+        self._put(require_bytes("key", key), require_bytes("value", value))
+
+    def delete(self, key: bytes) -> None:
+        """Remove ``key``; removing a missing key is not an error (not synced)."""
+        self._check_open()
+        self._delete(require_bytes("key", key))
+
+    def iterate(
+        self, prefix: bytes = b"", *, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Yield ``(key, value)`` for every key starting with ``prefix``, in key byte order.
+
+        The order is ascending, or descending with ``reverse=True``. The iteration reflects the
+        store at the time of this call. Advancing it after the store is closed raises
+        ``StorageClosedError``.
+        """
+        self._check_open()
+        return self._guarded(self._iterate(require_bytes("prefix", prefix), reverse))
+
+    def write_batch(self, sync: bool = True) -> WriteBatch:
+        """Start an atomic batch; with ``sync=True`` its commit waits for stable storage."""
+        self._check_open()
+        return self._new_batch(sync)
+
+    def close(self) -> None:
+        """Release the backend; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._close()
+
+    def __enter__(self) -> Self:
+        self._check_open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StorageClosedError(f"{type(self).__name__} is closed")
+
+    def _guarded(self, items: Iterator[tuple[bytes, bytes]]) -> Iterator[tuple[bytes, bytes]]:
+        while True:
+            self._check_open()
+            try:
+                item = next(items)
+            except StopIteration:
+                return
+            yield item
+
+    @abstractmethod
+    def _get(self, key: bytes) -> bytes | None:
+        """Backend lookup (argument already validated)."""
+
+    @abstractmethod
+    def _put(self, key: bytes, value: bytes) -> None:
+        """Backend write (arguments already validated)."""
+
+    @abstractmethod
+    def _delete(self, key: bytes) -> None:
+        """Backend delete (argument already validated); a missing key is fine."""
+
+    @abstractmethod
+    def _iterate(self, prefix: bytes, reverse: bool) -> Iterator[tuple[bytes, bytes]]:
+        """Return an iterator over the snapshot taken now (not a lazy generator)."""
+
+    @abstractmethod
+    def _new_batch(self, sync: bool) -> WriteBatch:
+        """Return a fresh, empty batch bound to this store."""
+
+    @abstractmethod
+    def _close(self) -> None:
+        """Release backend resources; called at most once."""
