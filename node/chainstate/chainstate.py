@@ -1,0 +1,754 @@
+"""The chainstate: stored blocks, the active chain, the UTXO set, undo data and the indexes.
+
+Job: take blocks in any order, keep every valid one, and keep the active chain on the valid chain
+with the most work, reorganising through undo data when another chain overtakes it. Rules come
+from ``consensus``; this class decides where blocks go and writes the results.
+
+Invariants:
+- Connecting or disconnecting one block is one atomic, synced write batch that moves the UTXO
+  set, the undo data, the indexes, the UTXO stats and the tip together (key schema in
+  ``node.chainstate.schema``). A crash at any moment leaves a database that opens at a consistent
+  tip; a reorganisation cut short is resumed at the next start.
+- Start-up reads a handful of keys (version, network, tip, stats): its cost does not depend on the
+  length of the chain. Block index entries are read on demand and cached.
+- A block that breaks a rule in its context is stored as failed with its reject code, and so is
+  every block found to descend from it; neither is ever accepted again. A block that fails a
+  context-free check is not stored at all (it may be a mutated copy of a good block).
+- Equal work does not switch chains: the tip seen first stays.
+- Orphans (parent unknown) wait in a bounded pool and are processed when their parent arrives.
+
+Left to others: relaying, the mempool, mining and the clock's source (``clock`` is injected), the
+signature cache (``verify`` is injected). Events go to subscribers after each commit.
+Not thread-safe: one caller at a time (the node's event loop).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import msgpack
+
+from consensus import (
+    Block,
+    BlockUndo,
+    Coin,
+    CoinsViewCache,
+    NetworkParams,
+    OutPoint,
+    Transaction,
+    UndoMismatchError,
+    ValidationError,
+    block_work,
+    check_block,
+    connect_block,
+    disconnect_block,
+    verify_block_context,
+    verify_header,
+    verify_signature,
+)
+from consensus import errors as codes
+from consensus.validation import SignatureVerifier
+from node.chainstate import schema as k
+from node.chainstate.blockindex import BlockIndexEntry, Status
+from node.chainstate.events import BlockConnected, BlockDisconnected, ChainEvent, TipChanged
+from node.chainstate.utxohash import UtxoStats
+from node.storage import KeyValueStore, WriteBatch
+
+log = logging.getLogger(__name__)
+
+MAX_ORPHANS = 200
+"""Blocks kept while their parent is unknown; the oldest goes first."""
+INDEX_CACHE_SIZE = 50_000
+COIN_CACHE_SIZE = 500_000
+
+
+class ChainstateError(Exception):
+    """The database cannot be used: another network's, a newer schema, or corrupt."""
+
+
+@dataclass(frozen=True)
+class AcceptResult:
+    """What became of a block handed to ``process_block``.
+
+    ``status`` is ``active`` (on the active chain now), ``side`` (stored on another chain) or
+    ``orphan`` (parent unknown, kept in the orphan pool: reject code ``prev-blk-not-found``).
+    """
+
+    hash: bytes
+    status: str
+    height: int | None = None
+
+
+@dataclass(frozen=True)
+class UtxoSetInfo:
+    height: int
+    best_hash: bytes
+    count: int
+    total_amount: int
+    hash: bytes
+
+
+class _StoredCoins:
+    """The UTXO set in the store, behind a bounded read cache. Writes go through batches."""
+
+    def __init__(self, store: KeyValueStore, cache_size: int) -> None:
+        self._store = store
+        self._cache: dict[OutPoint, Coin] = {}
+        self._cache_size = cache_size
+
+    def get_coin(self, outpoint: OutPoint) -> Coin | None:
+        coin = self._cache.get(outpoint)
+        if coin is None:
+            raw = self._store.get(k.coin_key(outpoint.txid, outpoint.index))
+            if raw is None:
+                return None
+            coin = Coin.deserialize(raw)
+            self._remember(outpoint, coin)
+        return coin
+
+    def add_coin(self, outpoint: OutPoint, coin: Coin) -> None:
+        raise RuntimeError("the stored UTXO set changes only through a chainstate batch")
+
+    def spend_coin(self, outpoint: OutPoint) -> Coin | None:
+        raise RuntimeError("the stored UTXO set changes only through a chainstate batch")
+
+    def committed(self, changes: dict[OutPoint, Coin | None]) -> None:
+        """Bring the cache in line with a batch that has just been committed."""
+        for outpoint, coin in changes.items():
+            if coin is None:
+                self._cache.pop(outpoint, None)
+            else:
+                self._remember(outpoint, coin)
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+    def _remember(self, outpoint: OutPoint, coin: Coin) -> None:
+        if len(self._cache) >= self._cache_size:
+            del self._cache[next(iter(self._cache))]
+        self._cache[outpoint] = coin
+
+
+class Chainstate:
+    """Blocks, the active chain and the UTXO set of one network, in one key-value store."""
+
+    def __init__(
+        self,
+        store: KeyValueStore,
+        params: NetworkParams,
+        *,
+        clock: Callable[[], float] = time.time,
+        verify: SignatureVerifier = verify_signature,
+        max_orphans: int = MAX_ORPHANS,
+        sync: bool = True,
+    ) -> None:
+        self.store = store
+        self.params = params
+        self._clock = clock
+        self._verify = verify
+        self._max_orphans = max_orphans
+        self._sync = sync
+        self._coins = _StoredCoins(store, COIN_CACHE_SIZE)
+        self._index_cache: dict[bytes, BlockIndexEntry] = {}
+        self._orphans: OrderedDict[bytes, Block] = OrderedDict()
+        self._listeners: list[Callable[[ChainEvent], None]] = []
+        self._open()
+
+    # --- start-up -------------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        version = self.store.get(k.K_VERSION)
+        if version is None:
+            self._initialise()
+        elif k.read_u32(version) != k.SCHEMA_VERSION:
+            raise ChainstateError(
+                f"database schema version {k.read_u32(version)}, this node reads {k.SCHEMA_VERSION}"
+            )
+        network = (self.store.get(k.K_NETWORK) or b"").decode("ascii", "replace")
+        if network != self.params.name:
+            raise ChainstateError(
+                f"this data directory holds the {network!r} network, not {self.params.name!r}"
+            )
+        if self.store.get(k.K_REINDEX) is not None:
+            log.warning("a reindex was interrupted; reindexing again")
+            self.reindex()
+            return
+        self._load_tip()
+        target = self.store.get(k.K_REORG)
+        if target is not None:
+            entry = self.get_entry(target)
+            log.warning("resuming an interrupted reorganisation")
+            if entry is not None and entry.have_data and not entry.failed:
+                self._activate_best_chain(entry)
+            self._write_key(k.K_REORG, None)
+
+    def _initialise(self) -> None:
+        log.info("creating a new %s chainstate", self.params.name)
+        with self.store.write_batch(sync=self._sync) as batch:
+            batch.put(k.K_VERSION, k.u32(k.SCHEMA_VERSION))
+            batch.put(k.K_NETWORK, self.params.name.encode("ascii"))
+            batch.put(k.K_SEQUENCE, k.u64(0))
+            batch.put(k.K_STATS, UtxoStats().serialize())
+        genesis = self.params.genesis
+        check_block(genesis, self.params)
+        entry = self._store_block(genesis, height=0, chainwork=block_work(genesis.header.bits))
+        self._tip: BlockIndexEntry | None = None
+        self._stats = UtxoStats()
+        self._connect(entry)
+
+    def _load_tip(self) -> None:
+        tip_hash = self.store.get(k.K_TIP)
+        stats = self.store.get(k.K_STATS)
+        if tip_hash is None or stats is None:
+            raise ChainstateError("the database has no tip: run `tally-node reindex`")
+        tip = self.get_entry(tip_hash)
+        if tip is None:
+            raise ChainstateError("the tip's block index entry is missing: the database is corrupt")
+        self._tip = tip
+        self._stats = UtxoStats.deserialize(stats)
+
+    # --- reading --------------------------------------------------------------------------------
+
+    @property
+    def tip(self) -> BlockIndexEntry:
+        assert self._tip is not None
+        return self._tip
+
+    @property
+    def height(self) -> int:
+        return self.tip.height
+
+    def get_entry(self, block_hash: bytes) -> BlockIndexEntry | None:
+        entry = self._index_cache.get(block_hash)
+        if entry is None:
+            raw = self.store.get(k.index_key(block_hash))
+            if raw is None:
+                return None
+            entry = BlockIndexEntry.deserialize(block_hash, raw)
+            self._cache_entry(entry)
+        return entry
+
+    def get_block(self, block_hash: bytes) -> Block | None:
+        raw = self.store.get(k.block_key(block_hash))
+        return None if raw is None else Block.deserialize(raw)
+
+    def get_block_bytes(self, block_hash: bytes) -> bytes | None:
+        return self.store.get(k.block_key(block_hash))
+
+    def get_undo(self, block_hash: bytes) -> BlockUndo | None:
+        raw = self.store.get(k.undo_key(block_hash))
+        return None if raw is None else BlockUndo.deserialize(raw)
+
+    def hash_at_height(self, height: int) -> bytes | None:
+        """The active chain's block at ``height``."""
+        if height < 0:
+            return None
+        return self.store.get(k.height_key(height))
+
+    def in_active_chain(self, entry: BlockIndexEntry) -> bool:
+        return self.hash_at_height(entry.height) == entry.hash
+
+    def get_coin(self, outpoint: OutPoint) -> Coin | None:
+        return self._coins.get_coin(outpoint)
+
+    @property
+    def coins(self) -> _StoredCoins:
+        """The UTXO set as a read-only coins view (for the mempool)."""
+        return self._coins
+
+    def get_tx_location(self, txid: bytes) -> tuple[BlockIndexEntry, int] | None:
+        """The active-chain block holding ``txid`` and the transaction's position in it."""
+        raw = self.store.get(k.tx_key(txid))
+        if raw is None:
+            return None
+        block_hash, position = msgpack.unpackb(raw, raw=True)
+        entry = self.get_entry(block_hash)
+        return None if entry is None else (entry, position)
+
+    def get_transaction(self, txid: bytes) -> tuple[Transaction, BlockIndexEntry, int] | None:
+        located = self.get_tx_location(txid)
+        if located is None:
+            return None
+        entry, position = located
+        block = self.get_block(entry.hash)
+        if block is None:
+            return None
+        return block.txs[position], entry, position
+
+    def get_spender(self, outpoint: OutPoint) -> tuple[bytes, int] | None:
+        """The active-chain transaction spending ``outpoint``, and its input index."""
+        raw = self.store.get(k.spender_key(outpoint.txid, outpoint.index))
+        if raw is None:
+            return None
+        txid, index = msgpack.unpackb(raw, raw=True)
+        return txid, index
+
+    def address_history(
+        self, pubkey_hash: bytes, before: tuple[int, int] | None = None
+    ) -> Iterator[tuple[bytes, int, int]]:
+        """``(txid, height, position)`` of active-chain transactions touching the address,
+        newest first, starting strictly before ``before`` = (height, position) if given."""
+        prefix = k.P_ADDR_TX + pubkey_hash
+        for key, txid in self.store.iterate(prefix, reverse=True):
+            height = k.read_u32(key[21:25])
+            position = k.read_u32(key[25:29])
+            if before is not None and (height, position) >= before:
+                continue
+            yield txid, height, position
+
+    def address_utxos(self, pubkey_hash: bytes) -> Iterator[tuple[OutPoint, Coin]]:
+        """The address's unspent outputs on the active chain."""
+        prefix = k.P_ADDR_UTXO + pubkey_hash
+        for key, raw in self.store.iterate(prefix):
+            yield OutPoint(key[21:53], k.read_u32(key[53:57])), Coin.deserialize(raw)
+
+    def utxo_set_info(self) -> UtxoSetInfo:
+        s = self._stats
+        return UtxoSetInfo(self.height, self.tip.hash, s.count, s.total_amount, s.hash())
+
+    def median_time_past(self, entry: BlockIndexEntry | None = None) -> int:
+        """Median of the times of ``entry`` (default the tip) and its 10 predecessors."""
+        entry = entry or self.tip
+        times: list[int] = []
+        cur: BlockIndexEntry | None = entry
+        while cur is not None and len(times) < 11:
+            times.append(cur.header.time)
+            cur = self.get_entry(cur.prev_hash) if cur.height > 0 else None
+        return sorted(times)[len(times) // 2]
+
+    def ancestor(self, entry: BlockIndexEntry, height: int) -> BlockIndexEntry:
+        """The ancestor of ``entry`` at ``height`` (``entry`` itself at its own height)."""
+        if not 0 <= height <= entry.height:
+            raise ValueError(f"no ancestor at height {height} below {entry.height}")
+        cur = entry
+        while cur.height > height:
+            if self.hash_at_height(cur.height) == cur.hash:
+                found = self.hash_at_height(height)
+                assert found is not None
+                result = self.get_entry(found)
+                assert result is not None
+                return result
+            parent = self.get_entry(cur.prev_hash)
+            if parent is None:
+                raise ChainstateError(f"block index is missing the parent of {cur.hash.hex()}")
+            cur = parent
+        return cur
+
+    def orphan_count(self) -> int:
+        return len(self._orphans)
+
+    # --- events ---------------------------------------------------------------------------------
+
+    def subscribe(self, listener: Callable[[ChainEvent], None]) -> None:
+        """Call ``listener(event)`` after every committed change (see ``events``)."""
+        self._listeners.append(listener)
+
+    def _emit(self, event: ChainEvent) -> None:
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:
+                log.exception("a chainstate event subscriber failed on %s", type(event).__name__)
+
+    # --- accepting blocks -----------------------------------------------------------------------
+
+    def process_block(self, block: Block) -> AcceptResult:
+        """Validate and store ``block``, then move the active chain if it now has more work.
+
+        Raises ``ValidationError`` for a block that breaks a rule (``duplicate`` for one already
+        stored). An orphan is not an error: it is kept and reported as ``status="orphan"``.
+        """
+        block_hash = block.hash()
+        known = self.get_entry(block_hash)
+        if known is not None:
+            if known.failed:
+                raise ValidationError(
+                    known.reject_code or codes.BAD_PREVBLK, "block is known to be invalid"
+                )
+            if known.have_data:
+                raise ValidationError(codes.DUPLICATE, "block already stored")
+        if block_hash in self._orphans:
+            raise ValidationError(codes.DUPLICATE, "block already waiting for its parent")
+        check_block(block, self.params)
+        parent = self.get_entry(block.header.prev_hash)
+        if parent is None:
+            self._add_orphan(block_hash, block)
+            return AcceptResult(block_hash, "orphan")
+        entry = self._accept(block, parent)
+        best = entry
+        for child in self._adopt_orphans(block_hash):
+            if child.better_than(best):
+                best = child
+        self._activate_best_chain(best)
+        if self.in_active_chain(entry):
+            return AcceptResult(block_hash, "active", entry.height)
+        stored = self.get_entry(block_hash)
+        if stored is not None and stored.failed:
+            raise ValidationError(
+                stored.reject_code or codes.BAD_PREVBLK, "block failed to connect"
+            )
+        return AcceptResult(block_hash, "side", entry.height)
+
+    def _accept(self, block: Block, parent: BlockIndexEntry) -> BlockIndexEntry:
+        """Contextual checks against the parent; store the block. Raises on failure."""
+        header = block.header
+        height = parent.height + 1
+        if parent.failed:
+            self._store_failed_header(block, parent, Status.FAILED_CHILD, codes.BAD_PREVBLK)
+            raise ValidationError(codes.BAD_PREVBLK, "the parent block is invalid")
+        try:
+            verify_header(
+                header,
+                height,
+                parent.header.bits,
+                lambda h: self.ancestor(parent, h).header.time,
+                self.params,
+                int(self._clock()),
+            )
+            verify_block_context(block, height)
+        except ValidationError as err:
+            if err.code != codes.TIME_TOO_NEW:  # may become valid later: not marked
+                self._store_failed_header(block, parent, Status.FAILED, err.code)
+            raise
+        return self._store_block(block, height, parent.chainwork + block_work(header.bits))
+
+    def _store_block(self, block: Block, height: int, chainwork: int) -> BlockIndexEntry:
+        sequence = self._next_sequence()
+        entry = BlockIndexEntry(
+            block.hash(), block.header, height, chainwork, Status.HAVE_DATA, sequence
+        )
+
+        def write(batch: WriteBatch) -> None:
+            batch.put(k.block_key(entry.hash), block.serialize())
+            batch.put(k.index_key(entry.hash), entry.serialize())
+            batch.put(k.K_SEQUENCE, k.u64(sequence + 1))
+
+        self._put_now(write)
+        self._cache_entry(entry)
+        return entry
+
+    def _store_failed_header(
+        self, block: Block, parent: BlockIndexEntry, status: Status, code: str
+    ) -> None:
+        entry = BlockIndexEntry(
+            block.hash(),
+            block.header,
+            parent.height + 1,
+            parent.chainwork + block_work(block.header.bits),
+            status,
+            self._next_sequence(),
+            code,
+        )
+        self._write_key(k.index_key(entry.hash), entry.serialize())
+        self._cache_entry(entry)
+        log.info("block %s at height %d is invalid: %s", block.hash_hex(), entry.height, code)
+
+    def _next_sequence(self) -> int:
+        raw = self.store.get(k.K_SEQUENCE)
+        return 0 if raw is None else k.read_u64(raw)
+
+    def _add_orphan(self, block_hash: bytes, block: Block) -> None:
+        self._orphans[block_hash] = block
+        while len(self._orphans) > self._max_orphans:
+            self._orphans.popitem(last=False)
+        log.debug("kept orphan %s (%d waiting)", block.hash_hex(), len(self._orphans))
+
+    def _adopt_orphans(self, parent_hash: bytes) -> list[BlockIndexEntry]:
+        """Accept every orphan that descends from ``parent_hash``; return their entries."""
+        accepted: list[BlockIndexEntry] = []
+        queue = [parent_hash]
+        while queue:
+            parent_hash = queue.pop()
+            children = [h for h, b in self._orphans.items() if b.header.prev_hash == parent_hash]
+            for child_hash in children:
+                child = self._orphans.pop(child_hash)
+                parent = self.get_entry(parent_hash)
+                assert parent is not None
+                try:
+                    accepted.append(self._accept(child, parent))
+                except ValidationError as err:
+                    log.info("orphan %s rejected: %s", child.hash_hex(), err.code)
+                    continue
+                queue.append(child_hash)
+        return accepted
+
+    # --- choosing the active chain --------------------------------------------------------------
+
+    def _activate_best_chain(self, candidate: BlockIndexEntry) -> None:
+        """Make ``candidate`` the tip if it beats the current one, falling back on failure."""
+        while candidate.better_than(self.tip):
+            old_tip = self.tip
+            fork, path = self._path_from_fork(candidate)
+            if path is None:
+                return
+            depth = old_tip.height - fork.height
+            if depth:
+                log.info(
+                    "reorganising: %d block(s) off the chain at height %d, %d on",
+                    depth,
+                    fork.height,
+                    len(path),
+                )
+                self._write_key(k.K_REORG, candidate.hash)
+            while self.tip.hash != fork.hash:
+                self._disconnect_tip()
+            failed_at = None
+            for pos, entry in enumerate(path):
+                try:
+                    self._connect(entry)
+                except ValidationError as err:
+                    failed_at = pos
+                    self._mark_failed(entry, err.code, path[pos + 1 :])
+                    break
+            if depth:
+                self._write_key(k.K_REORG, None)
+            self._emit(TipChanged(old_tip.hash, self.tip.hash, self.tip.height, depth))
+            if failed_at is None:
+                return
+            candidate = old_tip  # the old chain is known good: go back if it is better
+
+    def _path_from_fork(
+        self, candidate: BlockIndexEntry
+    ) -> tuple[BlockIndexEntry, list[BlockIndexEntry] | None]:
+        """The last common block of the active chain and ``candidate``, and the blocks from
+        there to ``candidate`` (oldest first); ``None`` for a path through a failed block."""
+        path: list[BlockIndexEntry] = []
+        cur = candidate
+        while not self.in_active_chain(cur):
+            path.append(cur)
+            parent = self.get_entry(cur.prev_hash)
+            if parent is None:
+                raise ChainstateError(f"block index is missing the parent of {cur.hash.hex()}")
+            cur = parent
+        path.reverse()
+        for pos, entry in enumerate(path):
+            if entry.failed or not entry.have_data:
+                self._mark_failed(path[pos], entry.reject_code or codes.BAD_PREVBLK, path[pos:])
+                return cur, None
+        return cur, path
+
+    def _mark_failed(
+        self, entry: BlockIndexEntry, code: str, descendants: list[BlockIndexEntry]
+    ) -> None:
+        log.warning(
+            "block %s at height %d is invalid: %s", entry.hash[::-1].hex(), entry.height, code
+        )
+        marked = [entry.with_status((entry.status | Status.FAILED) & ~Status.CONNECTED, code)]
+        for child in descendants:
+            if child.hash != entry.hash:
+                marked.append(
+                    child.with_status(child.status | Status.FAILED_CHILD, codes.BAD_PREVBLK)
+                )
+
+        def write(batch: WriteBatch) -> None:
+            for e in marked:
+                batch.put(k.index_key(e.hash), e.serialize())
+
+        self._put_now(write)
+        for e in marked:
+            self._cache_entry(e)
+
+    # --- connecting and disconnecting -----------------------------------------------------------
+
+    def _connect(self, entry: BlockIndexEntry) -> None:
+        """Connect the stored block ``entry`` on top of the tip, in one synced batch."""
+        block = self.get_block(entry.hash)
+        if block is None:
+            raise ChainstateError(f"block {entry.hash[::-1].hex()} has no stored body")
+        pending = CoinsViewCache(self._coins)
+        undo = connect_block(block, entry.height, pending, self.params, self._verify)
+        stats = self._stats.copy()
+        spent: dict[OutPoint, Coin] = {}
+        for tx, coins in zip(block.txs[1:], undo.spent, strict=True):
+            for txin, coin in zip(tx.inputs, coins, strict=True):
+                spent[txin.prevout] = coin
+                stats.remove(txin.prevout, coin)
+        for tx in block.txs:
+            txid = tx.txid()
+            for index, out in enumerate(tx.outputs):
+                stats.add(OutPoint(txid, index), Coin(out, entry.height, tx.is_coinbase()))
+        connected = entry.with_status(entry.status | Status.CONNECTED)
+
+        def write(batch: WriteBatch) -> None:
+            self._write_coin_changes(batch, pending.changes, spent)
+            batch.put(k.undo_key(entry.hash), undo.serialize())
+            self._write_tx_indexes(batch, block, entry.height, undo, add=True)
+            batch.put(k.height_key(entry.height), entry.hash)
+            batch.put(k.K_TIP, entry.hash)
+            batch.put(k.K_STATS, stats.serialize())
+            batch.put(k.index_key(entry.hash), connected.serialize())
+
+        self._put_now(write)
+        self._coins.committed(pending.changes)
+        self._stats = stats
+        self._tip = connected
+        self._cache_entry(connected)
+        log.info("block %d connected: %s, %d tx", entry.height, block.hash_hex(), len(block.txs))
+        self._emit(BlockConnected(block, entry.height))
+
+    def _disconnect_tip(self) -> None:
+        """Disconnect the tip block, in one synced batch, using its undo data."""
+        entry = self.tip
+        if entry.height == 0:
+            raise ChainstateError("cannot disconnect the genesis block")
+        block = self.get_block(entry.hash)
+        undo = self.get_undo(entry.hash)
+        if block is None or undo is None:
+            raise ChainstateError(f"block {entry.hash[::-1].hex()} lacks its body or undo data")
+        pending = CoinsViewCache(self._coins)
+        try:
+            disconnect_block(block, undo, pending)
+        except UndoMismatchError as err:
+            raise ChainstateError(f"cannot disconnect {block.hash_hex()}: {err}") from err
+        stats = self._stats.copy()
+        removed: dict[OutPoint, Coin] = {}
+        for tx in block.txs:
+            txid = tx.txid()
+            for index, out in enumerate(tx.outputs):
+                outpoint = OutPoint(txid, index)
+                coin = Coin(out, entry.height, tx.is_coinbase())
+                removed[outpoint] = coin
+                stats.remove(outpoint, coin)
+        for tx, coins in zip(block.txs[1:], undo.spent, strict=True):
+            for txin, coin in zip(tx.inputs, coins, strict=True):
+                stats.add(txin.prevout, coin)
+        parent = self.get_entry(entry.prev_hash)
+        assert parent is not None
+
+        def write(batch: WriteBatch) -> None:
+            self._write_coin_changes(batch, pending.changes, removed)
+            batch.delete(k.undo_key(entry.hash))
+            self._write_tx_indexes(batch, block, entry.height, undo, add=False)
+            batch.delete(k.height_key(entry.height))
+            batch.put(k.K_TIP, parent.hash)
+            batch.put(k.K_STATS, stats.serialize())
+
+        self._put_now(write)
+        self._coins.committed(pending.changes)
+        self._stats = stats
+        self._tip = parent
+        log.info("block %d disconnected: %s", entry.height, block.hash_hex())
+        self._emit(BlockDisconnected(block, entry.height))
+
+    @staticmethod
+    def _write_coin_changes(
+        batch: WriteBatch,
+        changes: dict[OutPoint, Coin | None],
+        gone: dict[OutPoint, Coin],
+    ) -> None:
+        """UTXO and address-UTXO entries; ``gone`` holds the coins behind ``None`` changes."""
+        for outpoint, coin in changes.items():
+            key = k.coin_key(outpoint.txid, outpoint.index)
+            if coin is None:
+                old = gone[outpoint]
+                batch.delete(key)
+                batch.delete(k.addr_utxo_key(old.output.pubkey_hash, outpoint.txid, outpoint.index))
+            else:
+                raw = coin.serialize()
+                batch.put(key, raw)
+                batch.put(
+                    k.addr_utxo_key(coin.output.pubkey_hash, outpoint.txid, outpoint.index), raw
+                )
+
+    @staticmethod
+    def _write_tx_indexes(
+        batch: WriteBatch, block: Block, height: int, undo: BlockUndo, *, add: bool
+    ) -> None:
+        """Transaction, spender and address-history entries of ``block``, added or removed."""
+        block_hash = block.hash()
+        for pos, tx in enumerate(block.txs):
+            txid = tx.txid()
+            addresses = {out.pubkey_hash for out in tx.outputs}
+            if pos > 0:
+                addresses.update(c.output.pubkey_hash for c in undo.spent[pos - 1])
+            if add:
+                batch.put(k.tx_key(txid), msgpack.packb([block_hash, pos], use_bin_type=True))
+                for pkh in addresses:
+                    batch.put(k.addr_tx_key(pkh, height, pos), txid)
+                if pos > 0:
+                    for n, txin in enumerate(tx.inputs):
+                        batch.put(
+                            k.spender_key(txin.prevout.txid, txin.prevout.index),
+                            msgpack.packb([txid, n], use_bin_type=True),
+                        )
+            else:
+                batch.delete(k.tx_key(txid))
+                for pkh in addresses:
+                    batch.delete(k.addr_tx_key(pkh, height, pos))
+                if pos > 0:
+                    for txin in tx.inputs:
+                        batch.delete(k.spender_key(txin.prevout.txid, txin.prevout.index))
+
+    def _put_now(self, write: Callable[[WriteBatch], None]) -> None:
+        with self.store.write_batch(sync=self._sync) as batch:
+            write(batch)
+
+    def _write_key(self, key: bytes, value: bytes | None) -> None:
+        """Put (or, for ``None``, delete) one key in its own batch."""
+        with self.store.write_batch(sync=self._sync) as batch:
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+
+    def _cache_entry(self, entry: BlockIndexEntry) -> None:
+        if len(self._index_cache) >= INDEX_CACHE_SIZE:
+            del self._index_cache[next(iter(self._index_cache))]
+        self._index_cache[entry.hash] = entry
+
+    # --- reindex --------------------------------------------------------------------------------
+
+    def reindex(self) -> None:
+        """Rebuild the UTXO set, undo data, indexes and tip from the stored blocks.
+
+        Every stored block is validated again; the most-work valid chain becomes active.
+        Interrupted, it starts over at the next open (the ``X`` key marks it in progress).
+        """
+        log.info("reindex: wiping the chainstate")
+        self._write_key(k.K_REINDEX, b"1")
+        for prefix in k.DERIVED_PREFIXES:
+            self._delete_prefix(prefix)
+        entries: list[BlockIndexEntry] = []
+        with self.store.write_batch(sync=False) as batch:
+            for key, raw in self.store.iterate(k.P_INDEX):
+                entry = BlockIndexEntry.deserialize(key[1:], raw)
+                if entry.have_data:
+                    entry = entry.with_status(Status.HAVE_DATA, "")
+                    batch.put(key, entry.serialize())
+                    entries.append(entry)
+        self._index_cache.clear()
+        self._coins.clear()
+        self._stats = UtxoStats()
+        self._tip = None
+        genesis = next((e for e in entries if e.height == 0), None)
+        if genesis is None or genesis.hash != self.params.genesis_hash:
+            raise ChainstateError("the stored blocks do not include this network's genesis")
+        self._write_key(k.K_STATS, UtxoStats().serialize())
+        self._connect(genesis)
+        entries.sort(key=lambda e: (-e.chainwork, e.sequence))
+        for entry in entries:
+            current = self.get_entry(entry.hash)
+            if current is not None and not current.failed and current.better_than(self.tip):
+                self._activate_best_chain(current)
+        self._write_key(k.K_REINDEX, None)
+        log.info("reindex: done at height %d", self.height)
+
+    def _delete_prefix(self, prefix: bytes, chunk: int = 10_000) -> None:
+        while True:
+            keys = [key for key, _ in _take(self.store.iterate(prefix), chunk)]
+            if not keys:
+                return
+            with self.store.write_batch(sync=False) as batch:
+                for key in keys:
+                    batch.delete(key)
+
+
+def _take(items: Iterator[tuple[bytes, bytes]], n: int) -> Iterator[tuple[bytes, bytes]]:
+    for i, item in enumerate(items):
+        if i >= n:
+            return
+        yield item

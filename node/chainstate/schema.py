@@ -1,0 +1,125 @@
+"""The chainstate's key schema in the node's one LevelDB database (version 1).
+
+Every key starts with one byte naming its table. Integers inside keys are big-endian so that
+LevelDB's byte order is numeric order; hashes are in internal byte order.
+
+====================================  ==============================================  ============
+key                                   value                                           written at
+====================================  ==============================================  ============
+``V``                                 schema version, u32 BE (1)                      creation
+``N``                                 network name (ASCII)                            creation
+``T``                                 hash of the active chain's tip                  (dis)connect
+``S``                                 UTXO stats: msgpack [count, total, acc bin256]  (dis)connect
+``Q``                                 next block sequence number, u64 BE              block stored
+``R``                                 hash a reorganisation is heading to (if any)    reorg
+``X``                                 present while a reindex is in progress          reindex
+``h`` + hash                          block index entry (see ``BlockIndexEntry``)     block stored
+``b`` + hash                          the block, canonical msgpack                    block stored
+``u`` + hash                          its undo data (``consensus.BlockUndo``)         connect
+``H`` + height u32 BE                 hash of the active chain's block at height      connect
+``c`` + txid + index u32 BE           unspent coin (``consensus.Coin`` encoding)      (dis)connect
+``t`` + txid                          msgpack [block hash, position in block]         connect
+``s`` + txid + index u32 BE           spender: msgpack [spending txid, input index]   connect
+``a`` + pkh + height u32 + pos u32    txid touching that address (history)           connect
+``o`` + pkh + txid + index u32 BE     unspent coin of that address (``Coin`` enc.)    (dis)connect
+====================================  ==============================================  ============
+
+Everything from ``T`` down to ``o`` describes the active chain and moves in one synced write batch
+per connected or disconnected block, so a crash leaves either the old state or the new one.
+Block bodies and index entries are written (synced) when a block is accepted, before it
+connects. ``reindex`` rebuilds ``T``, ``S``, ``u``, ``H``, ``c``, ``t``, ``s``, ``a`` and ``o``
+from ``h`` and ``b``.
+"""
+
+from __future__ import annotations
+
+import struct
+
+SCHEMA_VERSION = 1
+
+K_VERSION = b"V"
+K_NETWORK = b"N"
+K_TIP = b"T"
+K_STATS = b"S"
+K_SEQUENCE = b"Q"
+K_REORG = b"R"
+K_REINDEX = b"X"
+
+P_INDEX = b"h"
+P_BLOCK = b"b"
+P_UNDO = b"u"
+P_HEIGHT = b"H"
+P_COIN = b"c"
+P_TX = b"t"
+P_SPENDER = b"s"
+P_ADDR_TX = b"a"
+P_ADDR_UTXO = b"o"
+
+DERIVED_PREFIXES = (
+    K_TIP,
+    K_STATS,
+    K_REORG,
+    P_UNDO,
+    P_HEIGHT,
+    P_COIN,
+    P_TX,
+    P_SPENDER,
+    P_ADDR_TX,
+    P_ADDR_UTXO,
+)
+"""What ``reindex`` wipes and rebuilds from the stored blocks."""
+
+_U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
+
+
+def u32(n: int) -> bytes:
+    return _U32.pack(n)
+
+
+def u64(n: int) -> bytes:
+    return _U64.pack(n)
+
+
+def read_u32(b: bytes) -> int:
+    return int(_U32.unpack(b)[0])
+
+
+def read_u64(b: bytes) -> int:
+    return int(_U64.unpack(b)[0])
+
+
+def index_key(block_hash: bytes) -> bytes:
+    return P_INDEX + block_hash
+
+
+def block_key(block_hash: bytes) -> bytes:
+    return P_BLOCK + block_hash
+
+
+def undo_key(block_hash: bytes) -> bytes:
+    return P_UNDO + block_hash
+
+
+def height_key(height: int) -> bytes:
+    return P_HEIGHT + u32(height)
+
+
+def coin_key(txid: bytes, index: int) -> bytes:
+    return P_COIN + txid + u32(index)
+
+
+def tx_key(txid: bytes) -> bytes:
+    return P_TX + txid
+
+
+def spender_key(txid: bytes, index: int) -> bytes:
+    return P_SPENDER + txid + u32(index)
+
+
+def addr_tx_key(pubkey_hash: bytes, height: int, position: int) -> bytes:
+    return P_ADDR_TX + pubkey_hash + u32(height) + u32(position)
+
+
+def addr_utxo_key(pubkey_hash: bytes, txid: bytes, index: int) -> bytes:
+    return P_ADDR_UTXO + pubkey_hash + txid + u32(index)
