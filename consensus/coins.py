@@ -60,6 +60,9 @@ class Coin:
         return cls.from_obj(unpack_canonical(data))
 
 
+_ABSENT = object()
+
+
 class CoinsView(Protocol):
     """Read access: the coin at ``outpoint``, or ``None`` if there is none (or it is spent)."""
 
@@ -111,9 +114,10 @@ class CoinsViewCache:
         self._fresh: set[OutPoint] = set()
 
     def get_coin(self, outpoint: OutPoint) -> Coin | None:
-        if outpoint in self.changes:
-            return self.changes[outpoint]
-        return self.base.get_coin(outpoint)
+        coin = self.changes.get(outpoint, _ABSENT)
+        if coin is _ABSENT:
+            return self.base.get_coin(outpoint)
+        return coin  # type: ignore[return-value]
 
     def add_coin(self, outpoint: OutPoint, coin: Coin) -> None:
         if outpoint not in self.changes:

@@ -149,7 +149,13 @@ class Transaction:
     # --- identity ------------------------------------------------------------------------------
 
     def is_coinbase(self) -> bool:
-        return len(self.inputs) == 1 and self.inputs[0].prevout.is_null()
+        """One input, spending the null outpoint."""
+        cb = self._cache.get("coinbase")
+        if cb is None:
+            cb = self._cache["coinbase"] = (
+                len(self.inputs) == 1 and self.inputs[0].prevout.is_null()
+            )
+        return cb
 
     def txid(self) -> bytes:
         """SHA256d of the encoding without input public keys and signatures (not coinbase's)."""
