@@ -108,7 +108,13 @@ class EcdsaEngine:
         try:
             key = ecdsa.VerifyingKey.from_string(pubkey, curve=ecdsa.SECP256k1)
             return bool(key.verify_digest(signature, digest, sigdecode=sigdecode_string))
-        except (ecdsa.BadSignatureError, ecdsa.MalformedPointError, ValueError, AssertionError):
+        except (
+            ecdsa.BadSignatureError,
+            ecdsa.MalformedPointError,
+            ValueError,
+            AssertionError,
+            TypeError,  # python-ecdsa meets the point at infinity (u1*G + u2*Q = O)
+        ):
             return False
 
     def pubkey(self, privkey: bytes) -> bytes:

@@ -110,7 +110,7 @@ MAIN = NetworkParams(
     allow_generate=False,
     genesis_message=b"Tally main 2026-11-22: Bitcoin's rules, written in Python",
     genesis_time=1795305600,
-    genesis_nonce=0,
+    genesis_nonce=906500163,
 )
 
 TEST = NetworkParams(
