@@ -588,7 +588,7 @@ class Chainstate:
         self._tip = connected
         self._cache_entry(connected)
         log.info("block %d connected: %s, %d tx", entry.height, block.hash_hex(), len(block.txs))
-        self._emit(BlockConnected(block, entry.height))
+        self._emit(BlockConnected(block, entry.height, undo))
 
     def _disconnect_tip(self) -> None:
         """Disconnect the tip block, in one synced batch, using its undo data."""
@@ -632,7 +632,7 @@ class Chainstate:
         self._stats = stats
         self._tip = parent
         log.info("block %d disconnected: %s", entry.height, block.hash_hex())
-        self._emit(BlockDisconnected(block, entry.height))
+        self._emit(BlockDisconnected(block, entry.height, undo))
 
     @staticmethod
     def _write_coin_changes(

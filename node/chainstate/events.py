@@ -9,23 +9,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from consensus import Block
+from consensus import Block, BlockUndo
 
 
 @dataclass(frozen=True)
 class BlockConnected:
-    """``block`` became part of the active chain at ``height``."""
+    """``block`` became part of the active chain at ``height``; ``undo`` lists what it spent."""
 
     block: Block
     height: int
+    undo: BlockUndo
 
 
 @dataclass(frozen=True)
 class BlockDisconnected:
-    """``block`` (at ``height``) left the active chain during a reorganisation."""
+    """``block`` (at ``height``) left the active chain; ``undo`` lists the coins it restored."""
 
     block: Block
     height: int
+    undo: BlockUndo
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,478 @@
+"""The mempool: valid unconfirmed transactions waiting for a block (SPEC 3.2).
+
+Job: accept transactions valid against the UTXO set plus the mempool itself, apply the relay
+policy (minimum fee rate, chain limits, replace-by-fee, a byte limit, expiry), keep transactions
+whose parents are unknown in a bounded orphan pool, follow the chain (remove what a block
+confirms or conflicts with; return still-valid transactions of disconnected blocks), and persist
+itself so a restart brings it back.
+
+Invariants:
+- Every entry is valid against the chain tip's UTXO set plus its in-mempool ancestors, as if
+  mined in the next block; no two entries spend the same output.
+- Entries are kept in acceptance order, which is a topological order (parents first).
+- Every entry has at most ``max_ancestors`` ancestors and descendants, itself included.
+- ``total_bytes`` <= ``max_bytes`` after every public call.
+- The persisted copy (key prefix ``m`` in the node's store) holds exactly the entries.
+
+Dependencies are injected: a ``ChainView`` of plain functions instead of the chainstate, the
+signature verifier (the node's shared ``SignatureCache``), the clock and the store. Selection
+for blocks is the miner's job (it reads ``entries``, ``ancestors`` and ``descendants``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import msgpack
+
+from consensus import (
+    Coin,
+    NetworkParams,
+    OutPoint,
+    Transaction,
+    ValidationError,
+    check_transaction,
+    is_final,
+    verify_signature,
+    verify_tx_inputs,
+)
+from consensus import errors as codes
+from consensus.validation import SignatureVerifier
+from node.chainstate.events import BlockConnected, BlockDisconnected, ChainEvent, TipChanged
+from node.storage import KeyValueStore
+
+log = logging.getLogger(__name__)
+
+P_MEMPOOL = b"m"
+"""Key prefix of persisted entries: ``m`` + txid -> msgpack [raw tx, entry time (float)]."""
+
+
+@dataclass(frozen=True)
+class MempoolPolicy:
+    """Relay policy. Fee rates are base units per byte of serialized transaction."""
+
+    min_relay_fee_rate: int = 1
+    incremental_relay_fee_rate: int = 1
+    max_bytes: int = 50_000_000
+    expiry_seconds: int = 14 * 24 * 60 * 60
+    max_ancestors: int = 25
+    max_descendants: int = 25
+    max_replacements: int = 100
+    max_orphans: int = 100
+
+
+@dataclass(frozen=True)
+class ChainView:
+    """What the mempool needs from the chain, as plain functions."""
+
+    get_coin: Callable[[OutPoint], Coin | None]
+    tip_height: Callable[[], int]
+    has_transaction: Callable[[bytes], bool]
+
+
+@dataclass
+class MempoolEntry:
+    """One accepted transaction with what the policy and the miner need to know about it."""
+
+    tx: Transaction
+    txid: bytes
+    fee: int
+    size: int
+    time: float
+    spent: tuple[Coin, ...]
+    parents: set[bytes] = field(default_factory=set)
+    children: set[bytes] = field(default_factory=set)
+
+    @property
+    def fee_rate(self) -> float:
+        return self.fee / self.size
+
+
+@dataclass(frozen=True)
+class AcceptResult:
+    """``status`` is ``accepted`` or ``orphan`` (a parent is unknown; kept for later)."""
+
+    txid: bytes
+    status: str
+    fee: int = 0
+    replaced: tuple[bytes, ...] = ()
+
+
+class _MempoolCoins:
+    """Chain coins plus outputs of mempool transactions (as if confirmed at the next height)."""
+
+    def __init__(self, pool: Mempool, excluded: set[bytes]) -> None:
+        self._pool = pool
+        self._excluded = excluded
+
+    def get_coin(self, outpoint: OutPoint) -> Coin | None:
+        entry = self._pool.entries.get(outpoint.txid)
+        if entry is not None:
+            if outpoint.txid in self._excluded or outpoint.index >= len(entry.tx.outputs):
+                return None
+            height = self._pool.chain.tip_height() + 1
+            return Coin(entry.tx.outputs[outpoint.index], height, False)
+        return self._pool.chain.get_coin(outpoint)
+
+
+class Mempool:
+    """Unconfirmed transactions, policy, orphans and persistence."""
+
+    def __init__(
+        self,
+        chain: ChainView,
+        params: NetworkParams,
+        *,
+        policy: MempoolPolicy | None = None,
+        verify: SignatureVerifier = verify_signature,
+        clock: Callable[[], float] = time.time,
+        store: KeyValueStore | None = None,
+    ) -> None:
+        self.chain = chain
+        self.params = params
+        self.policy = policy or MempoolPolicy()
+        self._verify = verify
+        self._clock = clock
+        self._store = store
+        self.entries: dict[bytes, MempoolEntry] = {}
+        self.spenders: dict[OutPoint, bytes] = {}
+        self.total_bytes = 0
+        self.total_fee = 0
+        self._orphans: OrderedDict[bytes, Transaction] = OrderedDict()
+        self._disconnected: list[Transaction] = []
+        self._listeners: list[Callable[[MempoolEntry], None]] = []
+
+    # --- reading --------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __contains__(self, txid: bytes) -> bool:
+        return txid in self.entries
+
+    def get(self, txid: bytes) -> MempoolEntry | None:
+        return self.entries.get(txid)
+
+    def orphan_count(self) -> int:
+        return len(self._orphans)
+
+    def ancestors(self, txid: bytes) -> set[bytes]:
+        """In-mempool ancestors of ``txid`` (not itself)."""
+        found: set[bytes] = set()
+        stack = list(self.entries[txid].parents)
+        while stack:
+            t = stack.pop()
+            if t not in found:
+                found.add(t)
+                stack.extend(self.entries[t].parents)
+        return found
+
+    def descendants(self, txid: bytes) -> set[bytes]:
+        """In-mempool descendants of ``txid`` (not itself)."""
+        found: set[bytes] = set()
+        stack = list(self.entries[txid].children)
+        while stack:
+            t = stack.pop()
+            if t not in found:
+                found.add(t)
+                stack.extend(self.entries[t].children)
+        return found
+
+    def subscribe(self, listener: Callable[[MempoolEntry], None]) -> None:
+        """Call ``listener(entry)`` for every newly accepted transaction (relay, miner)."""
+        self._listeners.append(listener)
+
+    # --- accepting ------------------------------------------------------------------------------
+
+    def accept(self, tx: Transaction, *, entry_time: float | None = None) -> AcceptResult:
+        """Validate ``tx`` against chain and mempool and add it; ``ValidationError`` if refused.
+
+        Then tries the orphans that were waiting for it.
+        """
+        result = self._accept_one(tx, entry_time)
+        if result.status == "accepted":
+            self._adopt_orphans(result.txid)
+        return result
+
+    def _accept_one(self, tx: Transaction, entry_time: float | None) -> AcceptResult:
+        policy = self.policy
+        txid = tx.txid()
+        if txid in self.entries:
+            raise ValidationError(codes.TXN_ALREADY_KNOWN, "already in the mempool")
+        check_transaction(tx, self.params)
+        if tx.is_coinbase():
+            raise ValidationError(codes.COINBASE, "a coinbase is only valid in a block")
+        if self.chain.has_transaction(txid):
+            raise ValidationError(codes.TXN_ALREADY_KNOWN, "already confirmed")
+        next_height = self.chain.tip_height() + 1
+        if not is_final(tx, next_height):
+            raise ValidationError(
+                codes.BAD_TXNS_NONFINAL, f"locktime {tx.locktime} not final at {next_height}"
+            )
+
+        # Conflicts: mempool transactions spending the same outputs, and their descendants.
+        direct = {self.spenders[i.prevout] for i in tx.inputs if i.prevout in self.spenders}
+        evicted: set[bytes] = set(direct)
+        for conflict in direct:
+            evicted |= self.descendants(conflict)
+        if len(evicted) > policy.max_replacements:
+            raise ValidationError(
+                codes.TXN_MEMPOOL_CONFLICT, f"would replace {len(evicted)} transactions"
+            )
+        for txin in tx.inputs:
+            if txin.prevout.txid in evicted:
+                raise ValidationError(
+                    codes.TXN_MEMPOOL_CONFLICT, "spends an output of a transaction it replaces"
+                )
+
+        # Missing inputs: an unknown parent makes an orphan; a known one means spent.
+        view = _MempoolCoins(self, evicted)
+        for txin in tx.inputs:
+            if view.get_coin(txin.prevout) is None:
+                parent = txin.prevout.txid
+                if parent in self.entries or self.chain.has_transaction(parent):
+                    raise ValidationError(
+                        codes.BAD_TXNS_INPUTS_MISSINGORSPENT, f"{txin.prevout} is spent"
+                    )
+                self._add_orphan(txid, tx)
+                return AcceptResult(txid, "orphan")
+
+        fee = verify_tx_inputs(tx, view, next_height, self.params, self._verify)
+        size = tx.size()
+        if fee < policy.min_relay_fee_rate * size:
+            raise ValidationError(
+                codes.MIN_RELAY_FEE_NOT_MET,
+                f"fee {fee} < {policy.min_relay_fee_rate} per byte x {size} bytes",
+            )
+
+        if direct:
+            self._check_replacement(fee, size, direct, evicted)
+
+        parents = {i.prevout.txid for i in tx.inputs if i.prevout.txid in self.entries}
+        ancestors = set(parents)
+        for parent in parents:
+            ancestors |= self.ancestors(parent)
+        if len(ancestors) + 1 > policy.max_ancestors:
+            raise ValidationError(
+                codes.TOO_LONG_MEMPOOL_CHAIN,
+                f"{len(ancestors) + 1} transactions in the chain, at most {policy.max_ancestors}",
+            )
+        for ancestor in ancestors:
+            if len(self.descendants(ancestor) - evicted) + 2 > policy.max_descendants:
+                raise ValidationError(
+                    codes.TOO_LONG_MEMPOOL_CHAIN,
+                    f"an ancestor would have more than {policy.max_descendants} descendants",
+                )
+
+        spent = tuple(view.get_coin(i.prevout) for i in tx.inputs)
+        entry = MempoolEntry(
+            tx,
+            txid,
+            fee,
+            size,
+            self._clock() if entry_time is None else entry_time,
+            spent,  # type: ignore[arg-type]  # all present: checked above
+            parents,
+        )
+        for victim in evicted:
+            self._remove_entry(victim)
+        self._add_entry(entry)
+        if evicted:
+            log.info("%s replaced %d transaction(s)", txid[::-1].hex(), len(evicted))
+        self._trim_to_size(txid)
+        for listener in self._listeners:
+            listener(entry)
+        return AcceptResult(txid, "accepted", fee, tuple(evicted))
+
+    def _check_replacement(
+        self, fee: int, size: int, direct: set[bytes], evicted: set[bytes]
+    ) -> None:
+        """Replace-by-fee: a higher fee rate than every transaction it conflicts with, and an
+        absolute fee above all it evicts by at least the incremental rate times its size."""
+        rate = fee / size
+        for conflict in direct:
+            if rate <= self.entries[conflict].fee_rate:
+                raise ValidationError(
+                    codes.INSUFFICIENT_FEE,
+                    f"fee rate {rate:.3f} does not beat {self.entries[conflict].fee_rate:.3f}",
+                )
+        replaced_fees = sum(self.entries[t].fee for t in evicted)
+        needed = replaced_fees + self.policy.incremental_relay_fee_rate * size
+        if fee < needed:
+            raise ValidationError(
+                codes.INSUFFICIENT_FEE, f"fee {fee} < {needed} (replaced fees plus relay)"
+            )
+
+    def _add_entry(self, entry: MempoolEntry) -> None:
+        self.entries[entry.txid] = entry
+        for parent in entry.parents:
+            self.entries[parent].children.add(entry.txid)
+        for txin in entry.tx.inputs:
+            self.spenders[txin.prevout] = entry.txid
+        self.total_bytes += entry.size
+        self.total_fee += entry.fee
+        if self._store is not None:
+            value = msgpack.packb([entry.tx.serialize(), entry.time], use_bin_type=True)
+            self._store.put(P_MEMPOOL + entry.txid, value)
+
+    def _remove_entry(self, txid: bytes) -> MempoolEntry | None:
+        """Remove one entry (not its descendants, which the caller handles)."""
+        entry = self.entries.pop(txid, None)
+        if entry is None:
+            return None
+        for parent in entry.parents:
+            if parent in self.entries:
+                self.entries[parent].children.discard(txid)
+        for child in entry.children:
+            if child in self.entries:
+                self.entries[child].parents.discard(txid)
+        for txin in entry.tx.inputs:
+            if self.spenders.get(txin.prevout) == txid:
+                del self.spenders[txin.prevout]
+        self.total_bytes -= entry.size
+        self.total_fee -= entry.fee
+        if self._store is not None:
+            self._store.delete(P_MEMPOOL + txid)
+        return entry
+
+    def remove_with_descendants(self, txid: bytes) -> list[bytes]:
+        """Remove ``txid`` and everything that spends from it; return what was removed."""
+        if txid not in self.entries:
+            return []
+        victims = [txid, *self.descendants(txid)]
+        for victim in victims:
+            self._remove_entry(victim)
+        return victims
+
+    def _trim_to_size(self, new_txid: bytes) -> None:
+        """Evict the lowest fee-rate packages (a transaction with its descendants) until the
+        pool fits; refuse the new transaction with ``mempool-full`` if it is evicted itself."""
+        evicted_new = False
+        while self.total_bytes > self.policy.max_bytes and self.entries:
+            worst = min(self.entries, key=self._eviction_score)
+            removed = self.remove_with_descendants(worst)
+            log.info("mempool full: evicted %d transaction(s)", len(removed))
+            if new_txid in removed:
+                evicted_new = True
+        if evicted_new:
+            raise ValidationError(codes.MEMPOOL_FULL, "fee rate too low for a full mempool")
+
+    def _eviction_score(self, txid: bytes) -> float:
+        """Core's descendant score: the lower of its own fee rate and its package's."""
+        entry = self.entries[txid]
+        package = [entry] + [self.entries[d] for d in self.descendants(txid)]
+        package_rate = sum(e.fee for e in package) / sum(e.size for e in package)
+        return min(entry.fee_rate, package_rate)
+
+    # --- orphans --------------------------------------------------------------------------------
+
+    def _add_orphan(self, txid: bytes, tx: Transaction) -> None:
+        self._orphans[txid] = tx
+        self._orphans.move_to_end(txid)
+        while len(self._orphans) > self.policy.max_orphans:
+            self._orphans.popitem(last=False)
+
+    def _adopt_orphans(self, parent_txid: bytes) -> None:
+        queue = [parent_txid]
+        while queue:
+            parent = queue.pop()
+            waiting = [
+                (t, tx)
+                for t, tx in self._orphans.items()
+                if any(i.prevout.txid == parent for i in tx.inputs)
+            ]
+            for txid, tx in waiting:
+                self._orphans.pop(txid, None)
+                try:
+                    result = self._accept_one(tx, None)
+                except ValidationError as err:
+                    log.debug("orphan %s refused: %s", txid[::-1].hex(), err.code)
+                    continue
+                if result.status == "accepted":
+                    queue.append(txid)
+
+    # --- following the chain --------------------------------------------------------------------
+
+    def on_chain_event(self, event: ChainEvent) -> None:
+        """Subscribe this to the chainstate."""
+        if isinstance(event, BlockConnected):
+            self._block_connected(event)
+        elif isinstance(event, BlockDisconnected):
+            self._disconnected[:0] = [tx for tx in event.block.txs if not tx.is_coinbase()]
+        elif isinstance(event, TipChanged):
+            if event.reorg_depth:
+                self._resubmit_after_reorg()
+            self.expire()
+
+    def _block_connected(self, event: BlockConnected) -> None:
+        for tx in event.block.txs[1:]:
+            txid = tx.txid()
+            self._remove_entry(txid)  # its children stay: their parent is now confirmed
+            for txin in tx.inputs:
+                other = self.spenders.get(txin.prevout)
+                if other is not None and other != txid:
+                    self.remove_with_descendants(other)  # conflicts with the block
+        for tx in event.block.txs[1:]:
+            self._adopt_orphans(tx.txid())
+
+    def _resubmit_after_reorg(self) -> None:
+        """Re-validate everything against the new chain: disconnected transactions first (in
+        block order), then the previous entries; whatever is no longer valid is dropped."""
+        previous = [(e.tx, e.time) for e in self.entries.values()]
+        returning = [(tx, None) for tx in self._disconnected]
+        self._disconnected = []
+        for txid in list(self.entries):
+            self._remove_entry(txid)
+        kept = 0
+        for tx, when in returning + previous:
+            try:
+                if self._accept_one(tx, when).status == "accepted":
+                    kept += 1
+            except ValidationError as err:
+                log.debug("dropped %s after reorg: %s", tx.txid()[::-1].hex(), err.code)
+        log.info("mempool after reorganisation: %d transaction(s) kept", kept)
+
+    def expire(self, now: float | None = None) -> list[bytes]:
+        """Remove entries older than the expiry (with their descendants)."""
+        now = self._clock() if now is None else now
+        limit = now - self.policy.expiry_seconds
+        removed: list[bytes] = []
+        for txid in [t for t, e in self.entries.items() if e.time < limit]:
+            removed += self.remove_with_descendants(txid)
+        if removed:
+            log.info("expired %d transaction(s)", len(removed))
+        return removed
+
+    # --- persistence ----------------------------------------------------------------------------
+
+    def load(self) -> int:
+        """Re-accept the persisted transactions (after a restart); return how many came back."""
+        if self._store is None:
+            return 0
+        saved: list[tuple[float, bytes, bytes]] = []
+        for key, value in self._store.iterate(P_MEMPOOL):
+            try:
+                raw, when = msgpack.unpackb(value, raw=True)
+                saved.append((float(when), key, raw))
+            except (ValueError, TypeError, msgpack.UnpackException):
+                log.warning("dropping an unreadable persisted mempool entry")
+        for _, key, _ in saved:
+            self._store.delete(key)
+        saved.sort(key=lambda s: s[0])
+        restored = 0
+        for when, _, raw in saved:
+            try:
+                self._accept_one(Transaction.deserialize(raw), when)
+                restored += 1
+            except ValidationError as err:
+                log.debug("persisted transaction not restored: %s", err.code)
+        self.expire()
+        log.info("mempool: %d transaction(s) restored", restored)
+        return restored
+
+    def transactions(self) -> Iterable[Transaction]:
+        return (e.tx for e in self.entries.values())
