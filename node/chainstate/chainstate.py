@@ -46,6 +46,7 @@ from consensus import (
     check_block,
     connect_block,
     disconnect_block,
+    required_bits,
     verify_block_context,
     verify_header,
     verify_signature,
@@ -319,6 +320,16 @@ class Chainstate:
             times.append(cur.header.time)
             cur = self.get_entry(cur.prev_hash) if cur.height > 0 else None
         return sorted(times)[len(times) // 2]
+
+    def next_block_bits(self) -> int:
+        """The ``bits`` a block on top of the tip must carry."""
+        tip = self.tip
+        return required_bits(
+            self.params,
+            tip.height + 1,
+            tip.header.bits,
+            lambda h: self.ancestor(tip, h).header.time,
+        )
 
     def ancestor(self, entry: BlockIndexEntry, height: int) -> BlockIndexEntry:
         """The ancestor of ``entry`` at ``height`` (``entry`` itself at its own height)."""
