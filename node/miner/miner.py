@@ -1,0 +1,146 @@
+"""The miner: builds a template, searches for its proof of work off the event loop, submits it.
+
+Job: mine blocks on the chainstate's tip paying a given address, either ``generate(n)`` blocks at
+once (regtest's ``generatetoaddress``) or continuously with ``run`` (one block about every
+``block_time`` seconds if given, otherwise back to back). A search is restarted with a fresh
+template when the tip changes (another block arrived) or when better transactions have arrived
+and the current template is at least ``refresh_seconds`` old.
+
+Invariants: the proof-of-work search runs in ``PowSearcher``'s worker processes, never on the
+event loop; the event loop only builds templates and submits found blocks, which go through
+``Chainstate.process_block`` like any other block.
+
+Left to others: relaying the mined block (P2P subscribes to chain events), choosing the address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from consensus import Block
+from node.chainstate import ChainEvent, Chainstate, TipChanged
+from node.mempool import Mempool, MempoolEntry
+from node.miner.pow import PowSearcher
+from node.miner.template import BlockTemplate, build_template
+
+log = logging.getLogger(__name__)
+
+REFRESH_SECONDS = 2.0
+"""A template this old is rebuilt when better transactions have arrived."""
+WATCH_INTERVAL = 0.1
+
+
+class Miner:
+    """Mines on ``chainstate``'s tip with transactions from ``mempool``."""
+
+    def __init__(
+        self,
+        chainstate: Chainstate,
+        mempool: Mempool | None,
+        searcher: PowSearcher,
+        *,
+        clock: Callable[[], float] = time.time,
+        refresh_seconds: float = REFRESH_SECONDS,
+    ) -> None:
+        self.chainstate = chainstate
+        self.mempool = mempool
+        self.searcher = searcher
+        self._clock = clock
+        self._refresh = refresh_seconds
+        self._extra_nonce = 0
+        self._stale = False
+        self._better_txs = False
+        self.templates_built = 0
+        self.blocks_mined = 0
+
+    # --- events ---------------------------------------------------------------------------------
+
+    def on_chain_event(self, event: ChainEvent) -> None:
+        """Subscribe this to the chainstate: a new tip makes the running search stale."""
+        if isinstance(event, TipChanged):
+            self._stale = True
+            self.searcher.cancel()
+
+    def on_mempool_accept(self, entry: MempoolEntry) -> None:
+        """Subscribe this to the mempool: new fees are worth a new template soon."""
+        self._better_txs = True
+
+    # --- mining ---------------------------------------------------------------------------------
+
+    def _template(self, pubkey_hash: bytes) -> BlockTemplate:
+        self._extra_nonce += 1
+        self._stale = False
+        self._better_txs = False
+        self.templates_built += 1
+        return build_template(
+            self.chainstate,
+            self.mempool,
+            pubkey_hash,
+            now=int(self._clock()),
+            extra_nonce=self._extra_nonce,
+        )
+
+    async def mine_block(self, pubkey_hash: bytes) -> Block | None:
+        """Mine one block on the current tip and submit it; ``None`` if the tip moved first.
+
+        A search that runs out of nonces is retried with a new extra nonce; one that is cancelled
+        because better transactions arrived is retried with a new template.
+        """
+        while True:
+            template = self._template(pubkey_hash)
+            built_at = time.monotonic()
+            search = asyncio.ensure_future(
+                self.searcher.search(template.block.header, template.target)
+            )
+            while not search.done():
+                await asyncio.wait({search}, timeout=WATCH_INTERVAL)
+                refresh_due = time.monotonic() - built_at >= self._refresh
+                if not search.done() and self._better_txs and refresh_due:
+                    self.searcher.cancel()
+            header = search.result()
+            if header is None:
+                if self._stale:
+                    return None  # another block took the tip: start over on the new one
+                continue  # better transactions, or every nonce tried: new template
+            block = Block(header, template.block.txs)
+            result = self.chainstate.process_block(block)
+            self.blocks_mined += 1
+            log.info(
+                "mined block %d: %s, %d tx, %d in fees",
+                template.height,
+                block.hash_hex(),
+                len(block.txs),
+                template.fees,
+            )
+            if result.status != "active":  # pragma: no cover - a block on our own tip
+                log.warning("mined block %s did not become the tip", block.hash_hex())
+            return block
+
+    async def generate(self, count: int, pubkey_hash: bytes) -> list[bytes]:
+        """Mine ``count`` blocks one after another; their hashes."""
+        hashes: list[bytes] = []
+        while len(hashes) < count:
+            block = await self.mine_block(pubkey_hash)
+            if block is not None:
+                hashes.append(block.hash())
+        return hashes
+
+    async def run(self, pubkey_hash: bytes, block_time: float | None = None) -> None:
+        """Mine until cancelled: a block about every ``block_time`` seconds, or back to back."""
+        log.info(
+            "mining to %s%s",
+            pubkey_hash.hex(),
+            f", a block about every {block_time:g} s" if block_time else "",
+        )
+        last = time.monotonic()
+        try:
+            while True:
+                if block_time:
+                    await asyncio.sleep(max(0.0, last + block_time - time.monotonic()))
+                if await self.mine_block(pubkey_hash) is not None:
+                    last = time.monotonic()
+        finally:
+            self.searcher.cancel()
