@@ -91,6 +91,10 @@ class MempoolEntry:
     def fee_rate(self) -> float:
         return self.fee / self.size
 
+    def addresses(self) -> set[bytes]:
+        """Public key hashes it pays or spends from."""
+        return {o.pubkey_hash for o in self.tx.outputs} | {c.output.pubkey_hash for c in self.spent}
+
 
 @dataclass(frozen=True)
 class AcceptResult:
@@ -140,6 +144,7 @@ class Mempool:
         self._store = store
         self.entries: dict[bytes, MempoolEntry] = {}
         self.spenders: dict[OutPoint, bytes] = {}
+        self.by_address: dict[bytes, set[bytes]] = {}
         self.total_bytes = 0
         self.total_fee = 0
         self._orphans: OrderedDict[bytes, Transaction] = OrderedDict()
@@ -188,17 +193,23 @@ class Mempool:
 
     # --- accepting ------------------------------------------------------------------------------
 
-    def accept(self, tx: Transaction, *, entry_time: float | None = None) -> AcceptResult:
+    def accept(
+        self, tx: Transaction, *, entry_time: float | None = None, keep_orphan: bool = True
+    ) -> AcceptResult:
         """Validate ``tx`` against chain and mempool and add it; ``ValidationError`` if refused.
 
-        Then tries the orphans that were waiting for it.
+        A transaction with an unknown parent is kept as an orphan (``status="orphan"``), or,
+        with ``keep_orphan=False`` (a client submitting directly), refused with
+        ``bad-txns-inputs-missingorspent``. Then tries the orphans that were waiting for it.
         """
-        result = self._accept_one(tx, entry_time)
+        result = self._accept_one(tx, entry_time, keep_orphan)
         if result.status == "accepted":
             self._adopt_orphans(result.txid)
         return result
 
-    def _accept_one(self, tx: Transaction, entry_time: float | None) -> AcceptResult:
+    def _accept_one(
+        self, tx: Transaction, entry_time: float | None, keep_orphan: bool = True
+    ) -> AcceptResult:
         policy = self.policy
         txid = tx.txid()
         if txid in self.entries:
@@ -237,6 +248,11 @@ class Mempool:
                 if parent in self.entries or self.chain.has_transaction(parent):
                     raise ValidationError(
                         codes.BAD_TXNS_INPUTS_MISSINGORSPENT, f"{txin.prevout} is spent"
+                    )
+                if not keep_orphan:
+                    raise ValidationError(
+                        codes.BAD_TXNS_INPUTS_MISSINGORSPENT,
+                        f"{txin.prevout}: its transaction is unknown to this node",
                     )
                 self._add_orphan(txid, tx)
                 return AcceptResult(txid, "orphan")
@@ -313,6 +329,8 @@ class Mempool:
             self.entries[parent].children.add(entry.txid)
         for txin in entry.tx.inputs:
             self.spenders[txin.prevout] = entry.txid
+        for pkh in entry.addresses():
+            self.by_address.setdefault(pkh, set()).add(entry.txid)
         self.total_bytes += entry.size
         self.total_fee += entry.fee
         if self._store is not None:
@@ -333,6 +351,12 @@ class Mempool:
         for txin in entry.tx.inputs:
             if self.spenders.get(txin.prevout) == txid:
                 del self.spenders[txin.prevout]
+        for pkh in entry.addresses():
+            txids = self.by_address.get(pkh)
+            if txids is not None:
+                txids.discard(txid)
+                if not txids:
+                    del self.by_address[pkh]
         self.total_bytes -= entry.size
         self.total_fee -= entry.fee
         if self._store is not None:

@@ -2,12 +2,19 @@
 key-value store (see ``chainstate.Chainstate`` and the key schema in ``schema``)."""
 
 from node.chainstate.blockindex import BlockIndexEntry, Status
-from node.chainstate.chainstate import AcceptResult, Chainstate, ChainstateError, UtxoSetInfo
+from node.chainstate.chainstate import (
+    AcceptResult,
+    AddressStats,
+    Chainstate,
+    ChainstateError,
+    UtxoSetInfo,
+)
 from node.chainstate.events import BlockConnected, BlockDisconnected, ChainEvent, TipChanged
 from node.chainstate.utxohash import UtxoStats
 
 __all__ = [
     "AcceptResult",
+    "AddressStats",
     "BlockConnected",
     "BlockDisconnected",
     "BlockIndexEntry",

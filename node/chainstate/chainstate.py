@@ -85,6 +85,15 @@ class AcceptResult:
 
 
 @dataclass(frozen=True)
+class AddressStats:
+    """An address's active-chain totals: received, spent, and transactions touching it."""
+
+    funded_sum: int
+    spent_sum: int
+    tx_count: int
+
+
+@dataclass(frozen=True)
 class UtxoSetInfo:
     height: int
     best_hash: bytes
@@ -588,6 +597,7 @@ class Chainstate:
             self._write_coin_changes(batch, pending.changes, spent)
             batch.put(k.undo_key(entry.hash), undo.serialize())
             self._write_tx_indexes(batch, block, entry.height, undo, add=True)
+            self._write_address_stats(batch, block, undo, add=True)
             batch.put(k.height_key(entry.height), entry.hash)
             batch.put(k.K_TIP, entry.hash)
             batch.put(k.K_STATS, stats.serialize())
@@ -634,6 +644,7 @@ class Chainstate:
             self._write_coin_changes(batch, pending.changes, removed)
             batch.delete(k.undo_key(entry.hash))
             self._write_tx_indexes(batch, block, entry.height, undo, add=False)
+            self._write_address_stats(batch, block, undo, add=False)
             batch.delete(k.height_key(entry.height))
             batch.put(k.K_TIP, parent.hash)
             batch.put(k.K_STATS, stats.serialize())
@@ -664,6 +675,46 @@ class Chainstate:
                 batch.put(
                     k.addr_utxo_key(coin.output.pubkey_hash, outpoint.txid, outpoint.index), raw
                 )
+
+    def address_stats(self, pubkey_hash: bytes) -> AddressStats:
+        """Totals over the address's whole active-chain history (one read)."""
+        raw = self.store.get(k.addr_stats_key(pubkey_hash))
+        if raw is None:
+            return AddressStats(0, 0, 0)
+        funded, spent, count = msgpack.unpackb(raw)
+        return AddressStats(funded, spent, count)
+
+    def _write_address_stats(
+        self, batch: WriteBatch, block: Block, undo: BlockUndo, *, add: bool
+    ) -> None:
+        """Add (or, disconnecting, subtract) the block's effect on each address's totals."""
+        sign = 1 if add else -1
+        delta: dict[bytes, list[int]] = {}
+        for pos, tx in enumerate(block.txs):
+            touched: set[bytes] = set()
+            for out in tx.outputs:
+                delta.setdefault(out.pubkey_hash, [0, 0, 0])[0] += out.amount
+                touched.add(out.pubkey_hash)
+            if pos > 0:
+                for coin in undo.spent[pos - 1]:
+                    delta.setdefault(coin.output.pubkey_hash, [0, 0, 0])[1] += coin.output.amount
+                    touched.add(coin.output.pubkey_hash)
+            for pkh in touched:
+                delta[pkh][2] += 1
+        for pkh, (funded, spent, count) in delta.items():
+            old = self.address_stats(pkh)
+            new = AddressStats(
+                old.funded_sum + sign * funded,
+                old.spent_sum + sign * spent,
+                old.tx_count + sign * count,
+            )
+            if new.tx_count:
+                batch.put(
+                    k.addr_stats_key(pkh),
+                    msgpack.packb([new.funded_sum, new.spent_sum, new.tx_count]),
+                )
+            else:
+                batch.delete(k.addr_stats_key(pkh))
 
     @staticmethod
     def _write_tx_indexes(

@@ -22,13 +22,14 @@ key                                   value                                     
 ``s`` + txid + index u32 BE           spender: msgpack [spending txid, input index]   connect
 ``a`` + pkh + height u32 + pos u32    txid touching that address (history)           connect
 ``o`` + pkh + txid + index u32 BE     unspent coin of that address (``Coin`` enc.)    (dis)connect
+``A`` + pkh                           msgpack [funded_sum, spent_sum, tx_count]       (dis)connect
 ====================================  ==============================================  ============
 
 Everything from ``T`` down to ``o`` describes the active chain and moves in one synced write batch
 per connected or disconnected block, so a crash leaves either the old state or the new one.
 Block bodies and index entries are written (synced) when a block is accepted, before it
-connects. ``reindex`` rebuilds ``T``, ``S``, ``u``, ``H``, ``c``, ``t``, ``s``, ``a`` and ``o``
-from ``h`` and ``b``.
+connects. ``reindex`` rebuilds ``T``, ``S``, ``u``, ``H``, ``c``, ``t``, ``s``, ``a``, ``o`` and
+``A`` from ``h`` and ``b``.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ P_TX = b"t"
 P_SPENDER = b"s"
 P_ADDR_TX = b"a"
 P_ADDR_UTXO = b"o"
+P_ADDR_STATS = b"A"
 
 DERIVED_PREFIXES = (
     K_TIP,
@@ -66,6 +68,7 @@ DERIVED_PREFIXES = (
     P_SPENDER,
     P_ADDR_TX,
     P_ADDR_UTXO,
+    P_ADDR_STATS,
 )
 """What ``reindex`` wipes and rebuilds from the stored blocks."""
 
@@ -123,3 +126,7 @@ def addr_tx_key(pubkey_hash: bytes, height: int, position: int) -> bytes:
 
 def addr_utxo_key(pubkey_hash: bytes, txid: bytes, index: int) -> bytes:
     return P_ADDR_UTXO + pubkey_hash + txid + u32(index)
+
+
+def addr_stats_key(pubkey_hash: bytes) -> bytes:
+    return P_ADDR_STATS + pubkey_hash

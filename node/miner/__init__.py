@@ -1,0 +1,1 @@
+"""The miner: block templates and the proof-of-work search."""
