@@ -18,7 +18,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from consensus.encoding import expect_array, expect_bytes, pack, unpack_canonical
+from consensus.encoding import as_bytes, expect_array, expect_bytes, pack, unpack_canonical
 from consensus.errors import BAD_ENCODING, ValidationError
 from consensus.hashing import sha256d
 from consensus.merkle import merkle_root
@@ -83,7 +83,7 @@ class Block:
     @classmethod
     def deserialize(cls, data: bytes) -> Block:
         """Decode one block; ``ValidationError("bad-encoding")`` unless canonical."""
-        data = bytes(data)
+        data = as_bytes(data)
         f = expect_array(unpack_canonical(data), 2, "block")
         header = BlockHeader.deserialize(expect_bytes(f[0], "header", HEADER_SIZE))
         txs = tuple(Transaction.from_obj(t) for t in expect_array(f[1], None, "transactions"))

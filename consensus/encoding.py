@@ -33,15 +33,20 @@ def pack(obj: Any) -> bytes:
     return msgpack.packb(obj, use_bin_type=True)  # type: ignore[no-any-return]
 
 
+def as_bytes(data: Any) -> bytes:
+    """``data`` as ``bytes`` if it is a bytes-like object; ``bad-encoding`` otherwise."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise ValidationError(BAD_ENCODING, f"expected bytes, got {type(data).__name__}")
+    return bytes(data)
+
+
 def unpack_canonical(data: bytes) -> Any:
     """Decode ``data`` and insist that it is the canonical encoding of what it holds.
 
     Returns the decoded tree (lists, ints, bytes and whatever else the bytes held: the caller's
     shape checks refuse the rest). Raises ``ValidationError("bad-encoding")``.
     """
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise ValidationError(BAD_ENCODING, f"expected bytes, got {type(data).__name__}")
-    data = bytes(data)
+    data = as_bytes(data)
     n = len(data)
     if n == 0:
         raise ValidationError(BAD_ENCODING, "empty input")

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from consensus.encoding import (
+    as_bytes,
     expect_array,
     expect_bytes,
     expect_int64,
@@ -139,7 +140,7 @@ class Transaction:
     @classmethod
     def deserialize(cls, data: bytes) -> Transaction:
         """Decode one transaction; ``ValidationError("bad-encoding")`` unless canonical."""
-        data = bytes(data)
+        data = as_bytes(data)
         return cls.from_obj(unpack_canonical(data), raw=data)
 
     def size(self) -> int:

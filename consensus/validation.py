@@ -279,14 +279,19 @@ def disconnect_block(block: Block, undo: BlockUndo, view: MutableCoinsView) -> N
     for tx_pos in range(len(block.txs) - 1, -1, -1):
         tx = block.txs[tx_pos]
         txid = tx.txid()
-        for index in range(len(tx.outputs)):
-            if cache.spend_coin(OutPoint(txid, index)) is None:
+        for index, out in enumerate(tx.outputs):
+            coin = cache.spend_coin(OutPoint(txid, index))
+            if coin is None:
                 raise UndoMismatchError(f"output {txid[::-1].hex()}:{index} is not in the view")
+            if coin.output != out or coin.is_coinbase != tx.is_coinbase():
+                raise UndoMismatchError(f"output {txid[::-1].hex()}:{index} differs in the view")
         if tx_pos == 0:
             continue
         spent = undo.spent[tx_pos - 1]
         if len(spent) != len(tx.inputs):
             raise UndoMismatchError("undo data has the wrong number of inputs")
         for txin, coin in zip(tx.inputs, spent, strict=True):
+            if cache.get_coin(txin.prevout) is not None:
+                raise UndoMismatchError(f"{txin.prevout} is unspent already")
             cache.add_coin(txin.prevout, coin)
     cache.flush()
