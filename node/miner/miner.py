@@ -7,7 +7,8 @@ template when the tip changes (another block arrived) or when better transaction
 and the current template is at least ``refresh_seconds`` old.
 
 Invariants: the proof-of-work search runs in ``PowSearcher``'s worker processes, never on the
-event loop; the event loop only builds templates and submits found blocks, which go through
+event loop. Templates are built and found blocks submitted through ``call`` (the node passes its
+state thread, so chainstate and mempool are only touched there), and found blocks go through
 ``Chainstate.process_block`` like any other block.
 
 Left to others: relaying the mined block (P2P subscribes to chain events), choosing the address.
@@ -18,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from consensus import Block
 from node.chainstate import ChainEvent, Chainstate, TipChanged
@@ -27,6 +29,16 @@ from node.miner.pow import PowSearcher
 from node.miner.template import BlockTemplate, build_template
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+StateCall = Callable[..., Awaitable[Any]]
+"""``await call(fn, *args)`` runs ``fn(*args)`` where the node's state may be touched."""
+
+
+async def call_inline(fn: Callable[..., T], *args: Any) -> T:
+    """The default ``StateCall``: run on the caller's thread (tests, single-threaded tools)."""
+    return fn(*args)
+
 
 REFRESH_SECONDS = 2.0
 """A template this old is rebuilt when better transactions have arrived."""
@@ -44,8 +56,10 @@ class Miner:
         *,
         clock: Callable[[], float] = time.time,
         refresh_seconds: float = REFRESH_SECONDS,
+        call: StateCall = call_inline,
     ) -> None:
         self.chainstate = chainstate
+        self._call = call
         self.mempool = mempool
         self.searcher = searcher
         self._clock = clock
@@ -90,7 +104,7 @@ class Miner:
         because better transactions arrived is retried with a new template.
         """
         while True:
-            template = self._template(pubkey_hash)
+            template: BlockTemplate = await self._call(self._template, pubkey_hash)
             built_at = time.monotonic()
             search = asyncio.ensure_future(
                 self.searcher.search(template.block.header, template.target)
@@ -106,7 +120,7 @@ class Miner:
                     return None  # another block took the tip: start over on the new one
                 continue  # better transactions, or every nonce tried: new template
             block = Block(header, template.block.txs)
-            result = self.chainstate.process_block(block)
+            result = await self._call(self.chainstate.process_block, block)
             self.blocks_mined += 1
             log.info(
                 "mined block %d: %s, %d tx, %d in fees",

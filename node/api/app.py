@@ -1,0 +1,432 @@
+"""The HTTP API (SPEC 3.5): routes under ``/api/v1/``, admin routes, ``/metrics`` and ``/``.
+
+Handlers are thin: parse and check the request, call one service method or view (on the state
+thread), shape the answer. Every error has the shape ``{"error": {"code", "message"}}``: the
+reject code for a refused transaction or block, otherwise the HTTP reason as a slug
+(``bad-request``, ``not-found``, ``unauthorized``, ``payload-too-large``). Bad input never
+produces a 500: anything unexpected is logged and answered as one, which the tests treat as a bug.
+
+Limits: request bodies are capped at ``MAX_BODY`` bytes (413 beyond); ``POST /txs`` takes at most
+1,000 transactions. Admin routes need ``Authorization: Bearer <token>`` (the cookie's token).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgpack
+from aiohttp import web
+
+from consensus import ValidationError
+from node.api.openapi import openapi_document
+from node.api.views import NotFoundError, Views
+from node.metrics import CONTENT_TYPE
+from node.service import VERSION, CommandError, NodeService
+
+log = logging.getLogger(__name__)
+
+API = "/api/v1"
+MAX_BODY = 4 * 1024 * 1024
+MAX_BATCH = 1_000
+MAX_GENERATE = 10_000
+MSGPACK = "application/msgpack"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+SERVICE: web.AppKey[NodeService] = web.AppKey("service", NodeService)
+
+_REASONS = {
+    400: "bad-request",
+    401: "unauthorized",
+    404: "not-found",
+    405: "method-not-allowed",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    429: "too-many-requests",
+    500: "internal-error",
+    503: "unavailable",
+}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code or _REASONS.get(status, "error")
+        self.message = message
+
+
+def error_response(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure in the documented error shape, and request latency into the metrics."""
+    started = time.perf_counter()
+    route = request.match_info.route.resource
+    name = route.canonical if route is not None else "unmatched"
+    try:
+        return await handler(request)
+    except ApiError as err:
+        return error_response(err.status, err.code, err.message)
+    except ValidationError as err:
+        return error_response(400, err.code, err.message)
+    except CommandError as err:
+        return error_response(400, err.code, err.message)
+    except NotFoundError as err:
+        return error_response(404, "not-found", str(err))
+    except web.HTTPException as err:
+        if err.status < 400:
+            raise
+        code = _REASONS.get(err.status, "error")
+        return error_response(err.status, code, err.reason)
+    except Exception:
+        log.exception("unexpected error answering %s %s", request.method, request.path)
+        return error_response(500, "internal-error", "unexpected error; see the node's log")
+    finally:
+        service = request.app[SERVICE]
+        service.metrics.request_seconds.labels(request.method, name).observe(
+            time.perf_counter() - started
+        )
+
+
+@web.middleware
+async def admin_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith(f"{API}/admin/"):
+        token = request.app[SERVICE].token
+        header = request.headers.get("Authorization", "")
+        given = header[7:] if header.startswith("Bearer ") else ""
+        if not given or not hmac.compare_digest(given.encode(), token.encode()):
+            raise ApiError(401, "admin routes need 'Authorization: Bearer <token from .cookie>'")
+    return await handler(request)
+
+
+# --- parsing -------------------------------------------------------------------------------------
+
+
+def parse_hash(text: str, what: str = "hash") -> bytes:
+    """Display hex (64 characters) to internal bytes; 400 otherwise."""
+    if len(text) != 64:
+        raise ApiError(400, f"a {what} is 64 hex characters, got {len(text)}")
+    try:
+        return bytes.fromhex(text)[::-1]
+    except ValueError:
+        raise ApiError(400, f"{what} is not hex") from None
+
+
+def parse_int(text: str | None, what: str, low: int, high: int, default: int | None = None) -> int:
+    if text is None:
+        if default is None:
+            raise ApiError(400, f"{what} is required")
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ApiError(400, f"{what} must be an integer") from None
+    if not low <= value <= high:
+        raise ApiError(400, f"{what} must be between {low} and {high}")
+    return value
+
+
+def parse_hex(value: Any, what: str = "raw") -> bytes:
+    if not isinstance(value, str):
+        raise ApiError(400, f"{what} must be a hex string")
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        raise ApiError(400, f"{what} is not hex") from None
+
+
+async def read_json(request: web.Request) -> Any:
+    body = await request.read()
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "the body is not valid JSON") from None
+
+
+async def read_object(request: web.Request) -> dict[str, Any]:
+    data = await read_json(request)
+    if not isinstance(data, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    return data
+
+
+def is_msgpack(request: web.Request) -> bool:
+    return request.content_type in (MSGPACK, "application/x-msgpack", "application/octet-stream")
+
+
+async def read_raw_object(request: web.Request) -> bytes:
+    """A serialized transaction or block: a msgpack body, or JSON ``{"raw": hex}``."""
+    if is_msgpack(request):
+        body = await request.read()
+        if not body:
+            raise ApiError(400, "empty body")
+        return body
+    data = await read_object(request)
+    return parse_hex(data.get("raw"))
+
+
+def pubkey_hash(service: NodeService, text: str) -> bytes:
+    try:
+        return service.pubkey_hash_of(text)
+    except CommandError as err:
+        raise ApiError(400, err.message, "bad-address") from None
+
+
+def raw_response(data: bytes, content_type: str = MSGPACK) -> web.Response:
+    return web.Response(body=data, content_type=content_type)
+
+
+def text_response(text: str) -> web.Response:
+    return web.Response(text=text, content_type="text/plain")
+
+
+# --- handlers ------------------------------------------------------------------------------------
+
+
+def make_app(service: NodeService) -> web.Application:
+    app = web.Application(
+        client_max_size=MAX_BODY, middlewares=[errors_middleware, admin_middleware]
+    )
+    app[SERVICE] = service
+    views: Views = service.views
+    call = service.call
+    r = web.RouteTableDef()
+
+    @r.get(f"{API}/info")
+    async def info(request: web.Request) -> web.Response:
+        data = await call(views.info, len(service.peer_urls), True, VERSION)
+        return web.json_response(data)
+
+    @r.get(f"{API}/blocks/tip/height")
+    async def tip_height(request: web.Request) -> web.Response:
+        return text_response(str(service.chainstate.height))
+
+    @r.get(f"{API}/blocks/tip/hash")
+    async def tip_hash(request: web.Request) -> web.Response:
+        return text_response(service.chainstate.tip.hash[::-1].hex())
+
+    @r.get(f"{API}/blocks")
+    async def blocks(request: web.Request) -> web.Response:
+        raw = request.query.get("start_height")
+        start = None if raw is None else parse_int(raw, "start_height", 0, 2**31)
+        return web.json_response(await call(views.blocks, start))
+
+    @r.get(API + "/block/{hash}")
+    async def block(request: web.Request) -> web.Response:
+        return web.json_response(await call(views.block, parse_hash(request.match_info["hash"])))
+
+    @r.get(API + "/block/{hash}/txids")
+    async def block_txids(request: web.Request) -> web.Response:
+        block_hash = parse_hash(request.match_info["hash"])
+        return web.json_response(await call(views.block_txids, block_hash))
+
+    @r.get(API + "/block/{hash}/txs")
+    async def block_txs(request: web.Request) -> web.Response:
+        block_hash = parse_hash(request.match_info["hash"])
+        start = parse_int(request.query.get("start_index"), "start_index", 0, 10**6, 0)
+        return web.json_response(await call(views.block_txs, block_hash, start))
+
+    @r.get(API + "/block/{hash}/raw")
+    async def block_raw(request: web.Request) -> web.Response:
+        return raw_response(await call(views.block_raw, parse_hash(request.match_info["hash"])))
+
+    @r.get(API + "/block-height/{height}")
+    async def block_height(request: web.Request) -> web.Response:
+        height = parse_int(request.match_info["height"], "height", 0, 2**31)
+        return text_response(await call(views.hash_at_height, height))
+
+    @r.post(f"{API}/block")
+    async def post_block(request: web.Request) -> web.Response:
+        result = await service.submit_block(await read_raw_object(request))
+        return web.json_response(
+            {"hash": result.hash[::-1].hex(), "status": result.status, "height": result.height}
+        )
+
+    @r.get(API + "/tx/{txid}")
+    async def tx(request: web.Request) -> web.Response:
+        return web.json_response(
+            await call(views.tx, parse_hash(request.match_info["txid"], "txid"))
+        )
+
+    @r.get(API + "/tx/{txid}/status")
+    async def tx_status(request: web.Request) -> web.Response:
+        txid = parse_hash(request.match_info["txid"], "txid")
+        return web.json_response(await call(views.tx_status_of, txid))
+
+    @r.get(API + "/tx/{txid}/raw")
+    async def tx_raw(request: web.Request) -> web.Response:
+        txid = parse_hash(request.match_info["txid"], "txid")
+        return raw_response(await call(views.tx_raw, txid))
+
+    @r.get(API + "/tx/{txid}/merkle-proof")
+    async def merkle_proof(request: web.Request) -> web.Response:
+        txid = parse_hash(request.match_info["txid"], "txid")
+        return web.json_response(await call(views.merkle_proof, txid))
+
+    @r.get(API + "/tx/{txid}/outspends")
+    async def outspends(request: web.Request) -> web.Response:
+        txid = parse_hash(request.match_info["txid"], "txid")
+        return web.json_response(await call(views.outspends, txid))
+
+    @r.post(f"{API}/tx")
+    async def post_tx(request: web.Request) -> web.Response:
+        result = await service.submit_tx(await read_raw_object(request))
+        return web.json_response({"txid": result.txid[::-1].hex()})
+
+    @r.post(f"{API}/txs")
+    async def post_txs(request: web.Request) -> web.Response:
+        if is_msgpack(request):
+            try:
+                items = msgpack.unpackb(
+                    await request.read(), raw=True, max_map_len=0, max_ext_len=0
+                )
+            except (ValueError, TypeError, msgpack.UnpackException):
+                raise ApiError(400, "the body is not a msgpack array of bin") from None
+            if not isinstance(items, list) or not all(isinstance(i, bytes) for i in items):
+                raise ApiError(400, "the body must be a msgpack array of bin")
+            raws: list[bytes] = items
+        else:
+            data = await read_json(request)
+            if not isinstance(data, list):
+                raise ApiError(400, 'the body must be a JSON array of {"raw": hex}')
+            raws = []
+            for item in data:
+                if not isinstance(item, dict):
+                    raise ApiError(400, 'each item must be {"raw": hex}')
+                raws.append(parse_hex(item.get("raw")))
+        if len(raws) > MAX_BATCH:
+            raise ApiError(400, f"at most {MAX_BATCH} transactions at once")
+        answers: list[dict[str, Any]] = []
+        for res in await service.submit_txs(raws):
+            if isinstance(res, ValidationError):
+                answers.append({"error": {"code": res.code, "message": res.message}})
+            else:
+                answers.append({"txid": res.txid[::-1].hex()})
+        return web.json_response(answers)
+
+    @r.get(API + "/address/{address}")
+    async def address(request: web.Request) -> web.Response:
+        text = request.match_info["address"]
+        pkh = pubkey_hash(service, text)
+        return web.json_response(await call(views.address_summary, text, pkh))
+
+    @r.get(API + "/address/{address}/txs")
+    async def address_txs(request: web.Request) -> web.Response:
+        pkh = pubkey_hash(service, request.match_info["address"])
+        after_text = request.query.get("after_txid")
+        after = None if after_text is None else parse_hash(after_text, "after_txid")
+        return web.json_response(await call(views.address_txs, pkh, after))
+
+    @r.get(API + "/address/{address}/utxo")
+    async def address_utxo(request: web.Request) -> web.Response:
+        pkh = pubkey_hash(service, request.match_info["address"])
+        return web.json_response(await call(views.address_utxos, pkh))
+
+    @r.get(f"{API}/mempool")
+    async def mempool(request: web.Request) -> web.Response:
+        return web.json_response(await call(views.mempool_summary))
+
+    @r.get(f"{API}/mempool/txids")
+    async def mempool_txids(request: web.Request) -> web.Response:
+        return web.json_response(await call(views.mempool_txids))
+
+    @r.get(f"{API}/mempool/recent")
+    async def mempool_recent(request: web.Request) -> web.Response:
+        return web.json_response(await call(views.mempool_recent))
+
+    @r.get(f"{API}/fee-estimates")
+    async def fee_estimates(request: web.Request) -> web.Response:
+        estimates = await call(service.fees.estimates)
+        return web.json_response({str(t): rate for t, rate in estimates.items()})
+
+    @r.get(f"{API}/search")
+    async def search(request: web.Request) -> web.Response:
+        query = request.query.get("q", "")
+        if not query.strip() or len(query) > 200:
+            raise ApiError(400, "q must be a height, block hash, txid or address")
+        return web.json_response(await call(views.search, query))
+
+    @r.get(f"{API}/utxo-set-info")
+    async def utxo_set_info(request: web.Request) -> web.Response:
+        return web.json_response(await call(views.utxo_set_info))
+
+    @r.get(f"{API}/peers")
+    async def peers(request: web.Request) -> web.Response:
+        return web.json_response(
+            {"connected": [], "configured": list(service.peer_urls), "banned": []}
+        )
+
+    @r.get(f"{API}/openapi.json")
+    async def openapi(request: web.Request) -> web.Response:
+        return web.json_response(openapi_document())
+
+    # --- admin ---
+
+    @r.post(f"{API}/admin/generate")
+    async def generate(request: web.Request) -> web.Response:
+        data = await read_object(request)
+        count = data.get("count")
+        if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_GENERATE:
+            raise ApiError(400, f"count must be an integer from 1 to {MAX_GENERATE}")
+        hashes = await service.generate(count, data.get("address"))
+        return web.json_response({"hashes": [h[::-1].hex() for h in hashes]})
+
+    @r.post(f"{API}/admin/peers")
+    async def add_peer(request: web.Request) -> web.Response:
+        data = await read_object(request)
+        url = data.get("url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ApiError(400, "url must be an http:// URL")
+        service.add_peer(url)
+        return web.json_response({"added": url})
+
+    @r.post(f"{API}/admin/mining")
+    async def mining(request: web.Request) -> web.Response:
+        data = await read_object(request)
+        enabled = data.get("enabled")
+        if not isinstance(enabled, bool):
+            raise ApiError(400, "enabled must be true or false")
+        block_time = data.get("block_time")
+        if block_time is not None and (
+            isinstance(block_time, bool)
+            or not isinstance(block_time, int | float)
+            or not 0 < block_time <= 86_400
+        ):
+            raise ApiError(400, "block_time must be a number of seconds from 0 to 86400")
+        address = data.get("address")
+        service.set_mining(enabled, address, block_time)
+        return web.json_response({"enabled": service.mining})
+
+    @r.post(f"{API}/admin/stop")
+    async def stop(request: web.Request) -> web.Response:
+        service.request_stop()
+        return web.json_response({"stopping": True})
+
+    # --- outside the API ---
+
+    @r.get("/metrics")
+    async def metrics(request: web.Request) -> web.Response:
+        await call(service.refresh_gauges)
+        return web.Response(body=service.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
+    @r.get("/")
+    async def index(request: web.Request) -> web.Response:
+        return web.Response(text=INDEX_PAGE, content_type="text/html")
+
+    app.add_routes(r)
+    return app
+
+
+INDEX_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Tally node</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body><h1>Tally node</h1><p>The API is at <a href="/api/v1/info">/api/v1/info</a>;
+its description at <a href="/api/v1/openapi.json">/api/v1/openapi.json</a>.</p></body></html>
+"""

@@ -1,0 +1,464 @@
+"""Read models of the HTTP API: the JSON shapes of SPEC 3.5, built from chainstate and mempool.
+
+Every function here is a query: it reads, never writes, and runs on the node's state thread
+(handlers reach it through ``NodeService.call``). Amounts are base units, hashes display hex
+(reversed), times Unix seconds. ``NotFoundError`` means the object is unknown (HTTP 404).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any
+
+from consensus import (
+    AddressError,
+    Block,
+    Coin,
+    OutPoint,
+    Transaction,
+    decode_address,
+    encode_address,
+    merkle_branch,
+)
+from node.chainstate import BlockIndexEntry, Chainstate
+from node.mempool import Mempool
+
+BLOCKS_PAGE = 10
+TXS_PAGE = 25
+MEMPOOL_RECENT = 10
+
+
+class NotFoundError(LookupError):
+    """The block, transaction or address asked for is not known."""
+
+
+def display(h: bytes) -> str:
+    """A hash as Bitcoin shows it: byte-reversed hex."""
+    return h[::-1].hex()
+
+
+@dataclass(frozen=True)
+class FoundTx:
+    tx: Transaction
+    spent: tuple[Coin, ...]  # coins its inputs spent (empty for a coinbase)
+    entry: BlockIndexEntry | None  # its block on the active chain, None if in the mempool
+    position: int
+
+
+class Views:
+    """Queries over one chainstate and one mempool."""
+
+    def __init__(self, chainstate: Chainstate, mempool: Mempool) -> None:
+        self.chain = chainstate
+        self.mempool = mempool
+        self.params = chainstate.params
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    def address(self, pubkey_hash: bytes) -> str:
+        return encode_address(pubkey_hash, self.params)
+
+    def entry_or_404(self, block_hash: bytes) -> BlockIndexEntry:
+        entry = self.chain.get_entry(block_hash)
+        if entry is None or not entry.have_data:
+            raise NotFoundError(f"block {display(block_hash)} not found")
+        return entry
+
+    def _block(self, entry: BlockIndexEntry) -> Block:
+        block = self.chain.get_block(entry.hash)
+        if block is None:
+            raise NotFoundError(f"block {display(entry.hash)} has no stored body")
+        return block
+
+    def confirmations(self, entry: BlockIndexEntry) -> int:
+        if not self.chain.in_active_chain(entry):
+            return 0
+        return self.chain.height - entry.height + 1
+
+    def find_tx(self, txid: bytes) -> FoundTx:
+        pooled = self.mempool.get(txid)
+        if pooled is not None:
+            return FoundTx(pooled.tx, pooled.spent, None, -1)
+        found = self.chain.get_transaction(txid)
+        if found is None:
+            raise NotFoundError(f"transaction {display(txid)} not found")
+        tx, entry, position = found
+        spent: tuple[Coin, ...] = ()
+        if position > 0:
+            undo = self.chain.get_undo(entry.hash)
+            if undo is not None:
+                spent = undo.spent[position - 1]
+        return FoundTx(tx, spent, entry, position)
+
+    # --- chain ----------------------------------------------------------------------------------
+
+    def info(self, peers: int, synced: bool, version: str) -> dict[str, Any]:
+        tip = self.chain.tip
+        return {
+            "network": self.params.name,
+            "height": tip.height,
+            "best_hash": display(tip.hash),
+            "chainwork": f"{tip.chainwork:064x}",
+            "peers": peers,
+            "mempool": {"count": len(self.mempool), "bytes": self.mempool.total_bytes},
+            "synced": synced,
+            "version": version,
+        }
+
+    def block_json(self, entry: BlockIndexEntry) -> dict[str, Any]:
+        block = self._block(entry)
+        undo = self.chain.get_undo(entry.hash) if entry.height > 0 else None
+        fees = 0
+        if undo is not None:
+            for tx, coins in zip(block.txs[1:], undo.spent, strict=True):
+                fees += sum(c.output.amount for c in coins) - tx.total_out()
+        in_best = self.chain.in_active_chain(entry)
+        next_hash = self.chain.hash_at_height(entry.height + 1) if in_best else None
+        h = entry.header
+        return {
+            "hash": display(entry.hash),
+            "height": entry.height,
+            "version": h.version,
+            "prev_hash": display(h.prev_hash),
+            "next_hash": display(next_hash) if next_hash else None,
+            "merkle_root": display(h.merkle_root),
+            "time": h.time,
+            "median_time": self.chain.median_time_past(entry),
+            "bits": h.bits,
+            "nonce": h.nonce,
+            "tx_count": len(block.txs),
+            "size": block.size(),
+            "total_fees": fees,
+            "confirmations": self.confirmations(entry),
+            "in_best_chain": in_best,
+        }
+
+    def block(self, block_hash: bytes) -> dict[str, Any]:
+        return self.block_json(self.entry_or_404(block_hash))
+
+    def blocks(self, start_height: int | None) -> list[dict[str, Any]]:
+        top = self.chain.height if start_height is None else min(start_height, self.chain.height)
+        out = []
+        for height in range(top, max(-1, top - BLOCKS_PAGE), -1):
+            block_hash = self.chain.hash_at_height(height)
+            if block_hash is not None:
+                out.append(self.block_json(self.entry_or_404(block_hash)))
+        return out
+
+    def block_txids(self, block_hash: bytes) -> list[str]:
+        block = self._block(self.entry_or_404(block_hash))
+        return [display(t) for t in block.txids()]
+
+    def block_txs(self, block_hash: bytes, start_index: int) -> list[dict[str, Any]]:
+        entry = self.entry_or_404(block_hash)
+        block = self._block(entry)
+        if start_index % TXS_PAGE or (start_index and start_index >= len(block.txs)):
+            raise NotFoundError(f"no page at start_index {start_index}")
+        undo = self.chain.get_undo(entry.hash) if self.chain.in_active_chain(entry) else None
+        out = []
+        for pos in range(start_index, min(len(block.txs), start_index + TXS_PAGE)):
+            spent = undo.spent[pos - 1] if undo is not None and pos > 0 else ()
+            out.append(self.tx_json(FoundTx(block.txs[pos], spent, entry, pos)))
+        return out
+
+    def block_raw(self, block_hash: bytes) -> bytes:
+        raw = self.chain.get_block_bytes(self.entry_or_404(block_hash).hash)
+        if raw is None:
+            raise NotFoundError("block body not stored")
+        return raw
+
+    def hash_at_height(self, height: int) -> str:
+        block_hash = self.chain.hash_at_height(height)
+        if block_hash is None:
+            raise NotFoundError(f"no block at height {height}")
+        return display(block_hash)
+
+    # --- transactions ---------------------------------------------------------------------------
+
+    def tx_status(self, found: FoundTx) -> dict[str, Any]:
+        if found.entry is None:
+            return {
+                "confirmed": False,
+                "block_hash": None,
+                "block_height": None,
+                "block_time": None,
+                "confirmations": 0,
+            }
+        return {
+            "confirmed": True,
+            "block_hash": display(found.entry.hash),
+            "block_height": found.entry.height,
+            "block_time": found.entry.header.time,
+            "confirmations": self.confirmations(found.entry),
+        }
+
+    def is_spent(self, outpoint: OutPoint) -> bool:
+        return outpoint in self.mempool.spenders or self.chain.get_spender(outpoint) is not None
+
+    def tx_json(self, found: FoundTx) -> dict[str, Any]:
+        tx = found.tx
+        txid = tx.txid()
+        if tx.is_coinbase():
+            inputs: list[dict[str, Any]] = [
+                {
+                    "txid": display(tx.inputs[0].prevout.txid),
+                    "index": tx.inputs[0].prevout.index,
+                    "address": None,
+                    "amount": 0,
+                    "coinbase": True,
+                }
+            ]
+            fee = 0
+        else:
+            inputs = [
+                {
+                    "txid": display(i.prevout.txid),
+                    "index": i.prevout.index,
+                    "address": self.address(c.output.pubkey_hash),
+                    "amount": c.output.amount,
+                    "coinbase": False,
+                }
+                for i, c in zip(tx.inputs, found.spent, strict=False)
+            ]
+            fee = sum(c.output.amount for c in found.spent) - tx.total_out()
+        outputs = [
+            {
+                "address": self.address(o.pubkey_hash),
+                "amount": o.amount,
+                "spent": self.is_spent(OutPoint(txid, n)),
+            }
+            for n, o in enumerate(tx.outputs)
+        ]
+        return {
+            "txid": display(txid),
+            "wtxid": display(tx.wtxid()),
+            "version": tx.version,
+            "locktime": tx.locktime,
+            "size": tx.size(),
+            "fee": fee,
+            "inputs": inputs,
+            "outputs": outputs,
+            "status": self.tx_status(found),
+        }
+
+    def tx(self, txid: bytes) -> dict[str, Any]:
+        return self.tx_json(self.find_tx(txid))
+
+    def tx_raw(self, txid: bytes) -> bytes:
+        return self.find_tx(txid).tx.serialize()
+
+    def tx_status_of(self, txid: bytes) -> dict[str, Any]:
+        return self.tx_status(self.find_tx(txid))
+
+    def merkle_proof(self, txid: bytes) -> dict[str, Any]:
+        found = self.find_tx(txid)
+        if found.entry is None:
+            raise NotFoundError("the transaction is not in a block yet")
+        block = self._block(found.entry)
+        branch = merkle_branch(block.txids(), found.position)
+        return {
+            "block_height": found.entry.height,
+            "block_hash": display(found.entry.hash),
+            "merkle": [display(h) for h in branch],
+            "pos": found.position,
+        }
+
+    def outspends(self, txid: bytes) -> list[dict[str, Any]]:
+        found = self.find_tx(txid)
+        out: list[dict[str, Any]] = []
+        for n in range(len(found.tx.outputs)):
+            outpoint = OutPoint(txid, n)
+            spender = self.mempool.spenders.get(outpoint)
+            if spender is not None:
+                entry = self.mempool.get(spender)
+                vin = (
+                    next(i for i, t in enumerate(entry.tx.inputs) if t.prevout == outpoint)
+                    if entry
+                    else 0
+                )
+                out.append(
+                    {"spent": True, "txid": display(spender), "vin": vin, "confirmed": False}
+                )
+                continue
+            chain_spender = self.chain.get_spender(outpoint)
+            if chain_spender is None:
+                out.append({"spent": False})
+            else:
+                out.append(
+                    {
+                        "spent": True,
+                        "txid": display(chain_spender[0]),
+                        "vin": chain_spender[1],
+                        "confirmed": True,
+                    }
+                )
+        return out
+
+    # --- addresses ------------------------------------------------------------------------------
+
+    def _immature(self, pubkey_hash: bytes) -> int:
+        """Unspent coinbase outputs to the address that are not mature yet."""
+        tip = self.chain.height
+        oldest = tip - self.params.coinbase_maturity + 2  # spendable in the next block from here
+        total = 0
+        for txid, height, position in self.chain.address_history(pubkey_hash):
+            if height < oldest:
+                break
+            if position != 0:
+                continue
+            found = self.chain.get_transaction(txid)
+            if found is None:
+                continue
+            for n, out in enumerate(found[0].outputs):
+                if out.pubkey_hash == pubkey_hash and self.chain.get_coin(OutPoint(txid, n)):
+                    total += out.amount
+        return total
+
+    def address_summary(self, text: str, pubkey_hash: bytes) -> dict[str, Any]:
+        stats = self.chain.address_stats(pubkey_hash)
+        funded = spent = 0
+        txids = self.mempool.by_address.get(pubkey_hash, set())
+        for txid in txids:
+            entry = self.mempool.entries[txid]
+            funded += sum(o.amount for o in entry.tx.outputs if o.pubkey_hash == pubkey_hash)
+            spent += sum(
+                c.output.amount for c in entry.spent if c.output.pubkey_hash == pubkey_hash
+            )
+        immature = self._immature(pubkey_hash)
+        return {
+            "address": text,
+            "chain_stats": {
+                "funded_sum": stats.funded_sum,
+                "spent_sum": stats.spent_sum,
+                "tx_count": stats.tx_count,
+            },
+            "mempool_stats": {"funded_sum": funded, "spent_sum": spent, "tx_count": len(txids)},
+            "balance": {
+                "confirmed": stats.funded_sum - stats.spent_sum - immature,
+                "unconfirmed": funded - spent,
+                "immature": immature,
+            },
+        }
+
+    def _mempool_txids_for(self, pubkey_hash: bytes) -> list[bytes]:
+        """Newest first (acceptance order reversed)."""
+        txids = self.mempool.by_address.get(pubkey_hash, set())
+        return [t for t in reversed(self.mempool.entries) if t in txids]
+
+    def address_txs(self, pubkey_hash: bytes, after_txid: bytes | None) -> list[dict[str, Any]]:
+        """Newest first: unconfirmed, then confirmed; 25 a page, after ``after_txid``."""
+        pooled = self._mempool_txids_for(pubkey_hash)
+        before: tuple[int, int] | None = None
+        if after_txid is not None:
+            if after_txid in pooled:
+                pooled = pooled[pooled.index(after_txid) + 1 :]
+            else:
+                located = self.chain.get_tx_location(after_txid)
+                if located is None:
+                    raise NotFoundError("after_txid is not a transaction of this address")
+                before = (located[0].height, located[1])
+                pooled = []
+        result = [self.tx(t) for t in pooled[:TXS_PAGE]]
+        confirmed: Iterator[tuple[bytes, int, int]] = self.chain.address_history(
+            pubkey_hash, before
+        )
+        for txid, _, _ in islice(confirmed, TXS_PAGE - len(result)):
+            result.append(self.tx(txid))
+        return result
+
+    def address_utxos(self, pubkey_hash: bytes) -> list[dict[str, Any]]:
+        tip = self.chain.height
+        out = []
+        for outpoint, coin in self.chain.address_utxos(pubkey_hash):
+            if outpoint in self.mempool.spenders:
+                continue
+            out.append(
+                {
+                    "txid": display(outpoint.txid),
+                    "index": outpoint.index,
+                    "amount": coin.output.amount,
+                    "height": coin.height,
+                    "coinbase": coin.is_coinbase,
+                    "confirmations": tip - coin.height + 1,
+                }
+            )
+        for txid in self._mempool_txids_for(pubkey_hash):
+            entry = self.mempool.entries[txid]
+            for n, o in enumerate(entry.tx.outputs):
+                if o.pubkey_hash == pubkey_hash and OutPoint(txid, n) not in self.mempool.spenders:
+                    out.append(
+                        {
+                            "txid": display(txid),
+                            "index": n,
+                            "amount": o.amount,
+                            "height": None,
+                            "coinbase": False,
+                            "confirmations": 0,
+                        }
+                    )
+        return out
+
+    # --- mempool --------------------------------------------------------------------------------
+
+    def mempool_summary(self) -> dict[str, Any]:
+        buckets: dict[int, int] = {}
+        for entry in self.mempool.entries.values():
+            rate = int(entry.fee_rate)
+            bucket = 1 << max(0, rate.bit_length() - 1) if rate else 0
+            buckets[bucket] = buckets.get(bucket, 0) + entry.size
+        return {
+            "count": len(self.mempool),
+            "bytes": self.mempool.total_bytes,
+            "total_fee": self.mempool.total_fee,
+            "fee_histogram": [[rate, size] for rate, size in sorted(buckets.items(), reverse=True)],
+        }
+
+    def mempool_txids(self) -> list[str]:
+        return [display(t) for t in self.mempool.entries]
+
+    def mempool_recent(self) -> list[dict[str, Any]]:
+        recent = list(self.mempool.entries.values())[-MEMPOOL_RECENT:]
+        return [
+            {"txid": display(e.txid), "fee": e.fee, "size": e.size, "value": e.tx.total_out()}
+            for e in reversed(recent)
+        ]
+
+    # --- other ----------------------------------------------------------------------------------
+
+    def search(self, query: str) -> dict[str, Any]:
+        """What ``query`` is (a height, block hash, txid or address) and where it leads."""
+        q = query.strip()
+        if q.isdigit() and len(q) <= 10:
+            block_hash = self.chain.hash_at_height(int(q))
+            if block_hash is not None:
+                return {"type": "block", "id": display(block_hash), "height": int(q)}
+        if len(q) == 64:
+            try:
+                h = bytes.fromhex(q)[::-1]
+            except ValueError:
+                h = b""
+            if h:
+                entry = self.chain.get_entry(h)
+                if entry is not None and entry.have_data:
+                    return {"type": "block", "id": q.lower(), "height": entry.height}
+                if h in self.mempool or self.chain.get_tx_location(h) is not None:
+                    return {"type": "tx", "id": q.lower()}
+        try:
+            decode_address(q, self.params)
+        except AddressError:
+            pass
+        else:
+            return {"type": "address", "id": q}
+        raise NotFoundError(f"nothing known as {query!r}")
+
+    def utxo_set_info(self) -> dict[str, Any]:
+        info = self.chain.utxo_set_info()
+        return {
+            "height": info.height,
+            "best_hash": display(info.best_hash),
+            "count": info.count,
+            "total_amount": info.total_amount,
+            "hash": info.hash.hex(),
+        }

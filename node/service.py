@@ -1,0 +1,277 @@
+"""The node's composition root and its commands: everything wired together, with one owner.
+
+``NodeService`` builds the pieces with their dependencies injected (store, signature cache,
+chainstate, mempool, fee estimator, miner), subscribes them to each other's events, and runs the
+HTTP server. It offers the commands the API needs (submit a transaction or a block, generate,
+mining on/off, stop); the read models are ``node.api.views.Views``.
+
+Threading: chainstate and mempool are touched only on one "state" thread (``call``), so the
+event loop never runs validation and never sees them half-updated; libsecp256k1 releases the GIL,
+so signature checks there leave the loop responsive. Proof of work runs in worker processes.
+
+Start-up writes ``<datadir>/.cookie`` (``__cookie__:<token>``, mode 0600, a new token every
+start, as bitcoind does); the admin routes require that token. Stop removes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import time
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from consensus import (
+    AddressError,
+    Block,
+    Transaction,
+    ValidationError,
+    decode_address,
+)
+from node.chainstate import AcceptResult, Chainstate
+from node.config import Settings
+from node.fees import FeeEstimator
+from node.mempool import AcceptResult as TxAcceptResult
+from node.mempool import ChainView, Mempool
+from node.metrics import NodeMetrics
+from node.miner.miner import Miner
+from node.miner.pow import PowSearcher
+from node.sigcache import SignatureCache
+from node.storage import LevelDBStore
+
+log = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+T = TypeVar("T")
+
+
+class CommandError(Exception):
+    """A command that cannot be carried out as asked (HTTP 400 with ``code``)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def write_cookie(datadir: Path, token: str) -> Path:
+    """Write ``__cookie__:<token>`` to ``<datadir>/.cookie`` with mode 0600."""
+    path = datadir / ".cookie"
+    tmp = datadir / ".cookie.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, f"__cookie__:{token}\n".encode())
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    return path
+
+
+def read_cookie(datadir: Path) -> str:
+    """The token in ``<datadir>/.cookie``."""
+    return (datadir / ".cookie").read_text().strip().split(":", 1)[-1]
+
+
+class NodeService:
+    """One running node."""
+
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.params = settings.params
+        self.clock = clock
+        self.metrics = NodeMetrics()
+        self.token = secrets.token_hex(32)
+        self.stopped = asyncio.Event()
+        self._state = ThreadPoolExecutor(max_workers=1, thread_name_prefix="state")
+        self._runner: web.AppRunner | None = None
+        self._searcher: PowSearcher | None = None
+        self._mining_task: asyncio.Task[None] | None = None
+        self.store: LevelDBStore
+        self.chainstate: Chainstate
+        self.mempool: Mempool
+        self.fees: FeeEstimator
+        self.miner: Miner
+        self.views: Any
+        self.peer_urls: list[str] = list(settings.peers)
+
+    # --- life cycle -----------------------------------------------------------------------------
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` on the state thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._state, fn, *args)
+
+    def _open_state(self) -> None:
+        datadir = self.settings.datadir
+        datadir.mkdir(parents=True, exist_ok=True)
+        self.store = LevelDBStore(datadir / "chainstate")
+        sigcache = SignatureCache()
+        self.chainstate = Chainstate(
+            self.store, self.params, clock=self.clock, verify=sigcache.verify
+        )
+        chain = self.chainstate
+        view = ChainView(
+            chain.get_coin, lambda: chain.height, lambda t: chain.get_tx_location(t) is not None
+        )
+        self.mempool = Mempool(
+            view, self.params, verify=sigcache.verify, clock=self.clock, store=self.store
+        )
+        self.fees = FeeEstimator()
+        chain.subscribe(self.mempool.on_chain_event)
+        chain.subscribe(self.fees.on_chain_event)
+        self.mempool.load()
+        from node.api.views import Views
+
+        self.views = Views(chain, self.mempool)
+
+    async def start(self) -> None:
+        """Open the database, start serving, write the cookie, start mining if configured."""
+        s = self.settings
+        log.info("starting Tally %s on the %s network, data in %s", VERSION, s.network, s.datadir)
+        await self.call(self._open_state)
+        self._searcher = PowSearcher()
+        self._background(self._searcher.start(), "starting the proof-of-work workers")
+        self.miner = Miner(
+            self.chainstate, self.mempool, self._searcher, clock=self.clock, call=self.call
+        )
+        self.chainstate.subscribe(self.miner.on_chain_event)
+        self.mempool.subscribe(self.miner.on_mempool_accept)
+        log.info(
+            "chain tip at height %d (%s)",
+            self.chainstate.height,
+            self.chainstate.tip.hash[::-1].hex(),
+        )
+        from node.api.app import make_app
+
+        self._runner = web.AppRunner(make_app(self), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, s.bind, s.port)
+        await site.start()
+        write_cookie(s.datadir, self.token)
+        log.info("listening on http://%s:%d", s.bind, s.port)
+        if s.mine_to:
+            self.set_mining(True, s.mine_to, s.block_time)
+
+    async def stop(self) -> None:
+        """Stop mining and serving, close the database, remove the cookie."""
+        log.info("shutting down")
+        if self._mining_task is not None:
+            self._mining_task.cancel()
+            await asyncio.gather(self._mining_task, return_exceptions=True)
+            self._mining_task = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._searcher is not None:
+            await self._searcher.aclose()
+        await self.call(self.store.close)
+        self._state.shutdown(wait=True)
+        (self.settings.datadir / ".cookie").unlink(missing_ok=True)
+        log.info("stopped")
+
+    def _background(self, work: Coroutine[Any, Any, None], what: str) -> asyncio.Task[None]:
+        """Run ``work`` as a task whose failure is logged, not lost."""
+        task = asyncio.get_running_loop().create_task(work)
+
+        def done(t: asyncio.Task[None]) -> None:
+            if not t.cancelled() and t.exception() is not None:
+                log.error("%s failed: %s", what, t.exception(), exc_info=t.exception())
+
+        task.add_done_callback(done)
+        return task
+
+    def request_stop(self) -> None:
+        self.stopped.set()
+
+    # --- commands -------------------------------------------------------------------------------
+
+    def pubkey_hash_of(self, address: Any) -> bytes:
+        if not isinstance(address, str):
+            raise CommandError("bad-address", "address must be a string")
+        try:
+            return decode_address(address, self.params)
+        except AddressError as err:
+            raise CommandError("bad-address", f"{err.reason}: {err}") from None
+
+    def _accept_tx(self, raw: bytes) -> TxAcceptResult:
+        started = time.perf_counter()
+        try:
+            tx = Transaction.deserialize(raw)
+            result = self.mempool.accept(tx, keep_orphan=False)
+        except ValidationError as err:
+            self.metrics.txs_rejected.labels(err.code).inc()
+            raise
+        finally:
+            self.metrics.validation_seconds.labels("tx").observe(time.perf_counter() - started)
+        self.metrics.txs_accepted.inc()
+        return result
+
+    async def submit_tx(self, raw: bytes) -> TxAcceptResult:
+        return await self.call(self._accept_tx, raw)
+
+    def _accept_txs(self, raws: list[bytes]) -> list[TxAcceptResult | ValidationError]:
+        results: list[TxAcceptResult | ValidationError] = []
+        for raw in raws:
+            try:
+                results.append(self._accept_tx(raw))
+            except ValidationError as err:
+                results.append(err)
+        return results
+
+    async def submit_txs(self, raws: list[bytes]) -> list[TxAcceptResult | ValidationError]:
+        return await self.call(self._accept_txs, raws)
+
+    def _accept_block(self, raw: bytes) -> AcceptResult:
+        started = time.perf_counter()
+        try:
+            result = self.chainstate.process_block(Block.deserialize(raw))
+        except ValidationError as err:
+            self.metrics.blocks_rejected.labels(err.code).inc()
+            raise
+        finally:
+            self.metrics.validation_seconds.labels("block").observe(time.perf_counter() - started)
+        self.metrics.blocks_accepted.inc()
+        return result
+
+    async def submit_block(self, raw: bytes) -> AcceptResult:
+        return await self.call(self._accept_block, raw)
+
+    async def generate(self, count: int, address: Any) -> list[bytes]:
+        if not self.params.allow_generate:
+            raise CommandError("not-allowed", f"generate is for regtest, not {self.params.name}")
+        pubkey_hash = self.pubkey_hash_of(address)
+        hashes = await self.miner.generate(count, pubkey_hash)
+        self.metrics.blocks_accepted.inc(len(hashes))
+        return hashes
+
+    def set_mining(self, enabled: bool, address: str | None, block_time: float | None) -> None:
+        if self._mining_task is not None:
+            self._mining_task.cancel()
+            self._mining_task = None
+        if not enabled:
+            log.info("mining stopped")
+            return
+        if address is None:
+            raise CommandError("bad-address", "mining needs an address")
+        pubkey_hash = self.pubkey_hash_of(address)
+        self._mining_task = self._background(self.miner.run(pubkey_hash, block_time), "mining")
+
+    @property
+    def mining(self) -> bool:
+        return self._mining_task is not None and not self._mining_task.done()
+
+    def add_peer(self, url: str) -> None:
+        if url not in self.peer_urls:
+            self.peer_urls.append(url)
+            log.info("peer %s added", url)
+
+    def refresh_gauges(self) -> None:
+        self.metrics.height.set(self.chainstate.height)
+        self.metrics.peers.set(0)
+        self.metrics.mempool_transactions.set(len(self.mempool))
+        self.metrics.mempool_bytes.set(self.mempool.total_bytes)
