@@ -386,11 +386,12 @@ class Mempool:
             raise ValidationError(codes.MEMPOOL_FULL, "fee rate too low for a full mempool")
 
     def _eviction_score(self, txid: bytes) -> float:
-        """Core's descendant score: the lower of its own fee rate and its package's."""
+        """Core's descendant score: the higher of its own fee rate and its package's, so a
+        parent whose child pays for it is not evicted for its own low rate."""
         entry = self.entries[txid]
         package = [entry] + [self.entries[d] for d in self.descendants(txid)]
         package_rate = sum(e.fee for e in package) / sum(e.size for e in package)
-        return min(entry.fee_rate, package_rate)
+        return max(entry.fee_rate, package_rate)
 
     # --- orphans --------------------------------------------------------------------------------
 
@@ -454,7 +455,7 @@ class Mempool:
         kept = 0
         for tx, when in returning + previous:
             try:
-                if self._accept_one(tx, when).status == "accepted":
+                if self._accept_one(tx, when, keep_orphan=False).status == "accepted":
                     kept += 1
             except ValidationError as err:
                 log.debug("dropped %s after reorg: %s", tx.txid()[::-1].hex(), err.code)
@@ -487,14 +488,14 @@ class Mempool:
         for _, key, _ in saved:
             self._store.delete(key)
         saved.sort(key=lambda s: s[0])
-        restored = 0
         for when, _, raw in saved:
             try:
-                self._accept_one(Transaction.deserialize(raw), when)
-                restored += 1
+                # accept() also adopts orphans: a child saved before its parent comes back too.
+                self.accept(Transaction.deserialize(raw), entry_time=when)
             except ValidationError as err:
                 log.debug("persisted transaction not restored: %s", err.code)
         self.expire()
+        restored = len(self.entries)
         log.info("mempool: %d transaction(s) restored", restored)
         return restored
 

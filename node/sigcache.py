@@ -42,6 +42,8 @@ class SignatureCache:
         self.misses += 1
         if not self._engine(pubkey, signature, digest):
             return False
+        if self._max <= 0:
+            return True
         if len(self._valid) >= self._max:
             del self._valid[next(iter(self._valid))]
         self._valid[key] = None

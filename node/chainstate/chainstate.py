@@ -166,6 +166,8 @@ class Chainstate:
         self._index_cache: dict[bytes, BlockIndexEntry] = {}
         self._orphans: OrderedDict[bytes, Block] = OrderedDict()
         self._listeners: list[Callable[[ChainEvent], None]] = []
+        self._tip: BlockIndexEntry | None = None
+        self._stats = UtxoStats()
         self._open()
 
     # --- start-up -------------------------------------------------------------------------------
@@ -187,14 +189,15 @@ class Chainstate:
             log.warning("a reindex was interrupted; reindexing again")
             self.reindex()
             return
+        if self.store.get(k.K_TIP) is None:
+            log.warning("finishing an interrupted creation of the database")
+            self._initialise_genesis()
         self._load_tip()
-        target = self.store.get(k.K_REORG)
-        if target is not None:
-            entry = self.get_entry(target)
-            log.warning("resuming an interrupted reorganisation")
-            if entry is not None and entry.have_data and not entry.failed:
-                self._activate_best_chain(entry)
-            self._write_key(k.K_REORG, None)
+        pending = self.store.get(k.K_REORG)
+        if pending is not None:
+            log.warning("resuming an interrupted change of the active chain")
+            candidates = [self.get_entry(pending[i : i + 32]) for i in range(0, len(pending), 32)]
+            self._activate_best_chain([c for c in candidates if c is not None])
 
     def _initialise(self) -> None:
         log.info("creating a new %s chainstate", self.params.name)
@@ -203,11 +206,19 @@ class Chainstate:
             batch.put(k.K_NETWORK, self.params.name.encode("ascii"))
             batch.put(k.K_SEQUENCE, k.u64(0))
             batch.put(k.K_STATS, UtxoStats().serialize())
+        self._initialise_genesis()
+
+    def _initialise_genesis(self) -> None:
+        """Store (if need be) and connect the genesis block: the last steps of creation, safe to
+        repeat after a crash, since nothing else is written before the tip exists."""
         genesis = self.params.genesis
         check_block(genesis, self.params)
-        entry = self._store_block(genesis, height=0, chainwork=block_work(genesis.header.bits))
-        self._tip: BlockIndexEntry | None = None
+        self._tip = None
+        entry = self.get_entry(genesis.hash())
+        if entry is None or not entry.have_data:
+            entry = self._store_block(genesis, height=0, chainwork=block_work(genesis.header.bits))
         self._stats = UtxoStats()
+        self._write_key(k.K_STATS, UtxoStats().serialize())
         self._connect(entry)
 
     def _load_tip(self) -> None:
@@ -390,6 +401,8 @@ class Chainstate:
                     known.reject_code or codes.BAD_PREVBLK, "block is known to be invalid"
                 )
             if known.have_data:
+                if known.better_than(self.tip):  # stored, but a crash came before it connected
+                    self._activate_best_chain([known])
                 raise ValidationError(codes.DUPLICATE, "block already stored")
         if block_hash in self._orphans:
             raise ValidationError(codes.DUPLICATE, "block already waiting for its parent")
@@ -399,11 +412,7 @@ class Chainstate:
             self._add_orphan(block_hash, block)
             return AcceptResult(block_hash, "orphan")
         entry = self._accept(block, parent)
-        best = entry
-        for child in self._adopt_orphans(block_hash):
-            if child.better_than(best):
-                best = child
-        self._activate_best_chain(best)
+        self._activate_best_chain([entry, *self._adopt_orphans(block_hash)])
         if self.in_active_chain(entry):
             return AcceptResult(block_hash, "active", entry.height)
         stored = self.get_entry(block_hash)
@@ -446,6 +455,9 @@ class Chainstate:
             batch.put(k.block_key(entry.hash), block.serialize())
             batch.put(k.index_key(entry.hash), entry.serialize())
             batch.put(k.K_SEQUENCE, k.u64(sequence + 1))
+            if self._tip is not None and entry.better_than(self._tip):
+                # Connecting it is now pending: a crash before that is resumed at start-up.
+                batch.put(k.K_REORG, entry.hash + self._tip.hash)
 
         self._put_now(write)
         self._cache_entry(entry)
@@ -498,14 +510,34 @@ class Chainstate:
 
     # --- choosing the active chain --------------------------------------------------------------
 
-    def _activate_best_chain(self, candidate: BlockIndexEntry) -> None:
-        """Make ``candidate`` the tip if it beats the current one, falling back on failure."""
-        while candidate.better_than(self.tip):
-            old_tip = self.tip
-            fork, path = self._path_from_fork(candidate)
+    def _activate_best_chain(self, candidates: list[BlockIndexEntry]) -> None:
+        """Move the tip to the best valid chain among ``candidates`` and the current tip.
+
+        Tries the best candidate; if a block on the way fails, it is marked and the next best
+        (the old tip included) is tried, like Core's set of candidate tips. The candidates and
+        the old tip are recorded in ``R`` first, so a crash part-way is resumed at start-up.
+        Publishes one ``TipChanged`` if the tip moved or any block was disconnected.
+        """
+        old_tip = self.tip
+        pool = {c.hash for c in candidates} | {old_tip.hash}
+        disconnected = 0
+        recorded = False
+        while True:
+            live = [
+                e
+                for e in (self.get_entry(h) for h in pool)
+                if e is not None and e.have_data and not e.failed
+            ]
+            best = max(live, key=lambda e: (e.chainwork, -e.sequence), default=None)
+            if best is None or not best.better_than(self.tip):
+                break
+            fork, path = self._path_from_fork(best)
             if path is None:
-                return
-            depth = old_tip.height - fork.height
+                continue  # it descends from a failed block, now marked: try the next
+            if not recorded:
+                self._write_key(k.K_REORG, b"".join(pool - {old_tip.hash}) + old_tip.hash)
+                recorded = True
+            depth = self.tip.height - fork.height
             if depth:
                 log.info(
                     "reorganising: %d block(s) off the chain at height %d, %d on",
@@ -513,23 +545,19 @@ class Chainstate:
                     fork.height,
                     len(path),
                 )
-                self._write_key(k.K_REORG, candidate.hash)
             while self.tip.hash != fork.hash:
                 self._disconnect_tip()
-            failed_at = None
+                disconnected += 1
             for pos, entry in enumerate(path):
                 try:
                     self._connect(entry)
                 except ValidationError as err:
-                    failed_at = pos
                     self._mark_failed(entry, err.code, path[pos + 1 :])
                     break
-            if depth:
-                self._write_key(k.K_REORG, None)
-            self._emit(TipChanged(old_tip.hash, self.tip.hash, self.tip.height, depth))
-            if failed_at is None:
-                return
-            candidate = old_tip  # the old chain is known good: go back if it is better
+        if recorded or self.store.get(k.K_REORG) is not None:
+            self._write_key(k.K_REORG, None)
+        if disconnected or self.tip.hash != old_tip.hash:
+            self._emit(TipChanged(old_tip.hash, self.tip.hash, self.tip.height, disconnected))
 
     def _path_from_fork(
         self, candidate: BlockIndexEntry
@@ -767,8 +795,9 @@ class Chainstate:
     def reindex(self) -> None:
         """Rebuild the UTXO set, undo data, indexes and tip from the stored blocks.
 
-        Every stored block is validated again; the most-work valid chain becomes active.
-        Interrupted, it starts over at the next open (the ``X`` key marks it in progress).
+        Every block on the chains it connects is validated again; blocks once found invalid stay
+        marked. The most-work valid chain becomes active. Interrupted, it starts over at the
+        next open (the ``X`` key marks it in progress).
         """
         log.info("reindex: wiping the chainstate")
         self._write_key(k.K_REINDEX, b"1")
@@ -779,7 +808,8 @@ class Chainstate:
             for key, raw in self.store.iterate(k.P_INDEX):
                 entry = BlockIndexEntry.deserialize(key[1:], raw)
                 if entry.have_data:
-                    entry = entry.with_status(Status.HAVE_DATA, "")
+                    # Forget "connected", keep "failed": a block refused once stays refused.
+                    entry = entry.with_status(entry.status & ~Status.CONNECTED)
                     batch.put(key, entry.serialize())
                     entries.append(entry)
         self._index_cache.clear()
@@ -791,11 +821,7 @@ class Chainstate:
             raise ChainstateError("the stored blocks do not include this network's genesis")
         self._write_key(k.K_STATS, UtxoStats().serialize())
         self._connect(genesis)
-        entries.sort(key=lambda e: (-e.chainwork, e.sequence))
-        for entry in entries:
-            current = self.get_entry(entry.hash)
-            if current is not None and not current.failed and current.better_than(self.tip):
-                self._activate_best_chain(current)
+        self._activate_best_chain([e for e in entries if not e.failed])
         self._write_key(k.K_REINDEX, None)
         log.info("reindex: done at height %d", self.height)
 
