@@ -11,8 +11,9 @@ computed from ``ChainBuilder``'s coins views and undo data, independently of the
 Run as a script, ``python crash_worker.py DB_PATH BLOCKS_FILE`` opens a ``Chainstate`` on a
 ``LevelDBStore`` at ``DB_PATH`` with ``sync=True`` and processes the blocks of ``BLOCKS_FILE``
 (see ``write_blocks``) in order, then exits. It prints the index of each block it processed
-(not those already stored), one a line, so the parent can choose when to kill it. A block already stored raises
-``duplicate`` and is skipped, so a killed worker started again resumes where the database is.
+(not those already stored), one a line, so the parent can choose when to kill it. A block
+already stored raises ``duplicate`` and is skipped, so a killed worker started again resumes
+where the database is.
 """
 
 from __future__ import annotations
