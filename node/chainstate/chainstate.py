@@ -65,6 +65,8 @@ MAX_ORPHANS = 200
 """Blocks kept while their parent is unknown; the oldest goes first."""
 INDEX_CACHE_SIZE = 50_000
 COIN_CACHE_SIZE = 500_000
+COMPACT_EVERY = 1_000
+"""Every this many connected blocks, compact the address-UTXO range (see ``_connect``)."""
 
 
 class ChainstateError(Exception):
@@ -635,6 +637,10 @@ class Chainstate:
         self._coins.committed(pending.changes)
         self._stats = stats
         self._tip = connected
+        if entry.height % COMPACT_EVERY == 0 and entry.height:
+            # Spent coins leave deletion markers that address_utxos() would step over until
+            # LevelDB compacts them; doing it now keeps address queries flat as the chain grows.
+            self.store.compact(k.P_ADDR_UTXO)
         self._cache_entry(connected)
         log.info("block %d connected: %s, %d tx", entry.height, block.hash_hex(), len(block.txs))
         self._emit(BlockConnected(block, entry.height, undo))

@@ -210,6 +210,20 @@ class KeyValueStore(ABC):
         self._check_open()
         return self._new_batch(sync)
 
+    def compact(self, prefix: bytes = b"") -> None:
+        """Ask the backend to reclaim space held by deleted keys under ``prefix``.
+
+        A hint, with no effect on what the store holds: LevelDB keeps deletion markers until a
+        compaction removes them, and an iteration has to step over them, so a range with much
+        churn (spent coins, say) is worth compacting now and then. Other backends may do nothing.
+        """
+        self._check_open()
+        self._compact(require_bytes("prefix", prefix))
+
+    def _compact(self, prefix: bytes) -> None:
+        """Backend compaction hook; nothing by default."""
+        del prefix
+
     def close(self) -> None:
         """Release the backend; idempotent."""
         if self._closed:

@@ -661,3 +661,24 @@ def test_leveldb_backend_errors_become_storage_errors(tmp_path: Path) -> None:
         batch.put(b"k", b"v")
     assert batch.finished
     s.close()
+
+
+def test_compact_changes_nothing_visible(store: KeyValueStore) -> None:
+    """``compact`` is a space hint: the same keys and values before and after, prefix or not."""
+    for i in range(200):
+        store.put(b"o" + i.to_bytes(2, "big"), b"v%d" % i)
+        store.put(b"p" + i.to_bytes(2, "big"), b"w%d" % i)
+    with store.write_batch() as batch:
+        for i in range(0, 200, 2):
+            batch.delete(b"o" + i.to_bytes(2, "big"))
+    before = list(store.iterate())
+    store.compact(b"o")
+    store.compact()
+    assert list(store.iterate()) == before
+    assert len(list(store.iterate(b"o"))) == 100
+
+
+def test_compact_refuses_a_closed_store(store: KeyValueStore) -> None:
+    store.close()
+    with pytest.raises(StorageClosedError):
+        store.compact(b"o")
