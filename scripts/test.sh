@@ -19,6 +19,16 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "$want" > "$stamp"
 fi
 
+# The browser tests drive the system Chromium (never a downloaded browser).
+if [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "== installing chromium (apt-get)"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        echo "!! /usr/bin/chromium is missing and this is not root: the browser tests will fail" >&2
+    fi
+fi
+
 echo "== ruff check"
 .venv/bin/ruff check consensus node wallet tests scripts
 echo "== ruff format --check"

@@ -17,6 +17,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -417,16 +418,13 @@ def make_app(service: NodeService) -> web.Application:
         return web.Response(body=service.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
     @r.get("/")
-    async def index(request: web.Request) -> web.Response:
-        return web.Response(text=INDEX_PAGE, content_type="text/html")
+    async def index(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(EXPLORER / "index.html")
 
     app.add_routes(r)
+    app.router.add_static("/static/", EXPLORER, show_index=False, follow_symlinks=False)
     return app
 
 
-INDEX_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Tally node</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body><h1>Tally node</h1><p>The API is at <a href="/api/v1/info">/api/v1/info</a>;
-its description at <a href="/api/v1/openapi.json">/api/v1/openapi.json</a>.</p></body></html>
-"""
+EXPLORER = Path(__file__).resolve().parent.parent / "explorer" / "static"
+"""The explorer page's files (plain HTML, CSS and JavaScript, no build step)."""
