@@ -402,6 +402,8 @@ class Mempool:
             self._orphans.popitem(last=False)
 
     def _adopt_orphans(self, parent_txid: bytes) -> None:
+        if not self._orphans:
+            return
         queue = [parent_txid]
         while queue:
             parent = queue.pop()

@@ -343,6 +343,42 @@ class Chainstate:
             cur = self.get_entry(cur.prev_hash) if cur.height > 0 else None
         return sorted(times)[len(times) // 2]
 
+    def block_locator(self) -> list[bytes]:
+        """Hashes of the active chain from the tip back, densely then exponentially sparser,
+        ending at genesis (Bitcoin's block locator)."""
+        hashes: list[bytes] = []
+        height = self.height
+        step = 1
+        while height > 0:
+            found = self.hash_at_height(height)
+            if found is not None:
+                hashes.append(found)
+            if len(hashes) >= 10:
+                step *= 2
+            height -= step
+        hashes.append(self.params.genesis_hash)
+        return hashes
+
+    def headers_after(self, locator: list[bytes], stop: bytes, limit: int) -> list[bytes]:
+        """Serialized headers of the active chain after the first locator hash found on it
+        (genesis if none), up to ``limit`` or through ``stop``."""
+        start = 0
+        for block_hash in locator:
+            entry = self.get_entry(block_hash)
+            if entry is not None and self.in_active_chain(entry):
+                start = entry.height + 1
+                break
+        out: list[bytes] = []
+        for height in range(start, min(self.height, start + limit - 1) + 1):
+            at_height = self.hash_at_height(height)
+            entry = self.get_entry(at_height) if at_height else None
+            if entry is None:
+                break
+            out.append(entry.header.serialize())
+            if entry.hash == stop:
+                break
+        return out
+
     def next_block_bits(self) -> int:
         """The ``bits`` a block on top of the tip must carry."""
         tip = self.tip
