@@ -45,6 +45,15 @@ class NodeMetrics:
             registry=r,
             buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5),
         )
+        self.p2p_downloaded = Counter(
+            "tally_p2p_downloaded",
+            "Blocks and transactions downloaded from peers (bodies, not announcements)",
+            ["kind"],
+            registry=r,
+        )
+        self.p2p_misbehaviour = Counter(
+            "tally_p2p_misbehaviour_points", "Misbehaviour points given to peers", registry=r
+        )
         self.request_seconds = Histogram(
             "tally_http_request_seconds",
             "HTTP request latency by route",

@@ -42,6 +42,7 @@ from node.mempool import ChainView, Mempool
 from node.metrics import NodeMetrics
 from node.miner.miner import Miner
 from node.miner.pow import PowSearcher
+from node.p2p.manager import PeerManager
 from node.sigcache import SignatureCache
 from node.storage import LevelDBStore
 
@@ -101,7 +102,7 @@ class NodeService:
         self.fees: FeeEstimator
         self.miner: Miner
         self.views: Any
-        self.peer_urls: list[str] = list(settings.peers)
+        self.p2p: PeerManager
 
     # --- life cycle -----------------------------------------------------------------------------
 
@@ -144,6 +145,19 @@ class NodeService:
         )
         self.chainstate.subscribe(self.miner.on_chain_event)
         self.mempool.subscribe(self.miner.on_mempool_accept)
+        self.p2p = PeerManager(
+            self.params,
+            self.chainstate,
+            self.mempool,
+            self.store,
+            self.metrics,
+            self.call,
+            own_url=self.own_url,
+            configured=list(s.peers),
+            clock=self.clock,
+        )
+        self.chainstate.subscribe(self.p2p.on_chain_event)
+        self.mempool.subscribe(self.p2p.on_mempool_accept)
         log.info(
             "chain tip at height %d (%s)",
             self.chainstate.height,
@@ -157,6 +171,7 @@ class NodeService:
         await site.start()
         write_cookie(s.datadir, self.token)
         log.info("listening on http://%s:%d", s.bind, s.port)
+        await self.p2p.start()
         if s.mine_to:
             self.set_mining(True, s.mine_to, s.block_time)
 
@@ -167,6 +182,8 @@ class NodeService:
             self._mining_task.cancel()
             await asyncio.gather(self._mining_task, return_exceptions=True)
             self._mining_task = None
+        if hasattr(self, "p2p"):
+            await self.p2p.stop()
         if self._runner is not None:
             await self._runner.cleanup()
         if self._searcher is not None:
@@ -267,13 +284,23 @@ class NodeService:
     def mining(self) -> bool:
         return self._mining_task is not None and not self._mining_task.done()
 
-    def add_peer(self, url: str) -> None:
-        if url not in self.peer_urls:
-            self.peer_urls.append(url)
-            log.info("peer %s added", url)
+    @property
+    def own_url(self) -> str:
+        """The URL peers reach this node at (a wildcard bind is advertised as loopback)."""
+        host = self.settings.bind
+        if host in ("0.0.0.0", "::", ""):  # noqa: S104
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.settings.port}"
+
+    async def add_peer(self, url: str) -> bool:
+        """Connect to ``url`` now (and keep it among the addresses to reconnect to)."""
+        self.p2p.configured.add(url.rstrip("/"))
+        return await self.p2p.connect(url) is not None
 
     def refresh_gauges(self) -> None:
         self.metrics.height.set(self.chainstate.height)
-        self.metrics.peers.set(0)
+        self.metrics.peers.set(len(self.p2p.peers))
         self.metrics.mempool_transactions.set(len(self.mempool))
         self.metrics.mempool_bytes.set(self.mempool.total_bytes)

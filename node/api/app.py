@@ -27,6 +27,7 @@ from consensus import ValidationError
 from node.api.openapi import openapi_document
 from node.api.views import NotFoundError, Views
 from node.metrics import CONTENT_TYPE
+from node.p2p.routes import add_p2p_routes
 from node.service import VERSION, CommandError, NodeService
 
 log = logging.getLogger(__name__)
@@ -202,7 +203,7 @@ def make_app(service: NodeService) -> web.Application:
 
     @r.get(f"{API}/info")
     async def info(request: web.Request) -> web.Response:
-        data = await call(views.info, len(service.peer_urls), True, VERSION)
+        data = await call(views.info, len(service.p2p.peers), service.p2p.synced(), VERSION)
         return web.json_response(data)
 
     @r.get(f"{API}/blocks/tip/height")
@@ -360,9 +361,7 @@ def make_app(service: NodeService) -> web.Application:
 
     @r.get(f"{API}/peers")
     async def peers(request: web.Request) -> web.Response:
-        return web.json_response(
-            {"connected": [], "configured": list(service.peer_urls), "banned": []}
-        )
+        return web.json_response(service.p2p.describe())
 
     @r.get(f"{API}/openapi.json")
     async def openapi(request: web.Request) -> web.Response:
@@ -385,8 +384,8 @@ def make_app(service: NodeService) -> web.Application:
         url = data.get("url")
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ApiError(400, "url must be an http:// URL")
-        service.add_peer(url)
-        return web.json_response({"added": url})
+        connected = await service.add_peer(url)
+        return web.json_response({"added": url, "connected": connected})
 
     @r.post(f"{API}/admin/mining")
     async def mining(request: web.Request) -> web.Response:
@@ -422,6 +421,7 @@ def make_app(service: NodeService) -> web.Application:
         return web.FileResponse(EXPLORER / "index.html")
 
     app.add_routes(r)
+    add_p2p_routes(app, service.p2p)
     app.router.add_static("/static/", EXPLORER, show_index=False, follow_symlinks=False)
     return app
 
