@@ -5,19 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PYTHON=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-    echo "== creating .venv with $($PYTHON --version)"
-    "$PYTHON" -m venv .venv
-fi
-stamp=.venv/.tally-installed
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    echo "== installing tally[test] into .venv"
-    .venv/bin/python -m pip install --quiet --upgrade pip
-    .venv/bin/python -m pip install --quiet -e ".[test]"
-    echo "$want" > "$stamp"
-fi
+EXTRAS="[test]"
+. scripts/_venv.sh
 
 # The browser tests drive the system Chromium (never a downloaded browser).
 if [ ! -x /usr/bin/chromium ]; then
@@ -33,7 +22,7 @@ echo "== ruff check"
 .venv/bin/ruff check consensus node wallet tests scripts
 echo "== ruff format --check"
 .venv/bin/ruff format --check consensus node wallet tests scripts
-echo "== mypy --strict consensus wallet node/storage"
-.venv/bin/mypy --strict consensus wallet node/storage
+echo "== mypy --strict consensus wallet node"
+.venv/bin/mypy --strict consensus wallet node
 echo "== pytest"
 exec .venv/bin/python -m pytest "$@"
