@@ -24,7 +24,9 @@ class NodeMetrics:
         )
         self.mempool_bytes = Gauge("tally_mempool_bytes", "Bytes in the mempool", registry=r)
         self.blocks_accepted = Counter(
-            "tally_blocks_accepted", "Blocks accepted (stored), any source", registry=r
+            "tally_blocks_accepted",
+            "Blocks connected to the active chain, from any source",
+            registry=r,
         )
         self.blocks_rejected = Counter(
             "tally_blocks_rejected", "Blocks rejected, by reject code", ["code"], registry=r

@@ -34,7 +34,7 @@ from consensus import (
     ValidationError,
     decode_address,
 )
-from node.chainstate import AcceptResult, Chainstate
+from node.chainstate import AcceptResult, BlockConnected, ChainEvent, Chainstate
 from node.config import Settings
 from node.fees import FeeEstimator
 from node.mempool import AcceptResult as TxAcceptResult
@@ -126,6 +126,7 @@ class NodeService:
             view, self.params, verify=sigcache.verify, clock=self.clock, store=self.store
         )
         self.fees = FeeEstimator()
+        chain.subscribe(self._count_block)
         chain.subscribe(self.mempool.on_chain_event)
         chain.subscribe(self.fees.on_chain_event)
         self.mempool.load()
@@ -254,7 +255,6 @@ class NodeService:
             raise
         finally:
             self._block_seconds.observe(time.perf_counter() - started)
-        self.metrics.blocks_accepted.inc()
         return result
 
     async def submit_block(self, raw: bytes) -> AcceptResult:
@@ -264,9 +264,7 @@ class NodeService:
         if not self.params.allow_generate:
             raise CommandError("not-allowed", f"generate is for regtest, not {self.params.name}")
         pubkey_hash = self.pubkey_hash_of(address)
-        hashes = await self.miner.generate(count, pubkey_hash)
-        self.metrics.blocks_accepted.inc(len(hashes))
-        return hashes
+        return await self.miner.generate(count, pubkey_hash)
 
     def set_mining(self, enabled: bool, address: str | None, block_time: float | None) -> None:
         if self._mining_task is not None:
@@ -298,6 +296,11 @@ class NodeService:
         """Connect to ``url`` now (and keep it among the addresses to reconnect to)."""
         self.p2p.configured.add(url.rstrip("/"))
         return await self.p2p.connect(url) is not None
+
+    def _count_block(self, event: ChainEvent) -> None:
+        """Every block that joins the active chain, whatever its source (API, miner, peers)."""
+        if isinstance(event, BlockConnected):
+            self.metrics.blocks_accepted.inc()
 
     def refresh_gauges(self) -> None:
         self.metrics.height.set(self.chainstate.height)

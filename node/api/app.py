@@ -15,6 +15,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -111,14 +112,14 @@ async def admin_middleware(request: web.Request, handler: Handler) -> web.Stream
 # --- parsing -------------------------------------------------------------------------------------
 
 
+HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+
+
 def parse_hash(text: str, what: str = "hash") -> bytes:
-    """Display hex (64 characters) to internal bytes; 400 otherwise."""
-    if len(text) != 64:
-        raise ApiError(400, f"a {what} is 64 hex characters, got {len(text)}")
-    try:
-        return bytes.fromhex(text)[::-1]
-    except ValueError:
-        raise ApiError(400, f"{what} is not hex") from None
+    """Display hex (exactly 64 hex digits) to internal bytes; 400 otherwise."""
+    if not HEX64.fullmatch(text):
+        raise ApiError(400, f"a {what} is 64 hex digits, got {text[:80]!r}")
+    return bytes.fromhex(text)[::-1]
 
 
 def parse_int(text: str | None, what: str, low: int, high: int, default: int | None = None) -> int:

@@ -430,7 +430,7 @@ class Views:
     def search(self, query: str) -> dict[str, Any]:
         """What ``query`` is (a height, block hash, txid or address) and where it leads."""
         q = query.strip()
-        if q.isdigit() and len(q) <= 10:
+        if q.isascii() and q.isdigit() and len(q) <= 10 and int(q) <= self.chain.height:
             block_hash = self.chain.hash_at_height(int(q))
             if block_hash is not None:
                 return {"type": "block", "id": display(block_hash), "height": int(q)}

@@ -268,7 +268,7 @@ class Chainstate:
 
     def hash_at_height(self, height: int) -> bytes | None:
         """The active chain's block at ``height``."""
-        if height < 0:
+        if not 0 <= height <= self.height:
             return None
         return self.store.get(k.height_key(height))
 

@@ -457,7 +457,6 @@ class PeerManager:
             if err.code not in HARMLESS_BLOCK_CODES:
                 self.misbehaving(peer.url, SCORE_INVALID_OBJECT, f"invalid block: {err.code}")
             return None
-        self.metrics.blocks_accepted.inc()
         if result.status == "orphan":
             self._sync_wanted.set()  # we miss its ancestors: ask for headers
         return str(result.status)
