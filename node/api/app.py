@@ -149,7 +149,7 @@ async def read_json(request: web.Request) -> Any:
     body = await request.read()
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise ApiError(400, "the body is not valid JSON") from None
 
 
@@ -421,11 +421,20 @@ def make_app(service: NodeService) -> web.Application:
     async def index(request: web.Request) -> web.FileResponse:
         return web.FileResponse(EXPLORER / "index.html")
 
+    @r.get("/static/{filename}")
+    async def static(request: web.Request) -> web.FileResponse:
+        """A file of the explorer page; only plain names inside its folder."""
+        name = request.match_info["filename"]
+        path = EXPLORER / name
+        if not STATIC_NAME.fullmatch(name) or not path.is_file():
+            raise ApiError(404, f"no file {name!r}")
+        return web.FileResponse(path)
+
     app.add_routes(r)
     add_p2p_routes(app, service.p2p)
-    app.router.add_static("/static/", EXPLORER, show_index=False, follow_symlinks=False)
     return app
 
 
 EXPLORER = Path(__file__).resolve().parent.parent / "explorer" / "static"
+STATIC_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,100}")
 """The explorer page's files (plain HTML, CSS and JavaScript, no build step)."""

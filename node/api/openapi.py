@@ -297,8 +297,15 @@ def component_schemas() -> dict[str, Schema]:
             {
                 "txid": ref("Hash"),
                 "index": integer(maximum=MAX_UINT32),
-                "address": nullable({**ref("Address"), "description": "null for a coinbase"}),
-                "amount": amount("of the coin spent; 0 for a coinbase"),
+                "address": nullable(
+                    {**ref("Address"), "description": "null for a coinbase, or when unknown"}
+                ),
+                "amount": nullable(
+                    amount(
+                        "of the coin spent; 0 for a coinbase; null when unknown (a transaction"
+                        " of a block off the best chain whose inputs this node cannot see)"
+                    )
+                ),
                 "coinbase": boolean(),
             },
         ),
@@ -340,7 +347,9 @@ def component_schemas() -> dict[str, Schema]:
                 "version": integer(maximum=MAX_UINT32),
                 "locktime": integer(maximum=MAX_UINT32),
                 "size": integer("serialized bytes", minimum=1),
-                "fee": amount("inputs minus outputs; 0 for a coinbase"),
+                "fee": nullable(
+                    amount("inputs minus outputs; 0 for a coinbase; null when inputs are unknown")
+                ),
                 "inputs": array(ref("TxInput")),
                 "outputs": array(ref("TxOutput")),
                 "status": ref("TxStatus"),

@@ -42,7 +42,7 @@ def display(h: bytes) -> str:
 @dataclass(frozen=True)
 class FoundTx:
     tx: Transaction
-    spent: tuple[Coin, ...]  # coins its inputs spent (empty for a coinbase)
+    spent: tuple[Coin, ...] | None  # coins its inputs spent (empty for a coinbase), None: unknown
     entry: BlockIndexEntry | None  # its block on the active chain, None if in the mempool
     position: int
 
@@ -156,12 +156,23 @@ class Views:
         block = self._block(entry)
         if start_index % TXS_PAGE or (start_index and start_index >= len(block.txs)):
             raise NotFoundError(f"no page at start_index {start_index}")
-        undo = self.chain.get_undo(entry.hash) if self.chain.in_active_chain(entry) else None
+        page = range(start_index, min(len(block.txs), start_index + TXS_PAGE))
+        if not self.chain.in_active_chain(entry):
+            # A block off the best chain has no undo data: show each transaction as this node
+            # knows it now (confirmed elsewhere, in the mempool), or with unknown inputs.
+            return [self._detached_tx(block.txs[pos]) for pos in page]
+        undo = self.chain.get_undo(entry.hash)
         out = []
-        for pos in range(start_index, min(len(block.txs), start_index + TXS_PAGE)):
+        for pos in page:
             spent = undo.spent[pos - 1] if undo is not None and pos > 0 else ()
             out.append(self.tx_json(FoundTx(block.txs[pos], spent, entry, pos)))
         return out
+
+    def _detached_tx(self, tx: Transaction) -> dict[str, Any]:
+        try:
+            return self.tx_json(self.find_tx(tx.txid()))
+        except NotFoundError:
+            return self.tx_json(FoundTx(tx, () if tx.is_coinbase() else None, None, -1))
 
     def block_raw(self, block_hash: bytes) -> bytes:
         raw = self.chain.get_block_bytes(self.entry_or_404(block_hash).hash)
@@ -200,6 +211,7 @@ class Views:
     def tx_json(self, found: FoundTx) -> dict[str, Any]:
         tx = found.tx
         txid = tx.txid()
+        fee: int | None
         if tx.is_coinbase():
             inputs: list[dict[str, Any]] = [
                 {
@@ -211,6 +223,18 @@ class Views:
                 }
             ]
             fee = 0
+        elif found.spent is None:
+            inputs = [
+                {
+                    "txid": display(i.prevout.txid),
+                    "index": i.prevout.index,
+                    "address": None,
+                    "amount": None,
+                    "coinbase": False,
+                }
+                for i in tx.inputs
+            ]
+            fee = None
         else:
             inputs = [
                 {
@@ -220,7 +244,7 @@ class Views:
                     "amount": c.output.amount,
                     "coinbase": False,
                 }
-                for i, c in zip(tx.inputs, found.spent, strict=False)
+                for i, c in zip(tx.inputs, found.spent, strict=True)
             ]
             fee = sum(c.output.amount for c in found.spent) - tx.total_out()
         outputs = [
