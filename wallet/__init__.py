@@ -1,4 +1,18 @@
 """Tally's wallet: keys, encrypted keystore, coin selection, signing and the ``tally-wallet``
 command. It talks to a node only over the HTTP API; ``wallet`` and ``node`` never import each
-other. (Built in a later issue; the package exists so the layout of SPEC 1 holds.)
+other, and private keys never leave the wallet's process.
+
+Modules, from the bottom up:
+
+- ``amounts``: decimal TLY <-> base units, exactly (``decimal``, never floats);
+- ``keys``: BIP39 mnemonics (``mnemonic``) and BIP32/BIP44 derivation (``bip32``) on
+  ``m/44'/<coin type>'/0'/<0 receive, 1 change>/i``;
+- ``keystore``: the wallet file, scrypt + AES-256-GCM, written atomically with mode 0600;
+- ``coinselect``: pure coin selection with exact sizes and fees, change and dust rules;
+- ``builder``: a selection becomes a signed ``consensus.Transaction``;
+- ``client``: the node's HTTP API over ``urllib``, failures as two exception types;
+- ``service``: the wallet's operations (gap-limit scan, balance, history, send, bump-fee, wait);
+- ``cli``: argument parsing, passwords, tables and JSON, one-line errors.
+
+Decisions where the spec is silent are in ``docs/DECISIONS.md`` under "Wallet".
 """

@@ -176,3 +176,22 @@ def test_importing_consensus_pulls_in_no_node_dependencies() -> None:
     assert "consensus" in modules and "consensus.validation" in modules
     leaked = sorted(m for m in modules if is_forbidden(m, NOT_IMPORTED_AT_RUNTIME))
     assert not leaked, f"importing consensus loaded {leaked}"
+
+
+def package_files(name: str) -> list[Path]:
+    return sorted((ROOT / name).rglob("*.py"))
+
+
+@pytest.mark.parametrize(
+    ("package", "other"), [("node", "wallet"), ("wallet", "node")], ids=["node", "wallet"]
+)
+def test_node_and_wallet_never_import_each_other(package: str, other: str) -> None:
+    """SPEC 1: the wallet talks to a node over HTTP only; neither imports the other."""
+    files = package_files(package)
+    assert files, f"no files in {package}/"
+    offenders = []
+    for path in files:
+        name, is_package = module_name(path)
+        imported = imported_modules(path.read_text(), name, is_package)
+        offenders += [f"{path.name}: {m}" for m in imported if is_forbidden(m, (other,))]
+    assert offenders == []

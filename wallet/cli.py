@@ -1,0 +1,715 @@
+"""``tally-wallet``: the wallet command line (SPEC 4).
+
+Synopsis::
+
+    tally-wallet [--wallet FILE] [--node URL] [--network N] [--json] [--password-file F] COMMAND
+      create [--words 12|24] [--bip39-passphrase]
+      restore [--bip39-passphrase]            mnemonic from stdin, or a prompt
+      address [--new]
+      balance
+      send ADDRESS AMOUNT [ADDRESS AMOUNT]... [--fee-rate R] [--dry-run] [--wait [N]]
+      bump-fee TXID [--fee-rate R] [--dry-run] [--wait [N]]
+      history
+      utxos
+      info
+
+Defaults: ``--network`` from ``TALLY_NETWORK``, else ``main`` (as ``tally-node``); the wallet file
+``~/.tally/wallet-<network>.json`` (``--wallet`` names another; an existing file's own network
+wins, and a different ``--network`` is an error); ``--node`` from ``TALLY_NODE_URL``, else
+``http://127.0.0.1:<the network's default port>``. Passwords: ``--password-file`` (its first line),
+else ``TALLY_WALLET_PASSWORD``, else a prompt on the terminal. A BIP39 passphrase
+(``--bip39-passphrase``) comes from ``TALLY_WALLET_BIP39_PASSPHRASE`` or a prompt.
+
+Amounts are decimal TLY (``1.5``); fee rates base units per byte. With ``--json`` each command
+prints one JSON document on stdout (amounts in integer base units, as the node's API); otherwise
+aligned tables. Progress (``--wait``) and warnings go to stderr.
+
+Errors: one line ``tally-wallet: <what is wrong>`` on stderr and exit status 1 (2 for a usage
+error, 130 if interrupted); never a traceback (set ``TALLY_WALLET_DEBUG=1`` to get one for an
+unexpected error). Options may come before or after the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+from consensus import NETWORKS, encode_address, get_params
+from wallet import keystore
+from wallet.amounts import AmountError, format_amount, parse_amount, parse_fee_rate
+from wallet.builder import BuildError
+from wallet.client import NodeClient, NodeError, NodeUnreachableError
+from wallet.coinselect import SelectionError
+from wallet.keys import (
+    CHANGE,
+    RECEIVE,
+    WORD_COUNTS,
+    MnemonicError,
+    account_path,
+    new_mnemonic,
+    normalize_mnemonic,
+)
+from wallet.service import SendResult, Wallet, WalletError, fee_rate_of, parse_address
+
+PROG = "tally-wallet"
+PASSWORD_ENV = "TALLY_WALLET_PASSWORD"  # noqa: S105 - the variable's name, not a password
+PASSPHRASE_ENV = "TALLY_WALLET_BIP39_PASSPHRASE"  # noqa: S105
+NODE_ENV = "TALLY_NODE_URL"
+NETWORK_ENV = "TALLY_NETWORK"
+DEBUG_ENV = "TALLY_WALLET_DEBUG"
+
+
+class UsageError(Exception):
+    """A command line that does not make sense (exit status 2)."""
+
+
+# --- arguments -----------------------------------------------------------------------------------
+
+
+def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    """The global options; on subcommands with SUPPRESS defaults so either position works."""
+    d: dict[str, Any] = {"default": argparse.SUPPRESS} if suppress else {}
+    parser.add_argument("--wallet", metavar="FILE", help="wallet file", **d)
+    parser.add_argument("--node", metavar="URL", help="the node's HTTP API", **d)
+    parser.add_argument("--network", choices=sorted(NETWORKS), help="main, test or regtest", **d)
+    parser.add_argument("--json", action="store_true", help="one JSON document on stdout", **d)
+    parser.add_argument("--password-file", metavar="F", help="read the password from F", **d)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Tally wallet: keys, balances and payments, talking to a node."
+    )
+    _common(parser, suppress=False)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        _common(p, suppress=True)
+        return p
+
+    p = command("create", "create a new wallet and show its mnemonic once")
+    p.add_argument("--words", type=int, choices=sorted(WORD_COUNTS), default=12)
+    p.add_argument("--bip39-passphrase", action="store_true", help="also use a BIP39 passphrase")
+    p = command("restore", "restore a wallet from its mnemonic (stdin or prompt)")
+    p.add_argument("--bip39-passphrase", action="store_true", help="the wallet has a passphrase")
+    p = command("address", "show the current receive address")
+    p.add_argument("--new", action="store_true", help="hand out a fresh receive address")
+    command("balance", "confirmed, unconfirmed and immature balance")
+    for name, text in (
+        ("send", "send TLY to one or more addresses"),
+        ("bump-fee", "replace an unconfirmed transaction by one paying a higher fee"),
+    ):
+        p = command(name, text)
+        if name == "send":
+            p.add_argument("pairs", nargs="+", metavar="ADDRESS AMOUNT", help="recipients")
+        else:
+            p.add_argument("txid", metavar="TXID")
+        p.add_argument("--fee-rate", metavar="R", help="base units per byte (default: estimate)")
+        p.add_argument("--dry-run", action="store_true", help="build and sign, do not send")
+        p.add_argument(
+            "--wait",
+            nargs="?",
+            type=int,
+            const=1,
+            default=None,
+            metavar="N",
+            help="wait for N confirmations (default 1)",
+        )
+    command("history", "the wallet's transactions, newest first")
+    command("utxos", "the wallet's unspent outputs")
+    command("info", "network, derivation path, keystore and node")
+    return parser
+
+
+# --- settings ------------------------------------------------------------------------------------
+
+
+class Context:
+    """What every command needs: where the wallet is, which network, which node, how to print."""
+
+    def __init__(self, args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO):
+        self.args = args
+        self.json: bool = bool(getattr(args, "json", False))
+        self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
+        network = getattr(args, "network", None)
+        wallet = getattr(args, "wallet", None)
+        self.network_given = network is not None
+        self.network: str = network or os.environ.get(NETWORK_ENV) or "main"
+        if self.network not in NETWORKS:
+            raise UsageError(f"unknown network {self.network!r} (from {NETWORK_ENV})")
+        if wallet:
+            self.path = Path(wallet).expanduser()
+        else:
+            self.path = Path.home() / ".tally" / f"wallet-{self.network}.json"
+        self._node_arg: str | None = getattr(args, "node", None)
+
+    def node_url(self, network: str) -> str:
+        url = self._node_arg or os.environ.get(NODE_ENV)
+        return url or f"http://127.0.0.1:{get_params(network).default_port}"
+
+    def client(self, network: str) -> NodeClient:
+        try:
+            return NodeClient(self.node_url(network))
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+
+    # --- output ---
+
+    def out(self, text: str) -> None:
+        print(text, file=self.stdout)
+
+    def emit(self, data: Any, text: str) -> None:
+        if self.json:
+            json.dump(data, self.stdout, indent=2)
+            self.stdout.write("\n")
+        else:
+            self.out(text)
+
+    def note(self, text: str) -> None:
+        print(text, file=self.stderr, flush=True)
+
+    # --- secrets ---
+
+    def _tty(self) -> TextIO | None:
+        try:
+            return open("/dev/tty", "r+", encoding="utf-8")
+        except OSError:
+            return None
+
+    def _ask(self, prompt: str, hidden: bool = True) -> str:
+        tty = self._tty()
+        if tty is None:
+            raise WalletError(
+                f"no terminal to ask for {prompt.rstrip(': ').lower()}: set {PASSWORD_ENV} "
+                "or use --password-file"
+            )
+        with tty:
+            if hidden:
+                import getpass
+
+                return getpass.getpass(prompt, stream=tty)
+            tty.write(prompt)
+            tty.flush()
+            return tty.readline().rstrip("\n")
+
+    def password(self, new: bool = False) -> str:
+        file = getattr(self.args, "password_file", None)
+        if file:
+            try:
+                lines = Path(file).expanduser().read_text(encoding="utf-8").splitlines()
+            except OSError as err:
+                raise WalletError(f"cannot read password file {file}: {err.strerror}") from None
+            password = lines[0] if lines else ""
+        elif PASSWORD_ENV in os.environ:
+            password = os.environ[PASSWORD_ENV]
+        else:
+            password = self._ask("Wallet password: " if not new else "New wallet password: ")
+            if new and self._ask("Repeat the password: ") != password:
+                raise WalletError("the two passwords differ; nothing was written")
+        if not password:
+            raise WalletError("the wallet password is empty; choose one (nothing was written)")
+        return password
+
+    def bip39_passphrase(self, wanted: bool, new: bool) -> str:
+        if not wanted:
+            return ""
+        if PASSPHRASE_ENV in os.environ:
+            return os.environ[PASSPHRASE_ENV]
+        passphrase = self._ask("BIP39 passphrase: ")
+        if new and self._ask("Repeat the BIP39 passphrase: ") != passphrase:
+            raise WalletError("the two passphrases differ; nothing was written")
+        return passphrase
+
+    # --- opening ---
+
+    def load(self) -> keystore.Keystore:
+        store = keystore.load(self.path)
+        if self.network_given and store.network != self.network:
+            raise WalletError(
+                f"wallet {self.path} is for the {store.network} network, not {self.network}"
+            )
+        return store
+
+    def open(self, store: keystore.Keystore | None = None, node: bool = True) -> Wallet:
+        store = store or self.load()
+        secret = store.unlock(self.password())
+        client = self.client(store.network) if node else None
+        return Wallet(self.path, store, secret, client)
+
+
+# --- formatting ----------------------------------------------------------------------------------
+
+
+def table(
+    headers: Sequence[str] | None, rows: Sequence[Sequence[Any]], right: Sequence[int] = ()
+) -> str:
+    """Columns aligned; ``right`` lists the columns aligned right (numbers); no header line
+    and rule if ``headers`` is None."""
+    cells = [[str(c) for c in r] for r in rows]
+    if headers is not None:
+        cells.insert(0, [str(h) for h in headers])
+    if not cells:
+        return ""
+    widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
+    lines = []
+    for n, r in enumerate(cells):
+        parts = [c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(r)]
+        lines.append("  ".join(parts).rstrip())
+        if n == 0 and headers is not None:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def tly(units: int, sign: bool = False) -> str:
+    return format_amount(units, sign)
+
+
+def _send_json(result: SendResult, wallet: Wallet) -> dict[str, Any]:
+    s = result.selection
+    outputs = []
+    for n, o in enumerate(s.outputs):
+        outputs.append(
+            {
+                "address": _address(o.pubkey_hash, wallet),
+                "amount": o.amount,
+                "change": n == s.change_position,
+            }
+        )
+    data: dict[str, Any] = {
+        "txid": result.txid,
+        "sent": result.sent,
+        "fee": s.fee,
+        "size": s.size,
+        "fee_rate": float(fee_rate_of(s)),
+        "requested_fee_rate": str(s.fee_rate),
+        "inputs": [
+            {"txid": u.txid[::-1].hex(), "index": u.index, "amount": u.amount} for u in s.inputs
+        ],
+        "outputs": outputs,
+        "change_address": result.change_address,
+        "raw": result.tx.serialize().hex(),
+    }
+    if result.replaces is not None:
+        data["replaces"] = result.replaces
+    return data
+
+
+def _address(pubkey_hash: bytes, wallet: Wallet) -> str:
+    return encode_address(pubkey_hash, wallet.params)
+
+
+def _send_text(result: SendResult, wallet: Wallet) -> str:
+    s = result.selection
+    rows = []
+    for n, o in enumerate(s.outputs):
+        rows.append(
+            [
+                _address(o.pubkey_hash, wallet),
+                tly(o.amount),
+                "change" if n == s.change_position else "",
+            ]
+        )
+    head = "DRY RUN, not sent" if not result.sent else "Sent"
+    if result.replaces:
+        head += f" (replaces {result.replaces})"
+    summary = table(
+        None,
+        [
+            ["txid", result.txid],
+            ["inputs", f"{len(s.inputs)} ({tly(s.total_in)} TLY)"],
+            ["fee", f"{tly(s.fee)} TLY ({s.fee} base units)"],
+            ["size", f"{s.size} bytes"],
+            ["fee rate", f"{fee_rate_of(s):.3f} base units/byte"],
+        ],
+    ).splitlines()
+    return "\n".join([head, *summary, "", table(["to", "amount (TLY)", ""], rows, right=[1])])
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+
+def cmd_create(ctx: Context) -> int:
+    network = ctx.network
+    if ctx.path.exists():
+        raise WalletError(f"a wallet already exists at {ctx.path}; it was left as it is")
+    params = get_params(network)
+    password = ctx.password(new=True)
+    passphrase = ctx.bip39_passphrase(ctx.args.bip39_passphrase, new=True)
+    mnemonic = new_mnemonic(ctx.args.words)
+    store = keystore.seal(
+        keystore.Secrets(mnemonic, passphrase),
+        password,
+        network,
+        params.coin_type,
+        account_path(params),
+    )
+    keystore.save(ctx.path, store, exclusive=True)
+    wallet = Wallet(ctx.path, store, keystore.Secrets(mnemonic, passphrase), None)
+    key, address = wallet.receive_address()
+    words = mnemonic.split()
+    grid = [
+        "  ".join(f"{i + 1:>2}. {w:<9}" for i, w in list(enumerate(words))[row : row + 4]).rstrip()
+        for row in range(0, len(words), 4)
+    ]
+    ctx.emit(
+        {
+            "wallet": str(ctx.path),
+            "network": network,
+            "coin_type": params.coin_type,
+            "derivation_path": account_path(params),
+            "mnemonic": mnemonic,
+            "address": address,
+            "address_path": wallet.account.key_path(key),
+        },
+        "\n".join(
+            [
+                f"Created wallet {ctx.path} ({network})",
+                f"Write down these {len(words)} words, in order. They are the only way to "
+                "restore this wallet, and they are not shown again:",
+                "",
+                *grid,
+                "",
+                f"Receive address: {address}",
+            ]
+        ),
+    )
+    return 0
+
+
+def _read_mnemonic(ctx: Context) -> str:
+    if ctx.stdin.isatty():
+        text = ctx._ask("Mnemonic (12 or 24 words): ", hidden=False)
+    else:
+        text = ctx.stdin.read()
+    return normalize_mnemonic(text)
+
+
+def cmd_restore(ctx: Context) -> int:
+    network = ctx.network
+    if ctx.path.exists():
+        raise WalletError(f"a wallet already exists at {ctx.path}; it was left as it is")
+    params = get_params(network)
+    mnemonic = _read_mnemonic(ctx)
+    password = ctx.password(new=True)
+    passphrase = ctx.bip39_passphrase(ctx.args.bip39_passphrase, new=True)
+    secret = keystore.Secrets(mnemonic, passphrase)
+    store = keystore.seal(secret, password, network, params.coin_type, account_path(params))
+    keystore.save(ctx.path, store, exclusive=True)
+    wallet = Wallet(ctx.path, store, secret, ctx.client(network))
+    data: dict[str, Any] = {
+        "wallet": str(ctx.path),
+        "network": network,
+        "derivation_path": account_path(params),
+        "master_fingerprint": wallet.account.master_fingerprint,
+        "scanned": False,
+    }
+    lines = [f"Restored wallet {ctx.path} ({network})"]
+    try:
+        scan = wallet.scan(with_utxos=False)
+    except (NodeUnreachableError, NodeError, WalletError) as err:
+        ctx.note(f"{PROG}: warning: not scanned for coins ({err}); 'balance' will scan later")
+    else:
+        balance = scan.balance()
+        used = [a for a in scan.addresses if a.used]
+        data.update(
+            scanned=True,
+            used_addresses=len(used),
+            receive_index=wallet.store.receive_index,
+            change_index=wallet.store.change_index,
+            balance={
+                "confirmed": balance.confirmed,
+                "unconfirmed": balance.unconfirmed,
+                "immature": balance.immature,
+                "total": balance.total,
+            },
+        )
+        lines.append(f"Found {len(used)} used addresses; balance {tly(balance.total)} TLY")
+    ctx.emit(data, "\n".join(lines))
+    return 0
+
+
+def cmd_address(ctx: Context) -> int:
+    wallet = ctx.open(node=False)
+    key, address = wallet.new_receive_address() if ctx.args.new else wallet.receive_address()
+    ctx.emit(
+        {"address": address, "index": key.index, "path": wallet.account.key_path(key)}, address
+    )
+    return 0
+
+
+def cmd_balance(ctx: Context) -> int:
+    wallet = ctx.open()
+    scan = wallet.scan(with_utxos=False)
+    b = scan.balance()
+    ctx.emit(
+        {
+            "confirmed": b.confirmed,
+            "unconfirmed": b.unconfirmed,
+            "immature": b.immature,
+            "total": b.total,
+            "height": scan.tip,
+        },
+        table(
+            ["balance", "TLY"],
+            [
+                ["confirmed", tly(b.confirmed)],
+                ["unconfirmed", tly(b.unconfirmed)],
+                ["immature", tly(b.immature)],
+                ["total", tly(b.total)],
+            ],
+            right=[1],
+        ),
+    )
+    return 0
+
+
+def _parse_payments(ctx: Context, pairs: list[str], network: str) -> list[tuple[str, int]]:
+    if len(pairs) % 2:
+        raise UsageError("send takes ADDRESS AMOUNT pairs (an amount is missing)")
+    params = get_params(network)
+    payments = []
+    for address, amount in zip(pairs[::2], pairs[1::2], strict=True):
+        parse_address(address, params)
+        payments.append((address, parse_amount(amount)))
+    return payments
+
+
+def _fee_rate(ctx: Context) -> Decimal | None:
+    text = ctx.args.fee_rate
+    return None if text is None else parse_fee_rate(text)
+
+
+def _wait(ctx: Context, wallet: Wallet, txid: str) -> None:
+    n = ctx.args.wait
+    if n is None:
+        return
+    if n < 1:
+        raise UsageError("--wait N needs N >= 1")
+    interactive = ctx.stderr.isatty()
+
+    def progress(count: int) -> None:
+        text = f"waiting for {txid}: {count}/{n} confirmations"
+        if interactive:
+            ctx.stderr.write("\r" + text + ("\n" if count >= n else ""))
+            ctx.stderr.flush()
+        else:
+            ctx.note(text)
+
+    wallet.wait(txid, n, progress)
+
+
+def _finish_send(ctx: Context, wallet: Wallet, result: SendResult) -> int:
+    if result.sent:
+        try:
+            _wait(ctx, wallet, result.txid)
+        except KeyboardInterrupt:
+            ctx.note(f"{PROG}: stopped waiting; {result.txid} was sent and stays pending")
+            raise
+    data = _send_json(result, wallet)
+    if result.sent and ctx.args.wait is not None:
+        data["confirmations"] = int(wallet.client.tx_status(result.txid)["confirmations"])
+    ctx.emit(data, _send_text(result, wallet))
+    return 0
+
+
+def cmd_send(ctx: Context) -> int:
+    store = ctx.load()
+    payments = _parse_payments(ctx, ctx.args.pairs, store.network)
+    rate = _fee_rate(ctx)
+    wallet = ctx.open(store)
+    result = wallet.send(payments, rate, ctx.args.dry_run)
+    return _finish_send(ctx, wallet, result)
+
+
+def cmd_bump_fee(ctx: Context) -> int:
+    store = ctx.load()
+    rate = _fee_rate(ctx)
+    wallet = ctx.open(store)
+    result = wallet.bump_fee(ctx.args.txid, rate, ctx.args.dry_run)
+    return _finish_send(ctx, wallet, result)
+
+
+def cmd_history(ctx: Context) -> int:
+    wallet = ctx.open()
+    scan = wallet.scan(with_utxos=False)
+    rows = wallet.history(scan)
+    ctx.emit(
+        rows,
+        table(
+            ["height", "confs", "txid", "amount (TLY)", "fee (TLY)", ""],
+            [
+                [
+                    "mempool" if r["height"] is None else r["height"],
+                    r["confirmations"],
+                    r["txid"],
+                    tly(r["net"], sign=True),
+                    "" if r["fee"] is None else tly(r["fee"]),
+                    "mined" if r["coinbase"] else "",
+                ]
+                for r in rows
+            ],
+            right=[0, 1, 3, 4],
+        )
+        if rows
+        else "no transactions yet",
+    )
+    return 0
+
+
+def cmd_utxos(ctx: Context) -> int:
+    wallet = ctx.open()
+    scan = wallet.scan()
+    rows = wallet.utxo_rows(scan)
+    ctx.emit(
+        rows,
+        table(
+            ["outpoint", "amount (TLY)", "confs", "address", ""],
+            [
+                [
+                    f"{r['txid']}:{r['index']}",
+                    tly(r["amount"]),
+                    r["confirmations"],
+                    r["address"],
+                    ("immature" if not r["spendable"] else "mined") if r["coinbase"] else "",
+                ]
+                for r in rows
+            ],
+            right=[1, 2],
+        )
+        if rows
+        else "no unspent outputs",
+    )
+    return 0
+
+
+def cmd_info(ctx: Context) -> int:
+    wallet = ctx.open()
+    store = wallet.store
+    node: dict[str, Any] = {"url": wallet.client.url}
+    try:
+        info = wallet.client.info()
+    except (NodeUnreachableError, NodeError) as err:
+        node.update(reachable=False, error=str(err))
+    else:
+        node.update(
+            reachable=True,
+            network=info.get("network"),
+            height=info.get("height"),
+            version=info.get("version"),
+        )
+    kdf = f"scrypt(n={store.kdf.n}, r={store.kdf.r}, p={store.kdf.p})"
+    data: dict[str, Any] = {
+        "wallet": str(ctx.path),
+        "network": store.network,
+        "coin_type": store.coin_type,
+        "derivation_path": store.account_path,
+        "receive_path": f"{store.account_path}/{RECEIVE}/i",
+        "change_path": f"{store.account_path}/{CHANGE}/i",
+        "receive_index": store.receive_index,
+        "change_index": store.change_index,
+        "master_fingerprint": wallet.account.master_fingerprint,
+        "account_xpub": wallet.account.account_xpub,
+        "keystore": {
+            "kdf": kdf,
+            "cipher": "aes-256-gcm",
+        },
+        "node": node,
+    }
+    node_text = (
+        f"{node['url']} ({node['network']}, height {node['height']})"
+        if node.get("reachable")
+        else f"{node['url']} (not reachable)"
+    )
+    rows: list[list[Any]] = [
+        ["wallet", data["wallet"]],
+        ["network", store.network],
+        ["coin type", store.coin_type],
+        ["derivation path", f"{store.account_path}/<0 receive, 1 change>/i"],
+        ["receive index", store.receive_index],
+        ["change index", store.change_index],
+        ["master fingerprint", data["master_fingerprint"]],
+        ["account xpub", data["account_xpub"]],
+        ["keystore", f"{kdf} + aes-256-gcm"],
+        ["node", node_text],
+    ]
+    ctx.emit(data, table(None, rows))
+    return 0
+
+
+COMMANDS = {
+    "create": cmd_create,
+    "restore": cmd_restore,
+    "address": cmd_address,
+    "balance": cmd_balance,
+    "send": cmd_send,
+    "bump-fee": cmd_bump_fee,
+    "history": cmd_history,
+    "utxos": cmd_utxos,
+    "info": cmd_info,
+}
+
+
+# --- entry point ---------------------------------------------------------------------------------
+
+
+def _fail(stderr: TextIO, message: str, status: int = 1) -> int:
+    one_line = " ".join(message.split())
+    print(f"{PROG}: {one_line}", file=stderr, flush=True)
+    return status
+
+
+def run(
+    argv: Sequence[str] | None = None,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    """Run one command; the exit status (never raises, except SystemExit for --help)."""
+    stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    wallet_path = "the wallet"
+    try:
+        ctx = Context(args, stdin, stdout, stderr)
+        wallet_path = str(ctx.path)
+        return COMMANDS[args.command](ctx)
+    except UsageError as err:
+        parser.print_usage(stderr)
+        return _fail(stderr, str(err), 2)
+    except keystore.WrongPasswordError:
+        return _fail(stderr, f"wrong password for {wallet_path}; nothing was changed")
+    except NodeError as err:
+        return _fail(stderr, f"the node refused: {err.code}: {err.message}")
+    except (
+        WalletError,
+        keystore.KeystoreError,
+        AmountError,
+        SelectionError,
+        MnemonicError,
+        NodeUnreachableError,
+        BuildError,
+    ) as err:
+        return _fail(stderr, str(err))
+    except KeyboardInterrupt:
+        return _fail(stderr, "interrupted", 130)
+    except BrokenPipeError:
+        return 1
+    except Exception as err:  # a bug: still one line unless asked for the traceback
+        if os.environ.get(DEBUG_ENV):
+            traceback.print_exc(file=stderr)
+        return _fail(
+            stderr,
+            f"unexpected error: {type(err).__name__}: {err} (set {DEBUG_ENV}=1 for details)",
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    sys.exit(run(argv))

@@ -1,0 +1,538 @@
+"""The wallet's operations: open, scan, balance, UTXOs, history, send, bump-fee, wait.
+
+``Wallet`` joins an unlocked keystore (``wallet.keystore``), the keys it holds (``wallet.keys``)
+and a node (``wallet.client``). Everything the wallet knows about coins comes from the node's
+public address routes, asked fresh on every command; the only state kept between commands is in
+the keystore: the receive and change indexes.
+
+The scan (``Wallet.scan``) walks each BIP44 chain from index 0 and stops after ``GAP_LIMIT`` (20)
+unused addresses in a row past the last used address (and never before the last one handed out,
+which ``address --new`` keeps within 20 of the last used one); an address
+is used if the node has seen any transaction touching it, confirmed or in the mempool. So a
+restored wallet finds every coin sent to an address within 20 of a used one, and a scan moves the
+indexes past every used address: the change address of a new transaction is always fresh.
+
+Balances are the sum over the wallet's addresses of the node's own figures (``confirmed``,
+``unconfirmed``, ``immature``, SPEC 3.5), so the wallet and the explorer never disagree.
+
+Raises ``WalletError`` (a message for people) for anything a person can fix; node failures come
+as ``wallet.client`` exceptions, selection failures as ``wallet.coinselect`` ones. Private keys
+are derived only to sign, in this process.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from consensus import (
+    AddressError,
+    NetworkParams,
+    Transaction,
+    decode_address,
+    encode_address,
+    get_params,
+)
+from wallet import keystore
+from wallet.builder import build_signed
+from wallet.client import NodeClient, NodeError
+from wallet.coinselect import Payment, Selection, Utxo, fee_for, select_coins
+from wallet.keys import (
+    CHANGE,
+    GAP_LIMIT,
+    RECEIVE,
+    Account,
+    KeyId,
+    mnemonic_to_seed,
+)
+
+FEE_TARGET = "3"
+"""Default confirmation target (blocks) whose ``/fee-estimates`` rate ``send`` uses."""
+INCREMENTAL_FEE_RATE = 1
+"""The node's incremental relay fee rate (docs/DECISIONS.md): a replacement pays at least the fees
+it evicts plus this many base units per byte of its own size."""
+MIN_RELAY_FEE_RATE = Decimal(1)
+POLL_SECONDS = 0.5
+
+_ADDRESS_REASONS = {
+    "bad-checksum": "bad checksum",
+    "bad-character": "bad character",
+    "bad-length": "wrong length",
+    "wrong-network": "another network's address",
+}
+
+
+class WalletError(Exception):
+    """Something a person can fix; the message says what."""
+
+
+def parse_address(text: str, params: NetworkParams) -> bytes:
+    """The pubkey hash of ``text`` on ``params``' network, or ``WalletError`` saying which
+    of bad characters, bad checksum, wrong length or another network is the problem."""
+    try:
+        return decode_address(text, params)
+    except AddressError as err:
+        reason = _ADDRESS_REASONS.get(err.reason, err.reason)
+        raise WalletError(f"address {text!r} refused ({reason}): {err}") from None
+
+
+@dataclass
+class AddressState:
+    key: KeyId
+    address: str
+    pubkey_hash: bytes
+    summary: dict[str, Any]
+
+    @property
+    def used(self) -> bool:
+        return bool(
+            self.summary["chain_stats"]["tx_count"] or self.summary["mempool_stats"]["tx_count"]
+        )
+
+    @property
+    def holds_coins(self) -> bool:
+        chain = self.summary["chain_stats"]
+        return bool(
+            chain["funded_sum"] - chain["spent_sum"] or self.summary["mempool_stats"]["funded_sum"]
+        )
+
+
+@dataclass(frozen=True)
+class Balance:
+    confirmed: int
+    unconfirmed: int
+    immature: int
+
+    @property
+    def total(self) -> int:
+        return self.confirmed + self.unconfirmed + self.immature
+
+
+@dataclass
+class Scan:
+    """What the node says about the wallet's addresses at ``tip``."""
+
+    tip: int
+    addresses: list[AddressState]
+    utxos: list[Utxo] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.by_hash = {a.pubkey_hash: a for a in self.addresses}
+        self.by_address = {a.address: a for a in self.addresses}
+
+    def balance(self) -> Balance:
+        b = [a.summary["balance"] for a in self.addresses]
+        return Balance(
+            sum(x["confirmed"] for x in b),
+            sum(x["unconfirmed"] for x in b),
+            sum(x["immature"] for x in b),
+        )
+
+    def last_used(self, chain: int) -> int:
+        return max(
+            (a.key.index for a in self.addresses if a.key.chain == chain and a.used), default=-1
+        )
+
+
+@dataclass(frozen=True)
+class SendResult:
+    txid: str
+    tx: Transaction
+    selection: Selection
+    change_address: str | None
+    sent: bool
+    replaces: str | None = None
+
+
+class Wallet:
+    """An unlocked wallet file and, for the commands that need one, a node."""
+
+    def __init__(
+        self,
+        path: Path,
+        store: keystore.Keystore,
+        secret: keystore.Secrets,
+        client: NodeClient | None,
+    ) -> None:
+        self.path = path
+        self.store = store
+        self.params = get_params(store.network)
+        if store.coin_type != self.params.coin_type:
+            raise WalletError(
+                f"wallet {path} says coin type {store.coin_type}, but {store.network} uses "
+                f"{self.params.coin_type}"
+            )
+        self.account = Account(mnemonic_to_seed(secret.mnemonic, secret.passphrase), self.params)
+        if self.account.path != store.account_path:
+            raise WalletError(f"wallet {path} uses path {store.account_path}, not supported")
+        self._client = client
+
+    # --- plumbing -------------------------------------------------------------------------------
+
+    @property
+    def client(self) -> NodeClient:
+        if self._client is None:  # pragma: no cover - the CLI always passes one
+            raise WalletError("no node configured")
+        return self._client
+
+    def save(self, store: keystore.Keystore) -> None:
+        if store != self.store:
+            keystore.save(self.path, store)
+            self.store = store
+
+    def check_node(self) -> dict[str, Any]:
+        """The node's ``/info``; ``WalletError`` if it is on another network than the wallet."""
+        info = self.client.info()
+        if info.get("network") != self.params.name:
+            raise WalletError(
+                f"the node at {self.client.url} is on the {info.get('network')} network, "
+                f"this wallet is for {self.params.name}"
+            )
+        return info
+
+    def address_of(self, key: KeyId) -> str:
+        return self.account.address(key.chain, key.index)
+
+    def receive_address(self) -> tuple[KeyId, str]:
+        key = KeyId(RECEIVE, self.store.receive_index)
+        return key, self.address_of(key)
+
+    def new_receive_address(self) -> tuple[KeyId, str]:
+        """Hand out the next receive address, keeping within the gap limit of the last used."""
+        nxt = self.store.receive_index + 1
+        if nxt - self.store.receive_used > GAP_LIMIT:
+            raise WalletError(
+                f"{GAP_LIMIT} unused receive addresses are already handed out; a restore would "
+                "not find coins sent past them. Use one of them first (see 'address')"
+            )
+        self.save(self.store.with_indexes(receive_index=nxt))
+        return self.receive_address()
+
+    # --- scanning -------------------------------------------------------------------------------
+
+    def _scan_chain(self, chain: int, issued: int) -> list[AddressState]:
+        """Addresses of ``chain`` from 0 until ``GAP_LIMIT`` unused in a row past the last used
+        one, and at least the ``issued`` first ones (those handed out)."""
+        found: list[AddressState] = []
+        last_used = -1
+        while True:
+            end = max(last_used + 1 + GAP_LIMIT, issued)
+            start = len(found)
+            if start >= end:
+                return found
+            keys = [KeyId(chain, i) for i in range(start, end)]
+            addresses = [self.address_of(k) for k in keys]
+            summaries = self.client.map(self.client.address_summary, addresses)
+            for key, address, summary in zip(keys, addresses, summaries, strict=True):
+                state = AddressState(
+                    key, address, self.account.pubkey_hash(key.chain, key.index), summary
+                )
+                found.append(state)
+                if state.used:
+                    last_used = key.index
+
+    def scan(self, with_utxos: bool = True) -> Scan:
+        """Ask the node about every address of the wallet (gap limit), then update the indexes."""
+        info = self.check_node()
+        store = self.store
+        addresses = self._scan_chain(RECEIVE, store.receive_index + 1)
+        addresses += self._scan_chain(CHANGE, store.change_index)
+        scan = Scan(int(info["height"]), addresses)
+        used_receive = scan.last_used(RECEIVE)
+        self.save(
+            store.with_indexes(
+                receive_index=max(store.receive_index, used_receive + 1),
+                receive_used=max(store.receive_used, used_receive),
+                change_index=max(store.change_index, scan.last_used(CHANGE) + 1),
+            )
+        )
+        if with_utxos:
+            holders = [a for a in addresses if a.holds_coins]
+            lists = self.client.map(self.client.address_utxos, [a.address for a in holders])
+            for state, items in zip(holders, lists, strict=True):
+                for u in items:
+                    scan.utxos.append(
+                        Utxo(
+                            bytes.fromhex(u["txid"])[::-1],
+                            int(u["index"]),
+                            int(u["amount"]),
+                            state.pubkey_hash,
+                            None if u["height"] is None else int(u["height"]),
+                            bool(u["coinbase"]),
+                        )
+                    )
+        return scan
+
+    # --- reading --------------------------------------------------------------------------------
+
+    def utxo_rows(self, scan: Scan) -> list[dict[str, Any]]:
+        next_height = scan.tip + 1
+        rows = []
+        for u in scan.utxos:
+            state = scan.by_hash[u.pubkey_hash]
+            rows.append(
+                {
+                    "txid": u.txid[::-1].hex(),
+                    "index": u.index,
+                    "amount": u.amount,
+                    "address": state.address,
+                    "path": self.account.key_path(state.key),
+                    "height": u.height,
+                    "confirmations": 0 if u.height is None else scan.tip - u.height + 1,
+                    "coinbase": u.coinbase,
+                    "spendable": u.spendable(next_height, self.params.coinbase_maturity),
+                }
+            )
+        rows.sort(key=lambda r: (r["height"] is None, r["height"] or 0, r["txid"], r["index"]))
+        return rows
+
+    def history(self, scan: Scan) -> list[dict[str, Any]]:
+        """Every transaction touching the wallet, newest first, with its net effect."""
+        used = [a for a in scan.addresses if a.used]
+        pages = self.client.map(self._all_txs, [a.address for a in used])
+        txs: dict[str, dict[str, Any]] = {}
+        for page in pages:
+            for tx in page:
+                txs.setdefault(tx["txid"], tx)
+        mine = scan.by_address
+        rows = []
+        for tx in txs.values():
+            received = sum(o["amount"] for o in tx["outputs"] if o["address"] in mine)
+            sent = sum(i["amount"] for i in tx["inputs"] if i.get("address") in mine)
+            coinbase = bool(tx["inputs"] and tx["inputs"][0].get("coinbase"))
+            status = tx["status"]
+            rows.append(
+                {
+                    "txid": tx["txid"],
+                    "height": status["block_height"],
+                    "confirmations": status["confirmations"],
+                    "time": status["block_time"],
+                    "received": received,
+                    "sent": sent,
+                    "net": received - sent,
+                    "fee": tx["fee"] if sent else None,
+                    "coinbase": coinbase,
+                }
+            )
+        rows.sort(
+            key=lambda r: (r["height"] is not None, -(r["height"] or 0), r["txid"]),
+        )
+        return rows
+
+    def _all_txs(self, address: str) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        after: str | None = None
+        while True:
+            page = self.client.address_txs(address, after)
+            out.extend(page)
+            if len(page) < 25:
+                return out
+            after = page[-1]["txid"]
+
+    # --- sending --------------------------------------------------------------------------------
+
+    def default_fee_rate(self) -> Decimal:
+        estimates = self.client.fee_estimates()
+        rate = estimates.get(FEE_TARGET) or max(estimates.values(), default=1)
+        return max(MIN_RELAY_FEE_RATE, Decimal(rate))
+
+    def _key_for(self, scan: Scan) -> Callable[[bytes], bytes]:
+        def key_for(pubkey_hash: bytes) -> bytes:
+            key = scan.by_hash[pubkey_hash].key
+            return self.account.privkey(key.chain, key.index)
+
+        return key_for
+
+    def send(
+        self,
+        payments: Sequence[tuple[str, int]],
+        fee_rate: Decimal | None,
+        dry_run: bool,
+    ) -> SendResult:
+        """Pay ``(address, amount)`` pairs; broadcast unless ``dry_run``."""
+        wanted = [Payment(parse_address(a, self.params), amount) for a, amount in payments]
+        if fee_rate is not None and fee_rate < MIN_RELAY_FEE_RATE:
+            raise WalletError(
+                f"fee rate {fee_rate} is below the node's minimum relay fee rate of "
+                f"{MIN_RELAY_FEE_RATE} base unit per byte"
+            )
+        scan = self.scan()
+        rate = self.default_fee_rate() if fee_rate is None else fee_rate
+        change_key = KeyId(CHANGE, self.store.change_index)
+        change_hash = self.account.pubkey_hash(change_key.chain, change_key.index)
+        selection = select_coins(
+            scan.utxos,
+            wanted,
+            rate,
+            change_hash,
+            scan.tip + 1,
+            self.params.coinbase_maturity,
+        )
+        tx = build_signed(selection, self._key_for(scan), self.params)
+        change_address = (
+            self.address_of(change_key) if selection.change_position is not None else None
+        )
+        txid = tx.txid()[::-1].hex()
+        if dry_run:
+            return SendResult(txid, tx, selection, change_address, False)
+        if change_address is not None:
+            # Saved before broadcasting, so a change address is never used twice.
+            self.save(self.store.with_indexes(change_index=change_key.index + 1))
+        sent = self.client.post_tx(tx.serialize())
+        return SendResult(sent, tx, selection, change_address, True)
+
+    def bump_fee(self, txid: str, fee_rate: Decimal | None, dry_run: bool) -> SendResult:
+        """Replace the wallet's unconfirmed ``txid`` by one paying a higher fee (RBF rules of
+        docs/DECISIONS.md): same inputs and payments, less change or more inputs."""
+        txid = txid.strip().lower()
+        if len(txid) != 64 or any(c not in "0123456789abcdef" for c in txid):
+            raise WalletError(f"{txid!r} is not a transaction id (64 hex characters)")
+        try:
+            original = self.client.tx(txid)
+        except NodeError as err:
+            if err.status == 404:
+                raise WalletError(f"the node does not know transaction {txid}") from None
+            raise
+        if original["status"]["confirmed"]:
+            raise WalletError(
+                f"transaction {txid} is already confirmed (block "
+                f"{original['status']['block_height']}); there is nothing to bump"
+            )
+        scan = self.scan()
+        required: list[Utxo] = []
+        for n, i in enumerate(original["inputs"]):
+            state = scan.by_address.get(i.get("address") or "")
+            if state is None:
+                raise WalletError(
+                    f"input {n} of {txid} is not this wallet's: only its own transactions "
+                    "can be bumped"
+                )
+            required.append(
+                Utxo(
+                    bytes.fromhex(i["txid"])[::-1],
+                    int(i["index"]),
+                    int(i["amount"]),
+                    state.pubkey_hash,
+                    None,
+                )
+            )
+        payments: list[Payment] = []
+        change_hash: bytes | None = None
+        for o in original["outputs"]:
+            state = scan.by_address.get(o["address"])
+            if change_hash is None and state is not None and state.key.chain == CHANGE:
+                change_hash = state.pubkey_hash
+            else:
+                payments.append(Payment(parse_address(o["address"], self.params), o["amount"]))
+        if not payments:
+            raise WalletError(f"{txid} pays only this wallet's change; nothing to bump")
+        evicted_fees, evicted = self._descendants(txid)
+        old_fee, old_size = int(original["fee"]), int(original["size"])
+        old_rate = Decimal(old_fee) / Decimal(old_size)
+        replaced = old_fee + evicted_fees
+
+        def min_fee(size: int) -> int:
+            # Above the original's fee rate, and the evicted fees plus the incremental rate.
+            beat_rate = (old_fee * size) // old_size + 1
+            return max(beat_rate, replaced + INCREMENTAL_FEE_RATE * size)
+
+        if fee_rate is None:
+            rate = max(self.default_fee_rate(), Decimal(int(old_rate)) + 1)
+        elif fee_rate <= old_rate:
+            raise WalletError(
+                f"a replacement must pay more than the original's {old_rate:.3f} base units per "
+                f"byte; --fee-rate {fee_rate} does not"
+            )
+        else:
+            rate = fee_rate
+        fresh_change = change_hash is None
+        change_key = KeyId(CHANGE, self.store.change_index)
+        if change_hash is None:
+            change_hash = self.account.pubkey_hash(change_key.chain, change_key.index)
+        available = [u for u in scan.utxos if u.txid[::-1].hex() not in evicted]
+        selection = select_coins(
+            available,
+            payments,
+            rate,
+            change_hash,
+            scan.tip + 1,
+            self.params.coinbase_maturity,
+            required=required,
+            min_fee=min_fee,
+        )
+        tx = build_signed(selection, self._key_for(scan), self.params)
+        change_address = (
+            encode_address(change_hash, self.params)
+            if selection.change_position is not None
+            else None
+        )
+        new_txid = tx.txid()[::-1].hex()
+        if dry_run:
+            return SendResult(new_txid, tx, selection, change_address, False, txid)
+        if fresh_change and selection.change_position is not None:
+            self.save(self.store.with_indexes(change_index=change_key.index + 1))
+        sent = self.client.post_tx(tx.serialize())
+        return SendResult(sent, tx, selection, change_address, True, txid)
+
+    def _descendants(self, txid: str) -> tuple[int, set[str]]:
+        """Fees of the unconfirmed transactions spending ``txid``'s outputs (recursively), and
+        the set of their txids with ``txid`` itself: a replacement evicts them all."""
+        seen = {txid}
+        todo = [txid]
+        fees = 0
+        while todo:
+            current = todo.pop()
+            for spend in self.client.outspends(current):
+                child = str(spend.get("txid"))
+                if spend.get("spent") and not spend.get("confirmed") and child not in seen:
+                    seen.add(child)
+                    todo.append(child)
+                    fees += int(self.client.tx(child)["fee"])
+        return fees, seen
+
+    def wait(
+        self,
+        txid: str,
+        confirmations: int,
+        progress: Callable[[int], None],
+        poll: float = POLL_SECONDS,
+    ) -> dict[str, Any]:
+        """Poll ``/tx/{txid}/status`` until ``confirmations``; ``progress(n)`` on each change."""
+        shown = -1
+        while True:
+            try:
+                status = self.client.tx_status(txid)
+            except NodeError as err:
+                if err.status == 404:
+                    raise WalletError(
+                        f"transaction {txid} is no longer known to the node (replaced or evicted)"
+                    ) from None
+                raise
+            count = int(status["confirmations"]) if status["confirmed"] else 0
+            if count != shown:
+                progress(count)
+                shown = count
+            if count >= confirmations:
+                return status
+            time.sleep(poll)
+
+
+def fee_rate_of(selection: Selection) -> Decimal:
+    """The fee rate a selection actually pays (fee / size)."""
+    return Decimal(selection.fee) / Decimal(selection.size)
+
+
+__all__ = [
+    "Balance",
+    "Scan",
+    "SendResult",
+    "Wallet",
+    "WalletError",
+    "fee_for",
+    "fee_rate_of",
+    "parse_address",
+]
