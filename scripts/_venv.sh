@@ -9,7 +9,11 @@ stamp=.venv/.tally-installed${EXTRAS:+-test}
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "== installing tally${EXTRAS:-} into .venv"
-    .venv/bin/python -m pip install --quiet --upgrade pip
-    .venv/bin/python -m pip install --quiet -e ".${EXTRAS:-}"
+    # pip's chatter goes to a log, shown only if the install fails
+    if ! { .venv/bin/python -m pip install --quiet --upgrade pip &&
+           .venv/bin/python -m pip install --quiet -e ".${EXTRAS:-}"; } > .venv/install.log 2>&1; then
+        cat .venv/install.log >&2
+        exit 1
+    fi
     echo "$want" > "$stamp"
 fi
