@@ -126,3 +126,48 @@ def test_run_mines_on_a_block_that_arrived_from_elsewhere() -> None:
             assert on_top.txs[0].outputs[0].pubkey_hash == key(0).pubkey_hash
 
     asyncio.run(scenario())
+
+
+def test_mining_through_a_retarget_follows_bitcoins_rule() -> None:
+    """The ``test`` network's retarget (every 60 blocks, 30 s spacing) through the whole stack:
+    template bits, proof of work in worker processes, and the chainstate's checks. Real test
+    network blocks take ~2**25 hashes each, so this runs its rules with an easy pow_limit (and a
+    genesis solved for it); blocks 10 s apart make the target three times harder at height 60."""
+    import dataclasses
+
+    from consensus import bits_to_target, next_bits
+    from consensus.params import build_genesis
+    from tests.helpers import solve
+
+    base = dataclasses.replace(get_params("test"), name="test", pow_limit_bits=0x207FFFFF)
+    nonce = solve(build_genesis(base, 0).header, base).nonce
+    params = dataclasses.replace(base, genesis_nonce=nonce)
+    assert params.retarget_interval == 60 and params.target_spacing == 30
+
+    async def scenario() -> None:
+        now = [params.genesis_time]
+
+        def clock() -> float:
+            return now[0]
+
+        chain = Chainstate(MemoryStore(), params, clock=lambda: FAR_FUTURE, sync=False)
+        async with PowSearcher(workers=1) as searcher:
+            miner = Miner(chain, None, searcher, clock=clock)
+            while chain.height < 61:
+                now[0] += 10
+                assert await miner.mine_block(key(0).pubkey_hash) is not None
+        first = chain.get_entry(chain.hash_at_height(0) or b"")
+        last = chain.get_entry(chain.hash_at_height(59) or b"")
+        at_60 = chain.get_entry(chain.hash_at_height(60) or b"")
+        assert first and last and at_60
+        expected = next_bits(params, last.header.bits, first.header.time, last.header.time)
+        assert at_60.header.bits == expected != params.pow_limit_bits
+        # 59 intervals of 10 s against 60 x 30 s: the target shrinks to 590/1800 of the limit
+        # (up to the compact form's 3 significant bytes)
+        exact = bits_to_target(params.pow_limit_bits) * 590 // 1800
+        assert 0 <= exact - bits_to_target(expected) < exact >> 15
+        for height in range(1, 60):
+            entry = chain.get_entry(chain.hash_at_height(height) or b"")
+            assert entry is not None and entry.header.bits == params.pow_limit_bits
+
+    asyncio.run(scenario())
