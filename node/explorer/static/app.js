@@ -57,8 +57,12 @@ function tlyText(units, signed = false) {
   return `${sign}${whole}.${fraction} TLY`;
 }
 
-/** An amount as a <data> element: the text in TLY, the value in base units. */
+/**
+ * An amount as a <data> element: the text in TLY, the value in base units. The API gives null
+ * for what it cannot know (inputs of a transaction in a block off the best chain).
+ */
 function amount(units, signed = false) {
+  if (units == null) return h("span", { class: "unknown" }, "unknown");
   let cls = "amount";
   if (signed && units > 0) cls += " in";
   if (signed && units < 0) cls += " out";
@@ -141,11 +145,16 @@ const href = {
 const link = {
   block: (hash) => h("a", { href: href.block(hash), class: "hash", title: hash }, short(hash)),
   blockFull: (hash) => h("a", { href: href.block(hash), class: "mono" }, hash),
-  height: (height, hash) => h("a", { href: hash ? href.block(hash) : `#/block-height/${height}` }, count(height)),
-  tx: (txid, text) => h("a", { href: href.tx(txid), class: "hash", title: txid }, text ?? short(txid)),
-  address: (address) => h("a", { href: href.address(address), class: "mono" }, address),
-  outpoint: (txid, index) =>
-    h("a", { href: href.tx(txid), class: "hash", title: `${txid}:${index}` }, `${short(txid)}:${index}`),
+  height: (height, hash) =>
+    h("a", { href: hash ? href.block(hash) : `#/block-height/${height}` }, count(height)),
+  tx: (txid) => h("a", { href: href.tx(txid), class: "hash", title: txid }, short(txid)),
+  address: (address) => (address == null
+    ? h("span", { class: "unknown" }, "unknown")
+    : h("a", { href: href.address(address), class: "mono" }, address)),
+  outpoint: (txid, index) => {
+    const attrs = { href: href.tx(txid), class: "hash", title: `${txid}:${index}` };
+    return h("a", attrs, `${short(txid)}:${index}`);
+  },
 };
 
 /** The heading of a page: an <h1> that receives focus after navigation, and a subtitle. */
@@ -171,7 +180,8 @@ function kvTable(caption, rows) {
         h("td", { role: "cell", "data-field": field }, value)),
     );
   }
-  return h("table", { class: "kv", role: "table" }, h("caption", { class: "visually-hidden" }, caption), body);
+  return h("table", { class: "kv", role: "table" },
+    h("caption", { class: "visually-hidden" }, caption), body);
 }
 
 /**
@@ -181,19 +191,24 @@ function kvTable(caption, rows) {
  * when CSS changes the display type.
  */
 function listTable({ caption, columns, rows, empty, id }) {
-  const head = h("tr", { role: "row" },
-    columns.map((c) => h("th", { scope: "col", role: "columnheader", class: c.num ? "num" : null }, c.label)));
+  const head = h("tr", { role: "row" }, columns.map((c) =>
+    h("th", { scope: "col", role: "columnheader", class: c.num ? "num" : null }, c.label)));
   const body = h("tbody", { role: "rowgroup" });
   for (const row of rows) {
-    body.append(h("tr", { role: "row", ...row.attrs },
-      columns.map((c) => h("td", { role: "cell", class: [c.key, c.num ? "num" : "", c.wide ? "wide" : ""].join(" ").trim(), "data-label": c.label },
-        h("span", { class: "v" }, row.cells[c.key])))));
+    const cells = columns.map((c) => {
+      const cls = [c.key, c.num ? "num" : "", c.wide ? "wide" : ""].join(" ").trim();
+      return h("td", { role: "cell", class: cls, "data-label": c.label },
+        h("span", { class: "v" }, row.cells[c.key]));
+    });
+    body.append(h("tr", { role: "row", ...row.attrs }, cells));
   }
   if (!rows.length) {
-    body.append(h("tr", { role: "row" }, h("td", { role: "cell", colspan: columns.length, class: "empty" }, empty)));
+    const cell = h("td", { role: "cell", colspan: columns.length, class: "empty" }, empty);
+    body.append(h("tr", { role: "row" }, cell));
   }
-  return h("div", { class: "table-box" },
-    h("table", { class: "list", role: "table", id }, h("caption", {}, caption), h("thead", { role: "rowgroup" }, head), body));
+  const table = h("table", { class: "list", role: "table", id },
+    h("caption", {}, caption), h("thead", { role: "rowgroup" }, head), body);
+  return h("div", { class: "table-box" }, table);
 }
 
 function pager(label, info, links, field = "range") {
@@ -248,7 +263,11 @@ let homeTip = null; // the newest height the overview showed, to highlight block
 
 function blockRows(blocks, freshAbove) {
   return blocks.map((b) => ({
-    attrs: { "data-height": b.height, "data-hash": b.hash, class: freshAbove != null && b.height > freshAbove ? "fresh" : null },
+    attrs: {
+      "data-height": b.height,
+      "data-hash": b.hash,
+      class: freshAbove != null && b.height > freshAbove ? "fresh" : null,
+    },
     cells: {
       height: link.height(b.height, b.hash),
       hash: link.block(b.hash),
@@ -276,7 +295,8 @@ async function viewHome() {
   const freshAbove = homeTip;
   homeTip = info.height;
   const oldest = blocks.length ? blocks[blocks.length - 1].height : 0;
-  const stat = (label, value, field) => h("div", {}, h("dt", {}, label), h("dd", { "data-field": field }, value));
+  const stat = (label, value, field) =>
+    h("div", {}, h("dt", {}, label), h("dd", { "data-field": field }, value));
   const node = fragment(
     heading("Overview"),
     h("p", { class: "live" }, h("span", { class: "dot", "aria-hidden": "true" }),
@@ -290,11 +310,22 @@ async function viewHome() {
         stat("Mempool size", bytes(pool.bytes), "mempool-bytes"),
         stat("Mempool fees", amount(pool.total_fee), "mempool-fee"))),
     h("section", { id: "latest-blocks" },
-      listTable({ caption: "Latest blocks", columns: BLOCK_COLUMNS, rows: blockRows(blocks, freshAbove), empty: "No blocks yet.", id: "blocks" }),
-      oldest > 0 ? pager("Blocks", null, [buttonLink(`#/blocks/${oldest - 1}`, "Older blocks \u2192", "next")]) : null),
+      listTable({
+        caption: "Latest blocks",
+        id: "blocks",
+        columns: BLOCK_COLUMNS,
+        rows: blockRows(blocks, freshAbove),
+        empty: "No blocks yet.",
+      }),
+      oldest > 0
+        ? pager("Blocks", null, [
+          buttonLink(`#/blocks/${oldest - 1}`, "Older blocks \u2192", "next"),
+        ])
+        : null),
     h("section", { id: "mempool" },
       listTable({
-        caption: `Waiting in the mempool (${plural(pool.count, "transaction")}, newest first)`,
+        caption: `Mempool: ${plural(pool.count, "transaction")} waiting`
+          + (pool.count > recent.length ? ` (the newest ${recent.length} below)` : ""),
         id: "mempool-recent",
         columns: [
           { label: "Transaction", key: "txid", wide: true },
@@ -305,7 +336,13 @@ async function viewHome() {
         ],
         rows: recent.map((t) => ({
           attrs: { "data-txid": t.txid },
-          cells: { txid: link.tx(t.txid), value: amount(t.value), fee: amount(t.fee), size: bytes(t.size), rate: feeRate(t.fee, t.size) },
+          cells: {
+            txid: link.tx(t.txid),
+            value: amount(t.value),
+            fee: amount(t.fee),
+            size: bytes(t.size),
+            rate: feeRate(t.fee, t.size),
+          },
         })),
         empty: "The mempool is empty.",
       })),
@@ -325,7 +362,7 @@ async function viewBlocks([start]) {
   const node = fragment(
     heading("Blocks"),
     listTable({
-      caption: blocks.length ? `Blocks ${count(top)} to ${count(bottom)}` : "Blocks",
+      caption: blocks.length ? `Heights ${count(top)} to ${count(bottom)}` : "No blocks",
       columns: BLOCK_COLUMNS, rows: blockRows(blocks, null), empty: "No blocks.", id: "blocks",
     }),
     pager("Blocks", `Tip: block ${count(tip)}`, [
@@ -361,14 +398,27 @@ function txSummaryRows(txs, start) {
 async function viewBlock([hash], query) {
   if (!HEX64.test(hash ?? "")) throw notFound(`“${hash ?? ""}” is not a block hash`);
   const start = Number(query.get("start") ?? 0);
-  if (!Number.isInteger(start) || start < 0 || start % TXS_PAGE) throw notFound("No such page of transactions");
-  const [b, txs] = await Promise.all([api(`block/${hash}`), api(`block/${hash}/txs?start_index=${start}`)]);
+  if (!Number.isInteger(start) || start < 0 || start % TXS_PAGE) {
+    throw notFound("No such page of transactions");
+  }
+  const [b, txs] = await Promise.all([
+    api(`block/${hash}`), api(`block/${hash}/txs?start_index=${start}`),
+  ]);
+  const page = (from, text, rel) => buttonLink(`${href.block(hash)}?start=${from}`, text, rel);
+  const range = `${count(start + 1)}\u2013${count(start + txs.length)}`;
   const node = fragment(
     heading(`Block ${count(b.height)}`),
     h("nav", { class: "pager", "aria-label": "Neighbouring blocks" },
-      b.height > 0 ? buttonLink(href.block(b.prev_hash), `\u2190 Block ${count(b.height - 1)}`, "prev") : h("span"),
-      b.next_hash ? buttonLink(href.block(b.next_hash), `Block ${count(b.height + 1)} \u2192`, "next") : h("span")),
-    b.in_best_chain ? null : h("p", { class: "status pending" }, "This block is not in the best chain: its transactions are not confirmed by it."),
+      b.height > 0
+        ? buttonLink(href.block(b.prev_hash), `\u2190 Block ${count(b.height - 1)}`, "prev")
+        : h("span"),
+      b.next_hash
+        ? buttonLink(href.block(b.next_hash), `Block ${count(b.height + 1)} \u2192`, "next")
+        : h("span")),
+    b.in_best_chain
+      ? null
+      : h("p", { class: "status pending" },
+        "This block is not in the best chain: its transactions are not confirmed by it."),
     kvTable("Block details", [
       ["Hash", h("span", { class: "mono" }, b.hash), "hash"],
       ["Height", count(b.height), "height"],
@@ -401,9 +451,9 @@ async function viewBlock([hash], query) {
         empty: "No transactions on this page.",
       }),
       b.tx_count > TXS_PAGE
-        ? pager("Transactions of this block", `Transactions ${count(start + 1)}\u2013${count(start + txs.length)} of ${count(b.tx_count)}`, [
-          start > 0 ? buttonLink(`${href.block(hash)}?start=${start - TXS_PAGE}`, "\u2190 Previous", "prev") : null,
-          start + TXS_PAGE < b.tx_count ? buttonLink(`${href.block(hash)}?start=${start + TXS_PAGE}`, "Next \u2192", "next") : null,
+        ? pager("Transactions of this block", `Transactions ${range} of ${count(b.tx_count)}`, [
+          start > 0 ? page(start - TXS_PAGE, "\u2190 Previous", "prev") : null,
+          start + TXS_PAGE < b.tx_count ? page(start + TXS_PAGE, "Next \u2192", "next") : null,
         ])
         : null),
   );
@@ -418,16 +468,20 @@ async function viewTx([txid]) {
   ]);
   const s = tx.status;
   const coinbase = tx.inputs.length > 0 && tx.inputs[0].coinbase;
-  const totalIn = tx.inputs.reduce((sum, i) => sum + i.amount, 0);
+  const totalIn = tx.inputs.some((i) => i.amount == null)
+    ? null
+    : tx.inputs.reduce((sum, i) => sum + i.amount, 0);
   const totalOut = tx.outputs.reduce((sum, o) => sum + o.amount, 0);
   const statusLine = s.confirmed
-    ? h("p", { class: "status ok" }, "Confirmed in block ", link.height(s.block_height, s.block_hash),
+    ? h("p", { class: "status ok" },
+      "Confirmed in block ", link.height(s.block_height, s.block_hash),
       ` \u00b7 ${plural(s.confirmations, "confirmation")}`)
     : h("p", { class: "status pending" }, "Unconfirmed: waiting in the mempool to be mined.");
   const spentCell = (o, n) => {
     const spender = outspends && outspends[n];
     if (spender && spender.spent) {
-      return fragment(spender.confirmed ? "Spent by " : "Spent (unconfirmed) by ", link.tx(spender.txid));
+      const words = spender.confirmed ? "Spent by " : "Spent (unconfirmed) by ";
+      return fragment(words, link.tx(spender.txid));
     }
     return o.spent ? "Spent" : h("span", { class: "badge unspent" }, "Unspent");
   };
@@ -438,10 +492,14 @@ async function viewTx([txid]) {
       ["Transaction id", h("span", { class: "mono" }, tx.txid), "txid"],
       ["Status", s.confirmed ? "Confirmed" : "Unconfirmed (in the mempool)", "status"],
       ["Confirmations", count(s.confirmations), "confirmations"],
-      s.confirmed ? ["Block", fragment(link.height(s.block_height, s.block_hash), " (", link.block(s.block_hash), ")"), "block"] : null,
+      s.confirmed
+        ? ["Block", fragment(
+          link.height(s.block_height, s.block_hash), " (", link.block(s.block_hash), ")",
+        ), "block"]
+        : null,
       s.confirmed ? ["Block time", time(s.block_time), "block-time"] : null,
       ["Fee", coinbase ? fragment(amount(0), " (coinbase)") : amount(tx.fee), "fee"],
-      coinbase ? null : ["Fee rate", feeRate(tx.fee, tx.size), "fee-rate"],
+      coinbase || tx.fee == null ? null : ["Fee rate", feeRate(tx.fee, tx.size), "fee-rate"],
       ["Size", bytes(tx.size), "size"],
       coinbase ? null : ["Total in", amount(totalIn), "total-in"],
       ["Total out", amount(totalOut), "total-out"],
@@ -462,8 +520,18 @@ async function viewTx([txid]) {
         rows: tx.inputs.map((i, n) => ({
           attrs: { "data-index": n },
           cells: i.coinbase
-            ? { n: count(n), prevout: h("span", { class: "badge" }, "coinbase"), address: "Newly created coins", amount: "\u2014" }
-            : { n: count(n), prevout: link.outpoint(i.txid, i.index), address: link.address(i.address), amount: amount(i.amount) },
+            ? {
+              n: count(n),
+              prevout: h("span", { class: "badge" }, "coinbase"),
+              address: "Newly created coins",
+              amount: "\u2014",
+            }
+            : {
+              n: count(n),
+              prevout: link.outpoint(i.txid, i.index),
+              address: link.address(i.address),
+              amount: amount(i.amount),
+            },
         })),
         empty: "No inputs.",
       }),
@@ -478,7 +546,12 @@ async function viewTx([txid]) {
         ],
         rows: tx.outputs.map((o, n) => ({
           attrs: { "data-index": n, "data-spent": o.spent ? "true" : "false" },
-          cells: { n: count(n), address: link.address(o.address), amount: amount(o.amount), spent: spentCell(o, n) },
+          cells: {
+            n: count(n),
+            address: link.address(o.address),
+            amount: amount(o.amount),
+            spent: spentCell(o, n),
+          },
         })),
         empty: "No outputs.",
       })),
@@ -488,9 +561,9 @@ async function viewTx([txid]) {
 
 /** What a transaction did to one address: received minus sent, in base units. */
 function changeFor(tx, address) {
-  const received = tx.outputs.filter((o) => o.address === address).reduce((sum, o) => sum + o.amount, 0);
-  const sent = tx.inputs.filter((i) => i.address === address).reduce((sum, i) => sum + i.amount, 0);
-  return received - sent;
+  const sum = (items) =>
+    items.filter((x) => x.address === address).reduce((total, x) => total + x.amount, 0);
+  return sum(tx.outputs) - sum(tx.inputs);
 }
 
 function addressRoute(address, params) {
@@ -516,6 +589,11 @@ async function viewAddress([address], query) {
   const keep = {};
   if (after) Object.assign(keep, { after, n: String(offset) });
   const more = txs.length === TXS_PAGE && offset + txs.length < total;
+  const range = `${count(offset + 1)}\u2013${count(offset + txs.length)}`;
+  const utxoParam = allUtxos ? { utxos: "all" } : {};
+  const older = more
+    ? { after: txs[txs.length - 1].txid, n: String(offset + txs.length), ...utxoParam }
+    : null;
 
   // newest first: unconfirmed, then by height; within one transaction by output index
   const newest = (u) => (u.height == null ? Infinity : u.height);
@@ -535,7 +613,9 @@ async function viewAddress([address], query) {
       ["Immature (coinbase)", amount(summary.balance.immature), "balance-immature"],
       ["Total received", amount(chain.funded_sum), "received"],
       ["Total sent", amount(chain.spent_sum), "sent"],
-      ["Transactions", pool.tx_count ? `${count(total)} (${count(pool.tx_count)} unconfirmed)` : count(total), "tx-count"],
+      ["Transactions",
+        pool.tx_count ? `${count(total)} (${count(pool.tx_count)} unconfirmed)` : count(total),
+        "tx-count"],
       ["Unspent outputs", count(utxos.length), "utxo-count"],
     ]),
     h("section", { id: "history" },
@@ -552,20 +632,21 @@ async function viewAddress([address], query) {
           attrs: { "data-txid": tx.txid },
           cells: {
             txid: link.tx(tx.txid),
-            block: tx.status.confirmed ? link.height(tx.status.block_height, tx.status.block_hash) : h("span", { class: "badge pending" }, "unconfirmed"),
+            block: tx.status.confirmed
+              ? link.height(tx.status.block_height, tx.status.block_hash)
+              : h("span", { class: "badge pending" }, "unconfirmed"),
             time: tx.status.confirmed ? time(tx.status.block_time) : "\u2014",
             change: amount(changeFor(tx, summary.address), true),
           },
         })),
         empty: "No transactions.",
       }),
-      pager("Transaction history",
-        txs.length ? `Transactions ${count(offset + 1)}\u2013${count(offset + txs.length)} of ${count(total)}` : null, [
-          after ? buttonLink(addressRoute(summary.address, allUtxos ? { utxos: "all" } : {}), "\u2190 Newest", "first") : null,
-          more
-            ? buttonLink(addressRoute(summary.address, { after: txs[txs.length - 1].txid, n: String(offset + txs.length), ...(allUtxos ? { utxos: "all" } : {}) }), "Older \u2192", "next")
-            : null,
-        ])),
+      pager("Transaction history", txs.length ? `Transactions ${range} of ${count(total)}` : null, [
+        after
+          ? buttonLink(addressRoute(summary.address, utxoParam), "\u2190 Newest", "first")
+          : null,
+        more ? buttonLink(addressRoute(summary.address, older), "Older \u2192", "next") : null,
+      ])),
     h("section", { id: "utxos" },
       listTable({
         caption: `Unspent outputs (${count(utxos.length)})`,
@@ -589,7 +670,8 @@ async function viewAddress([address], query) {
       }),
       utxos.length > shown.length
         ? pager("Unspent outputs", `Showing ${count(shown.length)} of ${count(utxos.length)}`, [
-          buttonLink(addressRoute(summary.address, { ...keep, utxos: "all" }), `Show all ${count(utxos.length)}`),
+          buttonLink(addressRoute(summary.address, { ...keep, utxos: "all" }),
+            `Show all ${count(utxos.length)}`),
         ], "utxo-range")
         : null),
   );
@@ -604,8 +686,8 @@ function nothingFound(q) {
     node: fragment(
       heading("Nothing found"),
       h("p", { class: "status alert", role: "alert" }, `Nothing found for \u201c${q}\u201d.`),
-      h("p", {}, "Search takes a block height, a block hash, a transaction id or an address, " +
-        "as this node knows them. Transactions that were never broadcast to this node cannot be found."),
+      h("p", {}, "Search takes a block height, a block hash, a transaction id or an address, "
+        + "as this node knows them. A transaction this node never received cannot be found."),
       h("p", {}, h("a", { href: "#/" }, "Back to the overview")),
     ),
   };
@@ -618,7 +700,8 @@ async function viewSearch([q = ""]) {
   try {
     found = await api(`search?q=${encodeURIComponent(q)}`);
   } catch (err) {
-    if (err instanceof ApiError && (err.status === 404 || err.status === 400)) return nothingFound(q);
+    const unknown = err instanceof ApiError && (err.status === 404 || err.status === 400);
+    if (unknown) return nothingFound(q);
     throw err;
   }
   const target = { block: href.block, tx: href.tx, address: href.address }[found.type];
@@ -629,7 +712,8 @@ async function viewSearch([q = ""]) {
 
 function errorView(err) {
   const status = err instanceof ApiError ? err.status : -1;
-  const title = status === 404 ? "Not found" : status === 400 ? "Cannot show this" : status === 0 ? "Node unreachable" : "Something went wrong";
+  const titles = { 404: "Not found", 400: "Cannot show this", 0: "Node unreachable" };
+  const title = titles[status] ?? "Something went wrong";
   let message = err instanceof Error ? err.message : String(err);
   message = message.charAt(0).toUpperCase() + message.slice(1);
   if (!/[.!?]$/.test(message)) message += ".";
@@ -704,7 +788,8 @@ function restoreFocus(key) {
   if (!key) return;
   let target = null;
   if (key.href) {
-    const links = [...main.querySelectorAll("a[href]")].filter((a) => a.getAttribute("href") === key.href);
+    const links = [...main.querySelectorAll("a[href]")]
+      .filter((a) => a.getAttribute("href") === key.href);
     target = links.find((a) => a.textContent === key.text) ?? links[0] ?? null;
   }
   target = target ?? main.querySelector("h1");
@@ -731,7 +816,9 @@ async function route({ refresh = false } = {}) {
     main.setAttribute("aria-busy", "true");
     clearTimeout(loadingTimer);
     loadingTimer = setTimeout(() => {
-      if (seq === renderSeq && navigating) main.replaceChildren(h("p", { class: "loading" }, "Loading\u2026"));
+      if (seq === renderSeq && navigating) {
+        main.replaceChildren(h("p", { class: "loading" }, "Loading\u2026"));
+      }
     }, 300);
   }
   let result;
@@ -788,7 +875,8 @@ async function poll() {
       badge.hidden = false;
       if (lastInfo) {
         const tip = info.best_hash !== lastInfo.best_hash;
-        const pool = info.mempool.count !== lastInfo.mempool.count || info.mempool.bytes !== lastInfo.mempool.bytes;
+        const pool = info.mempool.count !== lastInfo.mempool.count
+          || info.mempool.bytes !== lastInfo.mempool.bytes;
         if (tip) announcer.textContent = `New block ${count(info.height)}.`;
         const live = LIVE[main.dataset.view] ?? {};
         if ((tip && live.tip) || (pool && live.pool)) await route({ refresh: true });
