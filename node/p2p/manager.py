@@ -387,7 +387,13 @@ class PeerManager:
             return  # not connected: ignore (the sender handshakes first)
         for h in hashes:
             peer.learn(h)
-        wanted = [h for h in hashes if h not in self.in_flight and not await self._have(kind, h)]
+        wanted = []
+        for h in hashes:
+            # Checked again after the await: another inv may have claimed it meanwhile.
+            if h in self.in_flight or await self._have(kind, h) or h in self.in_flight:
+                continue
+            self.in_flight.add(h)  # claimed until it is processed, not merely downloaded
+            wanted.append(h)
         if wanted:
             asyncio.get_running_loop().create_task(self._fetch(peer, kind, wanted))
 
@@ -418,22 +424,23 @@ class PeerManager:
         return self.chain.get_tx_location(txid) is not None
 
     async def _fetch(self, peer: Peer, kind: str, hashes: list[bytes]) -> None:
-        self.in_flight.update(hashes)
+        """Download ``hashes`` (already claimed in ``in_flight``) and process them."""
         try:
-            answer = await self._post(
-                peer.url, "getdata", {"kind": kind, "hashes": hashes}, "items"
-            )
-        except PeerError as err:
-            log.debug("getdata from %s failed: %s", peer.url, err)
-            return
+            try:
+                answer = await self._post(
+                    peer.url, "getdata", {"kind": kind, "hashes": hashes}, "items"
+                )
+            except PeerError as err:
+                log.debug("getdata from %s failed: %s", peer.url, err)
+                return
+            for raw in answer["items"]:
+                self.metrics.p2p_downloaded.labels(kind).inc()
+                if kind == "tx":
+                    await self._receive_tx(peer, raw)
+                else:
+                    await self._receive_block(peer, raw)
         finally:
             self.in_flight.difference_update(hashes)
-        for raw in answer["items"]:
-            self.metrics.p2p_downloaded.labels(kind).inc()
-            if kind == "tx":
-                await self._receive_tx(peer, raw)
-            else:
-                await self._receive_block(peer, raw)
 
     async def _receive_tx(self, peer: Peer, raw: bytes) -> None:
         try:
@@ -549,18 +556,19 @@ class PeerManager:
 
         self.in_flight.update(hashes)
         try:
-            results = await asyncio.gather(*(fetch(n, b) for n, b in enumerate(batches)))
-        except PeerError as err:
-            log.info("block download failed: %s", err)
-            return False
+            try:
+                results = await asyncio.gather(*(fetch(n, b) for n, b in enumerate(batches)))
+            except PeerError as err:
+                log.info("block download failed: %s", err)
+                return False
+            for peer, items in results:
+                for raw in items:
+                    self.metrics.p2p_downloaded.labels("block").inc()
+                    if await self._receive_block(peer, raw) is None and peer.url not in self.peers:
+                        return False
+            return True
         finally:
-            self.in_flight.difference_update(hashes)
-        for peer, items in results:
-            for raw in items:
-                self.metrics.p2p_downloaded.labels("block").inc()
-                if await self._receive_block(peer, raw) is None and peer.url not in self.peers:
-                    return False
-        return True
+            self.in_flight.difference_update(hashes)  # only once processed
 
     # --- misbehaviour and bans ------------------------------------------------------------------
 

@@ -60,7 +60,12 @@ def add_p2p_routes(app: web.Application, manager: PeerManager) -> None:
             if request.content_length is not None and request.content_length > limit:
                 manager.misbehaving(sender, SCORE_MALFORMED, f"{name}: body over {limit} bytes")
                 return _error(413, "payload-too-large", f"{name} bodies are at most {limit} bytes")
-            body = await request.content.read(limit + 1)
+            body = b""
+            while len(body) <= limit:  # a body may arrive in pieces: read to its end
+                chunk = await request.content.read(limit + 1 - len(body))
+                if not chunk:
+                    break
+                body += chunk
             if len(body) > limit:
                 manager.misbehaving(sender, SCORE_MALFORMED, f"{name}: body over {limit} bytes")
                 return _error(413, "payload-too-large", f"{name} bodies are at most {limit} bytes")
@@ -74,6 +79,8 @@ def add_p2p_routes(app: web.Application, manager: PeerManager) -> None:
         app.router.add_post(f"/p2p/{name}", handler)
 
     async def handshake(sender: str, message: dict[str, object]) -> web.Response:
+        if message["nonce"] == manager.nonce:  # ourselves: let the dialer see its own nonce
+            return _answer(manager.handshake_message())
         manager.check_handshake(message)
         manager.register(message, outbound=False)
         manager.learn_urls([str(message["url"])])
