@@ -86,7 +86,13 @@ async def _run(settings: Settings) -> int:
     try:
         await service.stopped.wait()
     finally:
-        await service.stop()
+        try:
+            await service.stop()
+        except Exception as err:  # closing after a storage failure may fail the same way
+            log.error("error while stopping: %s", err)
+    if service.failure is not None:
+        print(f"tally-node: {service.failure}", file=sys.stderr)
+        return 1
     return 0
 
 

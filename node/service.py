@@ -44,7 +44,7 @@ from node.miner.miner import Miner
 from node.miner.pow import PowSearcher
 from node.p2p.manager import PeerManager
 from node.sigcache import SignatureCache
-from node.storage import LevelDBStore
+from node.storage import KeyValueStore, LevelDBStore, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +83,15 @@ def read_cookie(datadir: Path) -> str:
 class NodeService:
     """One running node."""
 
-    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.time,
+        open_store: Callable[[Path], KeyValueStore] = LevelDBStore,
+    ) -> None:
         self.settings = settings
+        self._open_store = open_store
         self.params = settings.params
         self.clock = clock
         self.metrics = NodeMetrics()
@@ -92,11 +99,12 @@ class NodeService:
         self._block_seconds = self.metrics.validation_seconds.labels("block")
         self.token = secrets.token_hex(32)
         self.stopped = asyncio.Event()
+        self.failure: str | None = None
         self._state = ThreadPoolExecutor(max_workers=1, thread_name_prefix="state")
         self._runner: web.AppRunner | None = None
         self._searcher: PowSearcher | None = None
         self._mining_task: asyncio.Task[None] | None = None
-        self.store: LevelDBStore
+        self.store: KeyValueStore
         self.chainstate: Chainstate
         self.mempool: Mempool
         self.fees: FeeEstimator
@@ -107,13 +115,29 @@ class NodeService:
     # --- life cycle -----------------------------------------------------------------------------
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(*args)`` on the state thread."""
-        return await asyncio.get_running_loop().run_in_executor(self._state, fn, *args)
+        """Run ``fn(*args)`` on the state thread.
+
+        A storage failure (disk full, I/O error) stops the node: the write that failed was not
+        applied (batches are atomic), and going on could only widen the gap between what is in
+        memory and what is on disk. The error is re-raised to the caller as well.
+        """
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._state, fn, *args)
+        except StorageError as err:
+            self.fail(f"storage failed: {err}")
+            raise
+
+    def fail(self, reason: str) -> None:
+        """Stop the node because it cannot go on safely; the exit status will be 1."""
+        if self.failure is None:
+            self.failure = reason
+            log.critical("%s; stopping the node (nothing half-written: restart once fixed)", reason)
+        self.stopped.set()
 
     def _open_state(self) -> None:
         datadir = self.settings.datadir
         datadir.mkdir(parents=True, exist_ok=True)
-        self.store = LevelDBStore(datadir / "chainstate")
+        self.store = self._open_store(datadir / "chainstate")
         sigcache = SignatureCache()
         self.chainstate = Chainstate(
             self.store, self.params, clock=self.clock, verify=sigcache.verify

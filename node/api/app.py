@@ -30,6 +30,7 @@ from node.api.views import NotFoundError, Views
 from node.metrics import CONTENT_TYPE
 from node.p2p.routes import add_p2p_routes
 from node.service import VERSION, CommandError, NodeService
+from node.storage import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(400, err.code, err.message)
     except NotFoundError as err:
         return error_response(404, "not-found", str(err))
+    except StorageError:
+        # The node is stopping (NodeService.fail); nothing was half-written.
+        return error_response(503, "unavailable", "the node's storage failed; it is stopping")
     except web.HTTPException as err:
         if err.status < 400:
             raise
