@@ -3,7 +3,9 @@ one command, and tests that run the README).
 
 - The quickstart block of ``README.md`` is read from the README itself and run with bash, so the
   README cannot drift from the code. It runs in a scratch folder that links to this checkout's
-  ``scripts``, ``.venv`` and ``pyproject.toml``, so its ``.devnet`` is the test's own.
+  sources, ``scripts`` and ``.venv``, so its ``.devnet`` is the test's own. (Regression: with
+  only ``scripts`` and ``pyproject.toml`` linked, a fresh CI venv was re-installed from the
+  scratch folder and lost its packages for every later test.)
 - ``up`` brings up connected nodes and a funded wallet; the three commands it prints work when
   pasted; ``status`` shows heights and peers; ``down`` leaves no process behind; ``up`` again
   continues the same chain.
@@ -50,7 +52,8 @@ def processes_mentioning(text: str) -> list[int]:
 def scratch_checkout(tmp_path: Path) -> Path:
     work = tmp_path / "checkout"
     work.mkdir()
-    for name in ("scripts", ".venv", "pyproject.toml", "README.md"):
+    # The whole source, so that even an install started from here would be complete.
+    for name in ("scripts", ".venv", "pyproject.toml", "README.md", "consensus", "node", "wallet"):
         (work / name).symlink_to(ROOT / name)
     return work
 
