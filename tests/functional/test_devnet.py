@@ -94,6 +94,14 @@ def test_the_readme_quickstart_runs_as_written(tmp_path: Path) -> None:
         assert re.search(r"confirmed\s+\d+\.\d{8}", out)  # balance
         assert "1.50000000" in out  # the payment, in send's table and in history
         assert processes_mentioning(str(devnet)) == []  # `down` left nothing behind
+        # the environment is intact for everything after this test (see the module docstring)
+        check = subprocess.run(
+            [sys.executable, "-c", "import consensus, node.cli, wallet.cli"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+        )
+        assert check.returncode == 0, check.stderr
     finally:
         subprocess.run([str(BIN / "tally-devnet"), "down", "--dir", str(devnet)], timeout=60)
 
