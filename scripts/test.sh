@@ -18,6 +18,16 @@ if [ ! -x /usr/bin/chromium ]; then
     fi
 fi
 
+# The multi-host test (tests/integration/test_multihost.py) builds network namespaces with iproute2.
+if ! command -v ip >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "== installing iproute2 (apt-get)"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >/dev/null
+    else
+        echo "!! ip (iproute2) is missing and this is not root: the multi-host test will fail" >&2
+    fi
+fi
+
 echo "== ruff check"
 .venv/bin/ruff check consensus node wallet tests scripts
 echo "== ruff format --check"

@@ -237,7 +237,7 @@ class PeerManager:
                 if response.status != 200:
                     raise PeerError(f"{route}: HTTP {response.status} {body[:200]!r}")
         except (aiohttp.ClientError, TimeoutError, OSError) as err:
-            raise PeerError(f"{route} to {url}: {err}") from None
+            raise PeerError(f"{route} to {url}: {type(err).__name__} {err}") from None
         try:
             return m.parse(answer, body)
         except m.ProtocolError as err:

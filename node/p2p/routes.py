@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -38,11 +39,27 @@ def _answer(message: dict[str, object]) -> web.Response:
     return web.Response(body=m.encode(message), content_type="application/msgpack")
 
 
+LOOPBACK = {"127.0.0.1", "::1"}
+
+
 def sender_of(request: web.Request) -> str:
+    """Who sent this request, as the key for scores, bans and rates.
+
+    The ``X-Tally-Peer`` URL is believed only when its host is the address the request came
+    from; otherwise the key is ``ip:<remote address>``. So a client cannot get an honest peer on
+    another host banned by sending garbage in its name, nor shed its own score by changing the
+    header. (Processes on one host share an address and can still speak for each other.)
+    """
+    remote = request.remote or "unknown"
     url = request.headers.get("X-Tally-Peer", "").strip().rstrip("/")
     if url.startswith(("http://", "https://")) and len(url) <= m.MAX_URL:
-        return url
-    return f"ip:{request.remote or 'unknown'}"
+        try:
+            host = (urlsplit(url).hostname or "").lower()
+        except ValueError:
+            host = ""
+        if host == remote or (host == "localhost" and remote in LOOPBACK):
+            return url
+    return f"ip:{remote}"
 
 
 def add_p2p_routes(app: web.Application, manager: PeerManager) -> None:
