@@ -324,6 +324,9 @@ class Mempool:
             )
 
     def _add_entry(self, entry: MempoolEntry) -> None:
+        if self._store is not None:  # first: if the write fails, nothing changes in memory
+            value = msgpack.packb([entry.tx.serialize(), entry.time], use_bin_type=True)
+            self._store.put(P_MEMPOOL + entry.txid, value)
         self.entries[entry.txid] = entry
         for parent in entry.parents:
             self.entries[parent].children.add(entry.txid)
@@ -333,9 +336,6 @@ class Mempool:
             self.by_address.setdefault(pkh, set()).add(entry.txid)
         self.total_bytes += entry.size
         self.total_fee += entry.fee
-        if self._store is not None:
-            value = msgpack.packb([entry.tx.serialize(), entry.time], use_bin_type=True)
-            self._store.put(P_MEMPOOL + entry.txid, value)
 
     def _remove_entry(self, txid: bytes) -> MempoolEntry | None:
         """Remove one entry (not its descendants, which the caller handles)."""
@@ -487,15 +487,18 @@ class Mempool:
                 saved.append((float(when), key, raw))
             except (ValueError, TypeError, msgpack.UnpackException):
                 log.warning("dropping an unreadable persisted mempool entry")
-        for _, key, _ in saved:
-            self._store.delete(key)
         saved.sort(key=lambda s: s[0])
         for when, _, raw in saved:
             try:
                 # accept() also adopts orphans: a child saved before its parent comes back too.
+                # An accepted transaction rewrites its own key, so a crash part-way through
+                # loses nothing: what is not restored yet is still saved.
                 self.accept(Transaction.deserialize(raw), entry_time=when)
             except ValidationError as err:
                 log.debug("persisted transaction not restored: %s", err.code)
+        for _, key, _ in saved:
+            if key[len(P_MEMPOOL) :] not in self.entries:
+                self._store.delete(key)  # no longer valid (or unreadable)
         self.expire()
         restored = len(self.entries)
         log.info("mempool: %d transaction(s) restored", restored)

@@ -104,6 +104,7 @@ class NodeService:
         self._runner: web.AppRunner | None = None
         self._searcher: PowSearcher | None = None
         self._mining_task: asyncio.Task[None] | None = None
+        self._warmup: asyncio.Task[None] | None = None
         self.store: KeyValueStore
         self.chainstate: Chainstate
         self.mempool: Mempool
@@ -164,7 +165,9 @@ class NodeService:
         log.info("starting Tally %s on the %s network, data in %s", VERSION, s.network, s.datadir)
         await self.call(self._open_state)
         self._searcher = PowSearcher()
-        self._background(self._searcher.start(), "starting the proof-of-work workers")
+        self._warmup = self._background(
+            self._searcher.start(), "starting the proof-of-work workers"
+        )
         self.miner = Miner(
             self.chainstate, self.mempool, self._searcher, clock=self.clock, call=self.call
         )
@@ -211,6 +214,8 @@ class NodeService:
             await self.p2p.stop()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._warmup is not None:
+            await asyncio.gather(self._warmup, return_exceptions=True)
         if self._searcher is not None:
             await self._searcher.aclose()
         await self.call(self.store.close)

@@ -57,7 +57,7 @@ from node.chainstate import schema as k
 from node.chainstate.blockindex import BlockIndexEntry, Status
 from node.chainstate.events import BlockConnected, BlockDisconnected, ChainEvent, TipChanged
 from node.chainstate.utxohash import UtxoStats
-from node.storage import KeyValueStore, WriteBatch
+from node.storage import KeyValueStore, StorageError, WriteBatch
 
 log = logging.getLogger(__name__)
 
@@ -420,6 +420,8 @@ class Chainstate:
         for listener in self._listeners:
             try:
                 listener(event)
+            except StorageError:
+                raise  # the node must stop: swallowing it would hide a disk failure
             except Exception:
                 log.exception("a chainstate event subscriber failed on %s", type(event).__name__)
 

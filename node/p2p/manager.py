@@ -217,6 +217,13 @@ class PeerManager:
                 peer.learn(h)
                 asyncio.get_running_loop().create_task(self._send_inv(peer, kind, [h]))
 
+    async def _send_mempool(self, peer: Peer) -> None:
+        txids = [t for t in list(self.mempool.entries) if not peer.knows(t)]
+        for t in txids:
+            peer.learn(t)
+        for start in range(0, len(txids), m.MAX_INV):
+            await self._send_inv(peer, "tx", txids[start : start + m.MAX_INV])
+
     async def _send_inv(self, peer: Peer, kind: str, hashes: list[bytes]) -> None:
         try:
             await self._post(peer.url, "inv", {"kind": kind, "hashes": hashes}, "empty")
@@ -271,6 +278,8 @@ class PeerManager:
         if peer is None:
             peer = Peer(url, outbound, connected_at=self.clock())
             self.peers[url] = peer
+            # A new peer hears of our whole mempool once (after a restart, say, it may lack it).
+            asyncio.get_running_loop().create_task(self._send_mempool(peer))
             log.info(
                 "peer %s joined (%s, height %d)",
                 url,
