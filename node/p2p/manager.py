@@ -38,6 +38,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -87,6 +88,27 @@ POLICY_TX_CODES = {
     codes.BAD_TXNS_NONFINAL,
     codes.BAD_TXNS_PREMATURE_SPEND_OF_COINBASE,
 }
+
+
+MAX_ADDRESSES = 1_000
+"""Learned peer addresses kept at most (configured ones always)."""
+
+
+def usable_url(url: str) -> bool:
+    """An http(s) URL with a host and a valid port, as a peer's listening address."""
+    if not url.startswith(("http://", "https://")) or len(url) > m.MAX_URL:
+        return False
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return False
+    return bool(parts.hostname) and (port is None or 0 < port < 65536) and not parts.query
+
+
+def _key_bytes(key: str) -> bytes:
+    """A peer key as stored bytes, whatever characters it holds."""
+    return key.encode("utf-8", "backslashreplace")
 
 
 class PeerError(Exception):
@@ -243,7 +265,8 @@ class PeerManager:
                 body = await response.read()
                 if response.status != 200:
                     raise PeerError(f"{route}: HTTP {response.status} {body[:200]!r}")
-        except (aiohttp.ClientError, TimeoutError, OSError) as err:
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as err:
+            # ValueError: a URL aiohttp cannot use (bad port, bad host): the peer is unreachable
             raise PeerError(f"{route} to {url}: {type(err).__name__} {err}") from None
         try:
             return m.parse(answer, body)
@@ -347,23 +370,30 @@ class PeerManager:
     def learn_urls(self, urls: list[str]) -> None:
         for url in urls:
             url = url.rstrip("/")
-            if url.startswith(("http://", "https://")) and url != self.own_url:
+            if usable_url(url) and url != self.own_url and len(self.addresses) < MAX_ADDRESSES:
                 self.addresses.setdefault(url, Dial())
 
     # --- background loops -----------------------------------------------------------------------
 
     async def _connector(self) -> None:
         while True:
-            outbound = sum(1 for p in self.peers.values() if p.outbound)
-            now = time.monotonic()
-            for url, dial in list(self.addresses.items()):
-                if outbound >= self.max_outbound:
-                    break
-                if url in self.peers or dial.next_attempt > now or self.is_banned(url):
-                    continue
-                if await self.connect(url) is not None:
-                    outbound += 1
+            try:
+                await self._connect_some()
+            except Exception:  # a background loop must outlive any one peer's oddity
+                log.exception("connecting to peers failed")
             await asyncio.sleep(CONNECT_INTERVAL)
+
+    async def _connect_some(self) -> None:
+        """Dial known addresses until there are enough outbound peers."""
+        outbound = sum(1 for p in self.peers.values() if p.outbound)
+        now = time.monotonic()
+        for url, dial in list(self.addresses.items()):
+            if outbound >= self.max_outbound:
+                break
+            if url in self.peers or dial.next_attempt > now or self.is_banned(url):
+                continue
+            if await self.connect(url) is not None:
+                outbound += 1
 
     async def _pinger(self) -> None:
         while True:
@@ -378,6 +408,9 @@ class PeerManager:
                 except (PeerError, m.ProtocolError) as err:
                     self.drop(peer.url, f"no answer ({err})")
                     self._backoff(self.addresses.setdefault(peer.url, Dial()))
+                except Exception:  # never let one peer stop the pinging of the others
+                    log.exception("pinging %s failed", peer.url)
+                    self.drop(peer.url, "ping failed")
 
     async def _syncer(self) -> None:
         while True:
@@ -593,7 +626,7 @@ class PeerManager:
     def ban(self, key: str, reason: str) -> None:
         until = self.clock() + BAN_SECONDS
         self.bans[key] = until
-        self.store.put(P_BAN + key.encode(), int(until).to_bytes(8, "big"))
+        self.store.put(P_BAN + _key_bytes(key), int(until).to_bytes(8, "big"))
         self.drop(key, "banned")
         self.addresses.pop(key, None)
         log.warning("peer %s banned for 24 hours: %s", key, reason)
@@ -604,7 +637,7 @@ class PeerManager:
             return False
         if until < self.clock():
             del self.bans[key.rstrip("/")]
-            self.store.delete(P_BAN + key.rstrip("/").encode())
+            self.store.delete(P_BAN + _key_bytes(key.rstrip("/")))
             return False
         return True
 

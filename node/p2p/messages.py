@@ -69,6 +69,8 @@ def decode_map(body: bytes) -> dict[str, Any]:
         raise ProtocolError(f"not msgpack: {exc}") from None
     if not isinstance(value, dict):
         raise ProtocolError("the message must be a map")
+    if not all(type(k) is str for k in value):
+        raise ProtocolError("map keys must be strings")
     return value
 
 

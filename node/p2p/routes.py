@@ -52,7 +52,12 @@ def sender_of(request: web.Request) -> str:
     """
     remote = request.remote or "unknown"
     url = request.headers.get("X-Tally-Peer", "").strip().rstrip("/")
-    if url.startswith(("http://", "https://")) and len(url) <= m.MAX_URL:
+    if (
+        url.startswith(("http://", "https://"))
+        and len(url) <= m.MAX_URL
+        and url.isascii()
+        and url.isprintable()
+    ):
         try:
             host = (urlsplit(url).hostname or "").lower()
         except ValueError:
