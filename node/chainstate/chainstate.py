@@ -499,7 +499,10 @@ class Chainstate:
                 # Connecting it is now pending: a crash before that is resumed at start-up.
                 batch.put(k.K_REORG, entry.hash + self._tip.hash)
 
-        self._put_now(write)
+        # Not synced: LevelDB's log is append-only, so the synced batch that connects this
+        # block (or any later synced write) makes this one durable too; a crash before that
+        # loses only a block that was not connected yet, which peers send again.
+        self._put_now(write, sync=False)
         self._cache_entry(entry)
         return entry
 
@@ -575,7 +578,10 @@ class Chainstate:
             if path is None:
                 continue  # it descends from a failed block, now marked: try the next
             if not recorded:
-                self._write_key(k.K_REORG, b"".join(pool - {old_tip.hash}) + old_tip.hash)
+                # unsynced: the first disconnect or connect batch, synced, carries it to disk
+                self._write_key(
+                    k.K_REORG, b"".join(pool - {old_tip.hash}) + old_tip.hash, sync=False
+                )
                 recorded = True
             depth = self.tip.height - fork.height
             if depth:
@@ -595,7 +601,7 @@ class Chainstate:
                     self._mark_failed(entry, err.code, path[pos + 1 :])
                     break
         if recorded or self.store.get(k.K_REORG) is not None:
-            self._write_key(k.K_REORG, None)
+            self._write_key(k.K_REORG, None, sync=False)  # if lost, start-up finds no work
         if disconnected or self.tip.hash != old_tip.hash:
             self._emit(TipChanged(old_tip.hash, self.tip.hash, self.tip.height, disconnected))
 
@@ -817,13 +823,14 @@ class Chainstate:
                     for txin in tx.inputs:
                         batch.delete(k.spender_key(txin.prevout.txid, txin.prevout.index))
 
-    def _put_now(self, write: Callable[[WriteBatch], None]) -> None:
-        with self.store.write_batch(sync=self._sync) as batch:
+    def _put_now(self, write: Callable[[WriteBatch], None], *, sync: bool | None = None) -> None:
+        """One atomic batch; synced unless ``sync=False`` (see ``_store_block``)."""
+        with self.store.write_batch(sync=self._sync if sync is None else sync) as batch:
             write(batch)
 
-    def _write_key(self, key: bytes, value: bytes | None) -> None:
+    def _write_key(self, key: bytes, value: bytes | None, *, sync: bool | None = None) -> None:
         """Put (or, for ``None``, delete) one key in its own batch."""
-        with self.store.write_batch(sync=self._sync) as batch:
+        with self.store.write_batch(sync=self._sync if sync is None else sync) as batch:
             if value is None:
                 batch.delete(key)
             else:
