@@ -560,28 +560,51 @@ class PeerManager:
             len(missing),
             start_height,
         )
-        for window in range(0, len(missing), DOWNLOAD_WINDOW):
-            chunk = missing[window : window + DOWNLOAD_WINDOW]
-            if not await self._download_in_order(chunk, helpers or [source]):
-                return False
-            target = source.height or 1
-            log.info(
-                "sync progress: height %d (%d%%)",
-                self.chain.height,
-                min(100, 100 * self.chain.height // max(1, target)),
+        windows = [
+            missing[i : i + DOWNLOAD_WINDOW] for i in range(0, len(missing), DOWNLOAD_WINDOW)
+        ]
+        peers = helpers or [source]
+        self.in_flight.update(missing)
+        try:
+            # The next window downloads while the current one connects (the state thread does
+            # the connecting; the event loop is free to wait on the network meanwhile).
+            following = (
+                asyncio.ensure_future(self._fetch_window(windows[0], peers)) if windows else None
             )
+            for n in range(len(windows)):
+                assert following is not None
+                results = await following
+                following = (
+                    asyncio.ensure_future(self._fetch_window(windows[n + 1], peers))
+                    if n + 1 < len(windows)
+                    else None
+                )
+                if results is None or not await self._connect_window(results):
+                    if following is not None:
+                        following.cancel()
+                        await asyncio.gather(following, return_exceptions=True)
+                    return False
+                log.info(
+                    "sync progress: height %d (%d%%)",
+                    self.chain.height,
+                    min(100, 100 * self.chain.height // max(1, source.height or 1)),
+                )
+        finally:
+            self.in_flight.difference_update(missing)  # only once processed
         return len(headers) == m.MAX_HEADERS or self.chain.tip.chainwork < source.work
 
     def _has_block(self, h: bytes) -> bool:
         entry = self.chain.get_entry(h)
         return entry is not None and entry.have_data
 
-    async def _download_in_order(self, hashes: list[bytes], peers: list[Peer]) -> bool:
-        """Fetch ``hashes`` in batches spread over ``peers``, then connect them in order."""
+    async def _fetch_window(
+        self, hashes: list[bytes], peers: list[Peer]
+    ) -> list[tuple[Peer, list[bytes]]] | None:
+        """Fetch ``hashes`` in batches spread over ``peers``; None if no peer could send them."""
         batches = [hashes[i : i + DOWNLOAD_BATCH] for i in range(0, len(hashes), DOWNLOAD_BATCH)]
         live = [p for p in peers if p.url in self.peers]
         if not live:
-            return False
+            return None
 
         async def fetch(n: int, batch: list[bytes]) -> tuple[Peer, list[bytes]]:
             for attempt in range(len(live)):
@@ -596,21 +619,20 @@ class PeerManager:
                     return peer, answer["items"]
             raise PeerError("no peer could send the blocks")
 
-        self.in_flight.update(hashes)
         try:
-            try:
-                results = await asyncio.gather(*(fetch(n, b) for n, b in enumerate(batches)))
-            except PeerError as err:
-                log.info("block download failed: %s", err)
-                return False
-            for peer, items in results:
-                for raw in items:
-                    self.metrics.p2p_downloaded.labels("block").inc()
-                    if await self._receive_block(peer, raw) is None and peer.url not in self.peers:
-                        return False
-            return True
-        finally:
-            self.in_flight.difference_update(hashes)  # only once processed
+            return list(await asyncio.gather(*(fetch(n, b) for n, b in enumerate(batches))))
+        except PeerError as err:
+            log.info("block download failed: %s", err)
+            return None
+
+    async def _connect_window(self, results: list[tuple[Peer, list[bytes]]]) -> bool:
+        """Process downloaded blocks in order; False if their sender was dropped for them."""
+        for peer, items in results:
+            for raw in items:
+                self.metrics.p2p_downloaded.labels("block").inc()
+                if await self._receive_block(peer, raw) is None and peer.url not in self.peers:
+                    return False
+        return True
 
     # --- misbehaviour and bans ------------------------------------------------------------------
 
