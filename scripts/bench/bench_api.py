@@ -50,8 +50,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
-import platform
 import socket
 import subprocess
 import sys
@@ -59,7 +57,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +65,16 @@ import msgpack
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from benchlib import (  # noqa: E402
+    Conn,
+    crypto_engine,
+    loadavg,
+    platform_info,
+    post_bytes,
+    version,
+    write_json,
+)
 
 from consensus import (  # noqa: E402
     OutPoint,
@@ -106,60 +113,7 @@ web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print
 """
 
 
-def loadavg() -> list[float]:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return []
-
-
 # --- client ------------------------------------------------------------------------------------
-
-
-class Conn:
-    """One keep-alive HTTP/1.1 connection; ``request`` sends prepared bytes, returns the answer."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.sock = socket.create_connection(("127.0.0.1", port))
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buf = b""
-
-    def request(self, data: bytes) -> tuple[int, bytes]:
-        sock = self.sock
-        sock.sendall(data)
-        buf = self.buf
-        while (end := buf.find(b"\r\n\r\n")) < 0:
-            more = sock.recv(65536)
-            if not more:
-                raise ConnectionError("the server closed the connection")
-            buf += more
-        head = buf[:end].lower()
-        status = int(head[9:12])
-        at = head.find(b"\r\ncontent-length:")
-        if at < 0:
-            raise ConnectionError("an answer without Content-Length")
-        stop = head.find(b"\r\n", at + 2)
-        length = int(head[at + 17 : stop if stop > 0 else len(head)])
-        need = end + 4 + length
-        while len(buf) < need:
-            more = sock.recv(65536)
-            if not more:
-                raise ConnectionError("the server closed the connection")
-            buf += more
-        self.buf = buf[need:]
-        return status, buf[end + 4 : need]
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-def post_bytes(port: int, path: str, body: bytes) -> bytes:
-    head = (
-        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-        f"Content-Type: application/msgpack\r\nContent-Length: {len(body)}\r\n\r\n"
-    )
-    return head.encode() + body
 
 
 Answer = tuple[int, bytes]
@@ -393,26 +347,13 @@ def bench_txs(
 # --- report ------------------------------------------------------------------------------------
 
 
-def version(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "?"
-
-
 def machine(load_before: list[float], quick: bool, n: int) -> dict[str, Any]:
     return {
-        "cpu_count": os.cpu_count(),
-        "python": sys.version.split()[0],
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "processor": platform.machine(),
-        "loadavg_before": load_before,
-        "loadavg_after": loadavg(),
+        **platform_info(load_before),
         "aiohttp": version("aiohttp"),
         "msgpack": version("msgpack"),
         "coincurve": version("coincurve"),
-        "crypto_engine": os.environ.get("TALLY_CRYPTO", "coincurve") or "coincurve",
+        "crypto_engine": crypto_engine(),
         "quick": quick,
         "n_per_phase": n,
         "chunk": CHUNK,
@@ -546,16 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     print_table(figures, ratios, info)
     for p in problems:
         print(f"  first error: {p}")
-    if args.json:
-        result = {
-            "name": NAME,
-            "figures": {k: round(v, 3) for k, v in figures.items()},
-            "ratios": {k: round(v, 4) for k, v in ratios.items()},
-            "targets": TARGETS,
-            "machine": info,
-        }
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {args.json}", file=sys.stderr)
+    write_json(args.json, NAME, figures, ratios, TARGETS, info, figure_digits=3)
     return 0
 
 

@@ -76,9 +76,7 @@ import cProfile
 import gc
 import io
 import itertools
-import json
 import os
-import platform
 import pstats
 import random
 import shutil
@@ -89,7 +87,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +95,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import plyvel  # noqa: E402
+from benchlib import loadavg, platform_info, version, write_json  # noqa: E402
 
 from consensus import Block, OutPoint, Transaction, TxOut, verify_signature  # noqa: E402
 from node.chainstate import Chainstate  # noqa: E402
@@ -151,13 +149,6 @@ def timed(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
-
-
-def loadavg() -> list[float]:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return []
 
 
 def dir_bytes(path: str) -> int:
@@ -483,13 +474,6 @@ def profile(chain: LoadChain, tmp: str, long_db: tuple[str, int]) -> str:
 # --- report ------------------------------------------------------------------------------------
 
 
-def version(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "?"
-
-
 def verdict(name: str, value: float) -> str:
     target = TARGETS.get(name)
     if target is None:
@@ -622,13 +606,7 @@ def main(argv: list[str] | None = None) -> int:
         figures |= fa | fb | fc | fd
         ratios = ra | rb | rc
         info = {
-            "cpu_count": os.cpu_count(),
-            "python": sys.version.split()[0],
-            "implementation": platform.python_implementation(),
-            "platform": platform.platform(),
-            "processor": platform.machine(),
-            "loadavg_before": load_before,
-            "loadavg_after": loadavg(),
+            **platform_info(load_before),
             "plyvel": version("plyvel"),
             "leveldb": getattr(plyvel, "__leveldb_version__", "?"),
             "msgpack": version("msgpack"),
@@ -645,16 +623,7 @@ def main(argv: list[str] | None = None) -> int:
             "stage_s": stages,
         }
         print_table(figures, ratios, info)
-        if args.json:
-            result = {
-                "name": NAME,
-                "figures": {k: round(v, 4) for k, v in figures.items()},
-                "ratios": {k: round(v, 4) for k, v in ratios.items()},
-                "targets": TARGETS,
-                "machine": info,
-            }
-            Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-            print(f"wrote {args.json}", file=log)
+        write_json(args.json, NAME, figures, ratios, TARGETS, info)
         if args.profile:
             print("\nprofiles (cProfile; rank, do not measure):")
             print(profile(chain, tmp, dbs["long"]))

@@ -62,16 +62,12 @@ import cProfile
 import gc
 import hashlib
 import io
-import json
-import os
-import platform
 import pstats
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +77,7 @@ if str(ROOT) not in sys.path:
 
 import coincurve  # noqa: E402
 import msgpack  # noqa: E402
+from benchlib import crypto_engine, loadavg, platform_info, version, write_json  # noqa: E402
 from coincurve._libsecp256k1 import ffi, lib  # noqa: E402
 from coincurve.context import GLOBAL_CONTEXT  # noqa: E402
 
@@ -148,13 +145,6 @@ def interleave(contenders: dict[str, Callable[[], object]], repeats: int) -> dic
         for name in names if rep % 2 == 0 else reversed(names):
             out[name].runs.append(timed(contenders[name]))
     return out
-
-
-def loadavg() -> list[float]:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return []
 
 
 # --- a. signature verification -----------------------------------------------------------------
@@ -456,26 +446,13 @@ def profile(fx: BlockFixture) -> str:
 # --- report ------------------------------------------------------------------------------------
 
 
-def version(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "?"
-
-
 def machine(load_before: list[float], quick: bool, n: int, repeats: int) -> dict[str, Any]:
     return {
-        "cpu_count": os.cpu_count(),
-        "python": sys.version.split()[0],
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "processor": platform.machine(),
-        "loadavg_before": load_before,
-        "loadavg_after": loadavg(),
+        **platform_info(load_before),
         "coincurve": version("coincurve"),
         "ecdsa": version("ecdsa"),
         "msgpack": version("msgpack"),
-        "crypto_engine": os.environ.get("TALLY_CRYPTO", "coincurve") or "coincurve",
+        "crypto_engine": crypto_engine(),
         "quick": quick,
         "sig_n": n,
         "block_txs": BLOCK_TXS,
@@ -551,16 +528,7 @@ def main(argv: list[str] | None = None) -> int:
     info = machine(load_before, args.quick, n, repeats)
     print_table(figures, ratios, info)
 
-    if args.json:
-        result = {
-            "name": NAME,
-            "figures": {k: round(v, 3) for k, v in figures.items()},
-            "ratios": {k: round(v, 4) for k, v in ratios.items()},
-            "targets": TARGETS,
-            "machine": info,
-        }
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {args.json}", file=sys.stderr)
+    write_json(args.json, NAME, figures, ratios, TARGETS, info, figure_digits=3)
 
     if args.profile:
         print("\nprofile of one check_block + connect_block (cold):")

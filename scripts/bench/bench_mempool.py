@@ -45,21 +45,19 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
-import os
-import platform
 import random
 import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from benchlib import crypto_engine, loadavg, platform_info, version, write_json  # noqa: E402
 
 from consensus import (  # noqa: E402
     Block,
@@ -104,13 +102,6 @@ def timed(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
-
-
-def loadavg() -> list[float]:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return []
 
 
 # --- setup -------------------------------------------------------------------------------------
@@ -270,25 +261,12 @@ def bench_template(
 # --- report ------------------------------------------------------------------------------------
 
 
-def version(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "?"
-
-
 def machine(load_before: list[float], quick: bool, n: int, repeats: int) -> dict[str, Any]:
     return {
-        "cpu_count": os.cpu_count(),
-        "python": sys.version.split()[0],
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "processor": platform.machine(),
-        "loadavg_before": load_before,
-        "loadavg_after": loadavg(),
+        **platform_info(load_before),
         "coincurve": version("coincurve"),
         "msgpack": version("msgpack"),
-        "crypto_engine": os.environ.get("TALLY_CRYPTO", "coincurve") or "coincurve",
+        "crypto_engine": crypto_engine(),
         "quick": quick,
         "accept_n": n,
         "accept_repeats": repeats,
@@ -345,16 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     ratios |= tr
     info = machine(load_before, args.quick, n, repeats)
     print_table(figures, ratios, info)
-    if args.json:
-        result = {
-            "name": NAME,
-            "figures": {k: round(v, 3) for k, v in figures.items()},
-            "ratios": {k: round(v, 4) for k, v in ratios.items()},
-            "targets": TARGETS,
-            "machine": info,
-        }
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {args.json}", file=sys.stderr)
+    write_json(args.json, NAME, figures, ratios, TARGETS, info, figure_digits=3)
     return 0
 
 

@@ -36,7 +36,6 @@ import asyncio
 import dataclasses
 import gc
 import hashlib
-import json
 import os
 import platform
 import ssl
@@ -50,6 +49,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from benchlib import loadavg, write_json  # noqa: E402
 
 from consensus import get_params  # noqa: E402
 from node.miner.pow import PowSearcher, default_workers, search_nonces  # noqa: E402
@@ -67,13 +68,6 @@ def timed(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
-
-
-def loadavg() -> list[float]:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return []
 
 
 # --- a. one process ----------------------------------------------------------------------------
@@ -227,16 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     info = machine(load_before, args.quick, n, repeats, workers)
     print_table(figures, ratios, info)
 
-    if args.json:
-        result = {
-            "name": NAME,
-            "figures": {k: round(v, 3) for k, v in figures.items()},
-            "ratios": {k: round(v, 4) for k, v in ratios.items()},
-            "targets": TARGETS,
-            "machine": info,
-        }
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {args.json}", file=sys.stderr)
+    write_json(args.json, NAME, figures, ratios, TARGETS, info, figure_digits=3)
     return 0
 
 

@@ -82,7 +82,8 @@ def version(dist: str) -> str:
         return "?"
 
 
-def machine(load_before: list[float], **extra: Any) -> dict[str, Any]:
+def platform_info(load_before: list[float]) -> dict[str, Any]:
+    """The machine fields every benchmark reports first (CPU, Python, platform, load)."""
     return {
         "cpu_count": os.cpu_count(),
         "python": sys.version.split()[0],
@@ -91,6 +92,16 @@ def machine(load_before: list[float], **extra: Any) -> dict[str, Any]:
         "processor": platform.machine(),
         "loadavg_before": load_before,
         "loadavg_after": loadavg(),
+    }
+
+
+def crypto_engine() -> str:
+    return os.environ.get("TALLY_CRYPTO", "coincurve") or "coincurve"
+
+
+def machine(load_before: list[float], **extra: Any) -> dict[str, Any]:
+    return {
+        **platform_info(load_before),
         "aiohttp": version("aiohttp"),
         "plyvel": version("plyvel"),
         "msgpack": version("msgpack"),
@@ -106,12 +117,13 @@ def write_json(
     targets: dict[str, dict[str, float]],
     info: dict[str, Any],
     series: dict[str, Any] | None = None,
+    figure_digits: int = 4,
 ) -> None:
     if not path:
         return
     result: dict[str, Any] = {
         "name": name,
-        "figures": {k: round(v, 4) for k, v in figures.items()},
+        "figures": {k: round(v, figure_digits) for k, v in figures.items()},
         "ratios": {k: round(v, 4) for k, v in ratios.items()},
         "targets": targets,
         "machine": info,
