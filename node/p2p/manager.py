@@ -370,8 +370,26 @@ class PeerManager:
     def learn_urls(self, urls: list[str]) -> None:
         for url in urls:
             url = url.rstrip("/")
-            if usable_url(url) and url != self.own_url and len(self.addresses) < MAX_ADDRESSES:
-                self.addresses.setdefault(url, Dial())
+            if not usable_url(url) or url == self.own_url or url in self.addresses:
+                continue
+            if len(self.addresses) >= MAX_ADDRESSES and not self._forget_an_address():
+                continue
+            self.addresses[url] = Dial()
+
+    def _forget_an_address(self) -> bool:
+        """Make room in a full address book for a newly learned address.
+
+        Drops a learned address that is neither configured nor connected: the oldest one that
+        failed to answer if any (junk is dialled within seconds and fails), else the newest one,
+        so a flood of junk can neither freeze the book (new peers still get in) nor push out the
+        addresses learned before it.
+        """
+        spare = [u for u in self.addresses if u not in self.configured and u not in self.peers]
+        if not spare:
+            return False
+        failed = [u for u in spare if self.addresses[u].failures]
+        del self.addresses[failed[0] if failed else spare[-1]]
+        return True
 
     # --- background loops -----------------------------------------------------------------------
 

@@ -56,6 +56,7 @@ from consensus import (
 )
 from consensus.errors import ALL_CODES
 from node.api.openapi import openapi_document
+from node.p2p import manager
 from node.p2p import messages as m
 from node.p2p.routes import BODY_LIMITS
 from tests.functional.node_process import NodeProcess, Response, address_of, http
@@ -663,6 +664,8 @@ def test_every_route_is_fuzzed() -> None:
 # --- what this fuzzer found: plain regression tests -----------------------------------------------
 
 BAD_HOST = "http://a..b.invalid"
+ADDRESS_BOOK = getattr(manager, "MAX_ADDRESSES", 1_000)
+"""How many learned addresses the node keeps."""
 DEAD = "http://127.0.0.1:1/fuzz-dead"
 
 
@@ -670,18 +673,21 @@ DEAD = "http://127.0.0.1:1/fuzz-dead"
 class Planted:
     node: NodeProcess
     fake: Any
+    late: Any
     at: float
 
 
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Planted]:
     """A second node, given at start-up one ``addr`` and one handshake naming ``BAD_HOST``,
-    then a reachable peer to dial and a dead one to drop. The tests at the end of the module
-    look at it once enough time has passed (the pinger runs every 10 s)."""
+    then a reachable peer to dial (``fake``) and a dead one to drop, then a full address book
+    of unreachable loopback URLs (refused at once: no DNS), then one more reachable peer
+    (``late``). The tests at the end of the
+    module look at it once enough time has passed (the pinger runs every 10 s)."""
     from tests.integration.fake_peer import FakePeer
 
     node = NodeProcess(tmp_path_factory.mktemp("fuzz-planted") / "node").start()
-    fake = FakePeer().start()
+    fake, late = FakePeer().start(), FakePeer().start()
     try:
         hello = {
             "magic": P.magic,
@@ -699,8 +705,13 @@ def planted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Planted]:
         assert post("addr", m.encode({"urls": [BAD_HOST]}), DEAD + "-a").status == 200
         time.sleep(1.5)  # the connector's next round meets BAD_HOST first
         assert post("addr", m.encode({"urls": [fake.url]}), DEAD + "-b").status == 200
-        yield Planted(node, fake, time.monotonic())
+        for n in range(0, ADDRESS_BOOK, m.MAX_ADDRS):
+            junk = [f"http://127.0.0.1:1/fill-{i}" for i in range(n, n + m.MAX_ADDRS)]
+            assert post("addr", m.encode({"urls": junk}), f"{DEAD}-fill-{n}").status == 200
+        assert post("addr", m.encode({"urls": [late.url]}), DEAD + "-c").status == 200
+        yield Planted(node, fake, late, time.monotonic())
     finally:
+        late.stop()
         fake.stop()
         node.stop()
 
@@ -724,6 +735,15 @@ def test_regression_bad_peer_url_does_not_stop_dialling(planted: Planted) -> Non
     peer again (silently: ``stop()`` gathers the task with ``return_exceptions``)."""
     dialled = wait_for(lambda: "handshake" in planted.fake.routes_asked(), planted.at, 20)
     assert dialled, "the node never dialled the peer it learned after a bad addr URL"
+
+
+def test_regression_full_address_book_still_learns(planted: Planted) -> None:
+    """Found by the fuzzer's ``addr`` messages: the address book keeps at most
+    ``MAX_ADDRESSES`` learned URLs and ``PeerManager.learn_urls`` drops every new one once it is
+    full, while unreachable entries are never evicted. Ten ``addr`` messages of junk from
+    anyone, and the node never again learns a peer by gossip (an eclipse)."""
+    dialled = wait_for(lambda: "handshake" in planted.late.routes_asked(), planted.at, 30)
+    assert dialled, "a peer learned after the address book filled with junk was never dialled"
 
 
 def test_regression_bad_peer_url_does_not_stop_pinging(planted: Planted) -> None:
@@ -761,7 +781,7 @@ def test_zz_node_survived_the_fuzzing(env: Env) -> None:
         }
         assert env.p2p("handshake", m.encode(hello), dead).status == 200
         assert env.p2p("addr", m.encode({"urls": [fake.url]}), env.sender()).status == 200
-        dialled = wait_for(lambda: "handshake" in fake.routes_asked(), started, 20)
+        dialled = wait_for(lambda: "handshake" in fake.routes_asked(), started, 30)
         dropped = wait_for(lambda: dead not in peer_urls(node), started, 25)
     log = node.log()
     problems = [
