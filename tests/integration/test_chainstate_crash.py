@@ -34,19 +34,8 @@ WORKER = Path(__file__).resolve().parent / "crash_worker.py"
 SEED = 7
 LENGTH = 800
 RUNS = 24
-DERIVED = (
-    k.K_TIP,
-    k.K_STATS,
-    k.K_REORG,
-    k.P_UNDO,
-    k.P_HEIGHT,
-    k.P_COIN,
-    k.P_TX,
-    k.P_SPENDER,
-    k.P_ADDR_TX,
-    k.P_ADDR_UTXO,
-    k.P_ADDR_STATS,
-)
+# Every key that describes the active chain (what reindex rebuilds).
+DERIVED = k.DERIVED_PREFIXES
 
 
 def open_chainstate(store: KeyValueStore) -> Chainstate:

@@ -10,11 +10,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from itertools import pairwise
-from pathlib import Path
-
-import pytest
 
 from consensus import OutPoint
 from tests.functional.node_process import address_of
@@ -37,15 +33,6 @@ from tests.integration.fake_peer import (
 
 K0, K1, K2 = key(0), key(1), key(2)
 A0, A1 = address_of(K0.pubkey_hash), address_of(K1.pubkey_hash)
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    c = Cluster(tmp_path)
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def test_line_of_five_relays_every_object_once(cluster: Cluster) -> None:

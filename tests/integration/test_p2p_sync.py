@@ -10,11 +10,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
 from consensus import OutPoint
 from tests.functional.node_process import NodeProcess, address_of
 from tests.helpers import key
@@ -37,15 +32,6 @@ from tests.integration.fake_peer import (
 
 K0, K1, K2, K3, K4 = (key(i) for i in range(5))
 A0, A4 = address_of(K0.pubkey_hash), address_of(K4.pubkey_hash)
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    c = Cluster(tmp_path)
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def confirmed_in(node: NodeProcess, txid: str) -> int | None:
