@@ -447,21 +447,21 @@ class PeerManager:
             return  # not connected: ignore (the sender handshakes first)
         for h in hashes:
             peer.learn(h)
-        wanted = []
-        for h in hashes:
-            # Checked again after the await: another inv may have claimed it meanwhile.
-            if h in self.in_flight or await self._have(kind, h) or h in self.in_flight:
-                continue
-            self.in_flight.add(h)  # claimed until it is processed, not merely downloaded
-            wanted.append(h)
+        fresh = [h for h in hashes if h not in self.in_flight]
+        lacking = await self.call(self._lacking, kind, fresh) if fresh else []
+        # Checked again after the await: another inv may have claimed some meanwhile.
+        wanted = [h for h in lacking if h not in self.in_flight]
+        self.in_flight.update(wanted)  # claimed until processed, not merely downloaded
         if wanted:
             asyncio.get_running_loop().create_task(self._fetch(peer, kind, wanted))
 
-    async def _have(self, kind: str, h: bytes) -> bool:
+    def _lacking(self, kind: str, hashes: list[bytes]) -> list[bytes]:
+        """The hashes we have neither stored nor in the mempool (one trip to the state thread)."""
         if kind == "tx":
-            return h in self.mempool or await self.call(self._tx_confirmed, h)
-        entry = await self.call(self.chain.get_entry, h)
-        return entry is not None
+            return [
+                h for h in hashes if h not in self.mempool and self.chain.get_tx_location(h) is None
+            ]
+        return [h for h in hashes if self.chain.get_entry(h) is None]
 
     async def serve_getdata(self, kind: str, hashes: list[bytes]) -> list[bytes]:
         """The raw objects we have among ``hashes`` (blocks stored, mempool transactions)."""
@@ -479,9 +479,6 @@ class PeerManager:
                 if raw is not None:
                     found.append(raw)
         return found
-
-    def _tx_confirmed(self, txid: bytes) -> bool:
-        return self.chain.get_tx_location(txid) is not None
 
     async def _fetch(self, peer: Peer, kind: str, hashes: list[bytes]) -> None:
         """Download ``hashes`` (already claimed in ``in_flight``) and process them."""
@@ -569,7 +566,7 @@ class PeerManager:
                 return False
             prev = header.hash()
         hashes = [h.hash() for h in headers]
-        missing = [h for h in hashes if not await self.call(self._has_block, h)]
+        missing = await self.call(self._blocks_lacking, hashes)
         start_height = self.chain.height
         log.info(
             "syncing from %s: %d header(s), %d block(s) to download, height %d",
@@ -611,9 +608,14 @@ class PeerManager:
             self.in_flight.difference_update(missing)  # only once processed
         return len(headers) == m.MAX_HEADERS or self.chain.tip.chainwork < source.work
 
-    def _has_block(self, h: bytes) -> bool:
-        entry = self.chain.get_entry(h)
-        return entry is not None and entry.have_data
+    def _blocks_lacking(self, hashes: list[bytes]) -> list[bytes]:
+        """The blocks among ``hashes`` whose bodies we have not stored."""
+        lacking = []
+        for h in hashes:
+            entry = self.chain.get_entry(h)
+            if entry is None or not entry.have_data:
+                lacking.append(h)
+        return lacking
 
     async def _fetch_window(
         self, hashes: list[bytes], peers: list[Peer]
