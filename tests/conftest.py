@@ -1,23 +1,24 @@
 """Test configuration: where the third-party vectors are, and shared fixtures.
 
-The vectors live beside the project in ``../shared/vectors`` (CI has them there too); the
-``TALLY_VECTORS`` environment variable points elsewhere. They are read, never copied.
+The vectors are part of the project, in ``tests/data/`` (copied from their upstream sources,
+listed with licences in ``tests/data/SOURCES.md`` and checksummed in ``tests/data/SHA256SUMS``),
+so a clone anywhere runs every test. ``tests/unit/test_data_integrity.py`` checks every file
+against its checksum: a missing or altered file fails a test that names it.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-VECTORS = Path(os.environ.get("TALLY_VECTORS", ROOT.parent / "shared" / "vectors"))
+VECTORS = ROOT / "tests" / "data"
 
 
 @pytest.fixture(scope="session")
 def vectors() -> Path:
     """The vectors folder; a missing folder is an error, not a skip."""
-    if not VECTORS.is_dir():
-        raise FileNotFoundError(f"test vectors not found at {VECTORS} (set TALLY_VECTORS)")
+    if not (VECTORS / "SHA256SUMS").is_file():
+        raise FileNotFoundError(f"test vectors not found at {VECTORS}: the clone is incomplete")
     return VECTORS
