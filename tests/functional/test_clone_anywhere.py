@@ -40,7 +40,7 @@ def test_a_clone_with_no_shared_folder_runs_every_vector_test(tmp_path: Path) ->
     assert not any((parent / "shared").exists() for parent in clone.parents)
     assert (clone / "tests" / "data" / "SHA256SUMS").is_file()
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", *VECTOR_TESTS],
+        [sys.executable, "-m", "pytest", "-rs", "-p", "no:cacheprovider", *VECTOR_TESTS],
         cwd=clone,
         capture_output=True,
         text=True,
