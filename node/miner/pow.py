@@ -19,7 +19,9 @@ the node's asyncio event loop (SPEC 3.3).
   milliseconds (measured 1-5 ms; longer only when other jobs starve the workers). Workers run
   ``nice``-d (+10 by default) and ignore SIGINT, so the node's own process and the rest of the
   machine come first (the event loop stays prompt even with every core mining) and a Ctrl-C is
-  the parent's to handle.
+  the parent's to handle. Each worker also watches its parent: when the node is gone, however it
+  ended (``kill -9`` included, where no shutdown code runs), the worker is re-parented and exits
+  within ``PARENT_CHECK_SECONDS``, so no orphaned worker keeps hashing.
 
 Invariants: a search returns only after every chunk it handed out has come back, so the stop flag
 it sets never leaks into the next search, which clears it; searches on one searcher run one at a
@@ -42,6 +44,7 @@ import multiprocessing
 import os
 import signal
 import struct
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor
 from types import TracebackType
@@ -63,6 +66,8 @@ PREFIX_SIZE = 76
 """Header bytes before the nonce."""
 CHECK_EVERY = 4096
 """Nonces a worker scans between two looks at the stop flag (~3 ms of hashing)."""
+PARENT_CHECK_SECONDS = 0.5
+"""How often a worker checks that the node that started it is still its parent."""
 DEFAULT_CHUNK = 1 << 16
 DEFAULT_NICE = 10
 
@@ -132,11 +137,27 @@ class ChunkResult(NamedTuple):
     pid: int
 
 
+def _exit_when_orphaned(parent: int) -> None:
+    """Worker thread: end this process once the node that spawned it is gone.
+
+    A process whose parent dies is re-parented (to init or a subreaper), so ``getppid`` changes;
+    polling it works whichever way the node ended, on every POSIX system, and unlike
+    ``PR_SET_PDEATHSIG`` does not depend on which of the node's threads spawned the worker.
+    """
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(0)  # no clean-up to do: the worker holds nothing but its share of a search
+
+
 def _init_worker(stop_flag: StopFlag, nice: int) -> None:
-    """Runs once in every worker process: keep the stop flag, lower priority, leave SIGINT."""
+    """Runs once in every worker process: keep the stop flag, lower priority, leave SIGINT, and
+    exit when the parent does."""
     global _stop_flag
     _stop_flag = stop_flag
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(
+        target=_exit_when_orphaned, args=(os.getppid(),), name="parent-watch", daemon=True
+    ).start()
     if nice > 0:
         try:
             os.nice(nice)
