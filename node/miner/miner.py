@@ -98,7 +98,9 @@ class Miner:
         )
 
     async def mine_block(self, pubkey_hash: bytes) -> Block | None:
-        """Mine one block on the current tip and submit it; ``None`` if the tip moved first.
+        """Mine one block on the current tip and submit it; ``None`` if the tip moved first
+        (during the search, or between the search and the submission: a block that did not
+        become the tip is never returned).
 
         A search that runs out of nonces is retried with a new extra nonce; one that is cancelled
         because better transactions arrived is retried with a new template.
@@ -121,6 +123,15 @@ class Miner:
                 continue  # better transactions, or every nonce tried: new template
             block = Block(header, template.block.txs)
             result = await self._call(self.chainstate.process_block, block)
+            if result.status != "active":
+                # Another block took the tip between the search and this submission: ours is
+                # stored on a side branch and is not reported as mined.
+                log.info(
+                    "block %d found but another block came first: %s stays on a side branch",
+                    template.height,
+                    block.hash_hex(),
+                )
+                return None
             self.blocks_mined += 1
             log.info(
                 "mined block %d: %s, %d tx, %d in fees",
@@ -129,12 +140,10 @@ class Miner:
                 len(block.txs),
                 template.fees,
             )
-            if result.status != "active":  # pragma: no cover - a block on our own tip
-                log.warning("mined block %s did not become the tip", block.hash_hex())
             return block
 
     async def generate(self, count: int, pubkey_hash: bytes) -> list[bytes]:
-        """Mine ``count`` blocks one after another; their hashes."""
+        """Mine ``count`` blocks one after another; their hashes, each of which became the tip."""
         hashes: list[bytes] = []
         while len(hashes) < count:
             block = await self.mine_block(pubkey_hash)
