@@ -52,8 +52,16 @@ SCRYPT_N = 2**17
 """scrypt cost (OWASP's recommendation for scrypt: N=2^17, r=8, p=1: about 0.4 s, 128 MiB)."""
 SCRYPT_R = 8
 SCRYPT_P = 1
-MAX_SCRYPT_N = 2**22
-"""Files asking for more work than this are refused (a hostile file cannot exhaust memory)."""
+MAX_SCRYPT_MEMORY = 256 * 2**20
+"""The most memory a wallet file may make scrypt use (``128 * n * r`` bytes): twice the default.
+
+A file is data anyone could have handed us; one asking for more is refused before any work
+(without this, n = 2^22, r = 32 asks for 16 GiB)."""
+MAX_SCRYPT_WORK = 4 * SCRYPT_N * SCRYPT_R * SCRYPT_P
+"""The most work a wallet file may ask of scrypt (``n * r * p``): four times the default unlock,
+about 1.6 s on this project's reference machine."""
+MAX_FILE_BYTES = 1 << 20
+"""A wallet file is a few kilobytes; a larger one is refused before it is read whole."""
 SALT_BYTES = 16
 NONCE_BYTES = 12
 FILE_MODE = 0o600
@@ -154,10 +162,9 @@ class Keystore:
             params = KdfParams(
                 _int(kdf["n"]), _int(kdf["r"]), _int(kdf["p"]), bytes.fromhex(kdf["salt"])
             )
-            if not (2 <= params.n <= MAX_SCRYPT_N and params.n & (params.n - 1) == 0):
-                raise ValueError("scrypt n out of range")
-            if not (1 <= params.r <= 32 and 1 <= params.p <= 16):
-                raise ValueError("scrypt r or p out of range")
+            check_kdf_cost(params)
+            if not 8 <= len(params.salt) <= 64:
+                raise ValueError("scrypt salt length out of range")
             nonce = bytes.fromhex(cipher["nonce"])
             if len(nonce) != NONCE_BYTES:
                 raise ValueError("bad nonce length")
@@ -197,6 +204,31 @@ class Keystore:
             raise KeystoreError(f"the wallet's encrypted contents are malformed: {err}") from None
 
 
+def check_kdf_cost(kdf: KdfParams) -> None:
+    """``ValueError`` unless the scrypt parameters are well formed and within the caps.
+
+    Checked on every file before any key derivation, so a hostile or corrupt file costs nothing
+    but this arithmetic: memory ``128 * n * r`` at most ``MAX_SCRYPT_MEMORY``, work ``n * r * p``
+    at most ``MAX_SCRYPT_WORK``.
+    """
+    n, r, p = kdf.n, kdf.r, kdf.p
+    if not (n >= 2 and n & (n - 1) == 0):
+        raise ValueError(f"scrypt n={n} out of range (a power of two from 2)")
+    if r < 1 or p < 1:
+        raise ValueError("scrypt r and p must be at least 1")
+    if 128 * n * r > MAX_SCRYPT_MEMORY:
+        raise ValueError(
+            f"scrypt n={n}, r={r} would need {128 * n * r // 2**20} MiB of memory; "
+            f"wallet files may ask for at most {MAX_SCRYPT_MEMORY // 2**20} MiB"
+        )
+    if n * r * p > MAX_SCRYPT_WORK:
+        raise ValueError(
+            f"scrypt n={n}, r={r}, p={p} asks for {n * r * p // (SCRYPT_N * SCRYPT_R * SCRYPT_P)}"
+            f" times the default work; wallet files may ask for at most "
+            f"{MAX_SCRYPT_WORK // (SCRYPT_N * SCRYPT_R * SCRYPT_P)} times"
+        )
+
+
 def _int(value: Any, low: int = 0) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < low:
         raise ValueError(f"expected an integer >= {low}, got {value!r}")
@@ -210,7 +242,11 @@ def _str(value: Any) -> str:
 
 
 def derive_key(password: str, kdf: KdfParams) -> bytes:
-    """The 32-byte AES key scrypt derives from ``password`` (UTF-8, NFC not applied)."""
+    """The 32-byte AES key scrypt derives from ``password`` (UTF-8, NFC not applied).
+
+    The cost caps are checked here too, so no path reaches scrypt with parameters beyond them.
+    """
+    check_kdf_cost(kdf)
     return Scrypt(salt=kdf.salt, length=32, n=kdf.n, r=kdf.r, p=kdf.p).derive(password.encode())
 
 
@@ -242,7 +278,15 @@ def seal(
 def load(path: Path) -> Keystore:
     """Read a wallet file (nothing is decrypted)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            raise KeystoreError(
+                f"{path} is larger than a wallet file can be ({MAX_FILE_BYTES} bytes at most)"
+            )
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise KeystoreError(f"{path} is not a wallet file (not UTF-8 text)") from None
     except FileNotFoundError:
         raise KeystoreError(
             f"no wallet at {path} (create one with 'tally-wallet create', or give --wallet FILE)"
