@@ -18,7 +18,7 @@ from tests.unit.test_wallet_keystore import make
 from wallet import keystore
 
 
-class ScryptCalled(AssertionError):
+class ScryptCalledError(AssertionError):
     pass
 
 
@@ -29,7 +29,7 @@ def wallet_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     make(path)
 
     def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise ScryptCalled("scrypt ran for a file it should have refused first")
+        raise ScryptCalledError("scrypt ran for a file it should have refused first")
 
     monkeypatch.setattr(keystore, "Scrypt", refuse)
     return path
