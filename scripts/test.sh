@@ -28,6 +28,19 @@ if ! command -v ip >/dev/null; then
     fi
 fi
 
+# The QR tests decode with independent tools: zbarimg (zbar-tools) and rsvg-convert (librsvg2-bin).
+missing=()
+command -v zbarimg >/dev/null || missing+=(zbar-tools)
+command -v rsvg-convert >/dev/null || missing+=(librsvg2-bin)
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "== installing ${missing[*]} (apt-get)"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        echo "!! ${missing[*]} missing and this is not root: the QR tests will fail" >&2
+    fi
+fi
+
 echo "== ruff check"
 .venv/bin/ruff check consensus node wallet tests scripts
 echo "== ruff format --check"
