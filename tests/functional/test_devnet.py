@@ -53,7 +53,16 @@ def scratch_checkout(tmp_path: Path) -> Path:
     work = tmp_path / "checkout"
     work.mkdir()
     # The whole source, so that even an install started from here would be complete.
-    for name in ("scripts", ".venv", "pyproject.toml", "README.md", "consensus", "node", "wallet"):
+    for name in (
+        "scripts",
+        ".venv",
+        "pyproject.toml",
+        "requirements",
+        "README.md",
+        "consensus",
+        "node",
+        "wallet",
+    ):
         (work / name).symlink_to(ROOT / name)
     return work
 

@@ -624,7 +624,7 @@ url_hosts = st.one_of(
     st.sampled_from(["127.0.0.1", "localhost", "[::1]", "0", *BAD_HOSTS]),
     # names that never resolve (the node asks DNS, which some sandboxes answer slowly)
     st.builds("fuzz-{}.invalid".format, st.integers(0, 10**6))
-    | st.text(st.characters(exclude_characters="/?#@:[]\\%"), max_size=70).map(
+    | st.text(st.characters(exclude_characters="/?#@:[]\\%", codec="utf-8"), max_size=70).map(
         lambda s: s + ".invalid"
     ),
 )

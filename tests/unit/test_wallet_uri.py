@@ -55,7 +55,9 @@ def test_text_is_percent_encoded_utf8() -> None:
 
 
 TEXT = st.none() | st.text(
-    st.characters(min_codepoint=0x20, exclude_characters="\x7f"), min_size=1, max_size=80
+    st.characters(min_codepoint=0x20, exclude_characters="\x7f", codec="utf-8"),
+    min_size=1,
+    max_size=80,
 )
 
 
