@@ -126,15 +126,19 @@ def parse_hash(text: str, what: str = "hash") -> bytes:
     return bytes.fromhex(text)[::-1]
 
 
+_ASCII_INT = re.compile(r"-?[0-9]{1,19}")
+"""An integer parameter: ASCII digits, an optional minus, at most 19 digits (beyond every bound)."""
+
+
 def parse_int(text: str | None, what: str, low: int, high: int, default: int | None = None) -> int:
     if text is None:
         if default is None:
             raise ApiError(400, f"{what} is required")
         return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise ApiError(400, f"{what} must be an integer") from None
+    # ASCII digits only: int() would also take "٣٣", " 7", "1_000" and "+5".
+    if not _ASCII_INT.fullmatch(text):
+        raise ApiError(400, f"{what} must be an integer written in ASCII digits")
+    value = int(text)
     if not low <= value <= high:
         raise ApiError(400, f"{what} must be between {low} and {high}")
     return value

@@ -380,7 +380,9 @@ class Views:
                 pooled = pooled[pooled.index(after_txid) + 1 :]
             else:
                 located = self.chain.get_tx_location(after_txid)
-                if located is None:
+                if located is None or not self.chain.address_has_tx_at(
+                    pubkey_hash, located[0].height, located[1]
+                ):
                     raise NotFoundError("after_txid is not a transaction of this address")
                 before = (located[0].height, located[1])
                 pooled = []

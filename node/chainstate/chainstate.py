@@ -323,6 +323,10 @@ class Chainstate:
                 continue
             yield txid, height, position
 
+    def address_has_tx_at(self, pubkey_hash: bytes, height: int, position: int) -> bool:
+        """Whether the active-chain transaction at ``height``/``position`` touches the address."""
+        return self.store.get(k.addr_tx_key(pubkey_hash, height, position)) is not None
+
     def address_utxos(self, pubkey_hash: bytes) -> Iterator[tuple[OutPoint, Coin]]:
         """The address's unspent outputs on the active chain."""
         prefix = k.P_ADDR_UTXO + pubkey_hash
