@@ -23,6 +23,9 @@ from typing import Any, TypeVar
 API = "/api/v1"
 TIMEOUT = 30.0
 WORKERS = 8
+MAX_UTXO_PAGES = 1000
+"""A wallet reads at most this many pages of one address's unspent outputs (a bound on what a
+node can make it hold)."""
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -124,8 +127,20 @@ class NodeClient:
         return data
 
     def address_utxos(self, address: str) -> list[dict[str, Any]]:
-        data: list[dict[str, Any]] = self.get_json(f"/address/{address}/utxo")
-        return data
+        """Every unspent output of ``address``: the node answers in pages, followed here until
+        an empty one (the page size is the node's business, so none is assumed)."""
+        data: list[dict[str, Any]] = []
+        query = ""
+        for _ in range(MAX_UTXO_PAGES):
+            page: list[dict[str, Any]] = self.get_json(f"/address/{address}/utxo{query}")
+            if not page:
+                return data
+            data.extend(page)
+            cursor = f"?after={page[-1]['txid']}:{page[-1]['index']}"
+            if cursor == query:
+                raise NodeError(200, "bad-answer", "the node sent one page of outputs twice")
+            query = cursor
+        raise NodeError(200, "bad-answer", f"more than {MAX_UTXO_PAGES} pages of unspent outputs")
 
     def address_txs(self, address: str, after_txid: str | None = None) -> list[dict[str, Any]]:
         query = "" if after_txid is None else "?after_txid=" + after_txid

@@ -24,7 +24,7 @@ from typing import Any
 import msgpack
 from aiohttp import web
 
-from consensus import ValidationError
+from consensus import OutPoint, ValidationError
 from node.api.openapi import openapi_document
 from node.api.views import NotFoundError, Views
 from node.metrics import CONTENT_TYPE
@@ -128,6 +128,14 @@ def parse_hash(text: str, what: str = "hash") -> bytes:
 
 _ASCII_INT = re.compile(r"-?[0-9]{1,19}")
 """An integer parameter: ASCII digits, an optional minus, at most 19 digits (beyond every bound)."""
+
+
+def parse_outpoint(text: str, what: str) -> OutPoint:
+    """``TXID:N`` (display hex, then the output index) as an ``OutPoint``."""
+    txid, sep, index = text.partition(":")
+    if not sep:
+        raise ApiError(400, f"{what} is TXID:N, got {text[:80]!r}")
+    return OutPoint(parse_hash(txid, what), parse_int(index, f"{what}'s index", 0, 2**32 - 1))
 
 
 def parse_int(text: str | None, what: str, low: int, high: int, default: int | None = None) -> int:
@@ -338,7 +346,9 @@ def make_app(service: NodeService) -> web.Application:
     @r.get(API + "/address/{address}/utxo")
     async def address_utxo(request: web.Request) -> web.Response:
         pkh = pubkey_hash(service, request.match_info["address"])
-        return web.json_response(await call(views.address_utxos, pkh))
+        raw = request.query.get("after")
+        after = None if raw is None else parse_outpoint(raw, "after")
+        return web.json_response(await call(views.address_utxos, pkh, after))
 
     @r.get(f"{API}/mempool")
     async def mempool(request: web.Request) -> web.Response:
@@ -346,7 +356,9 @@ def make_app(service: NodeService) -> web.Application:
 
     @r.get(f"{API}/mempool/txids")
     async def mempool_txids(request: web.Request) -> web.Response:
-        return web.json_response(await call(views.mempool_txids))
+        raw = request.query.get("after_txid")
+        after = None if raw is None else parse_hash(raw, "after_txid")
+        return web.json_response(await call(views.mempool_txids, after))
 
     @r.get(f"{API}/mempool/recent")
     async def mempool_recent(request: web.Request) -> web.Response:

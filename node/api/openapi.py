@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from node.api.views import MEMPOOL_RECENT, MEMPOOL_TXIDS_PAGE, TXS_PAGE, UTXO_PAGE
+
 Schema = dict[str, Any]
 
 API = "/api/v1"
@@ -36,13 +38,13 @@ HTML = "text/html"
 
 MAX_BATCH = 1_000
 MAX_GENERATE = 10_000
-TXS_PAGE = 25
 BLOCKS_PAGE = 10
-MEMPOOL_RECENT = 10
 FEE_TARGETS = ("1", "3", "6", "12", "25")
 
 HASH_PATTERN = "^[0-9a-fA-F]{64}$"
 """What the node accepts where a hash or txid is asked for."""
+OUTPOINT_PATTERN = "^[0-9a-fA-F]{64}:[0-9]{1,10}$"
+"""An output as ``TXID:N``."""
 DISPLAY_HASH_PATTERN = "^[0-9a-f]{64}$"
 """What the node answers: lowercase display hex."""
 BASE58_PATTERN = "^[1-9A-HJ-NP-Za-km-z]+$"
@@ -782,9 +784,24 @@ def address_paths() -> dict[str, Schema]:
             "get": operation(
                 "getAddressUtxos",
                 "addresses",
-                "An address's unspent outputs, the mempool's included",
-                {**ok("Confirmed first.", array(ref("Utxo"))), **errors(400)},
-                parameters=[ADDRESS_PARAM],
+                f"An address's unspent outputs, the mempool's included, {UTXO_PAGE} a page",
+                {
+                    **ok(
+                        "Confirmed first, in (txid, index) order; then unconfirmed ones.",
+                        array(ref("Utxo"), max_items=UTXO_PAGE),
+                    ),
+                    **errors(400),
+                },
+                description="Pass the last output of a page as `after=TXID:N` for the next; "
+                "an empty page is the end.",
+                parameters=[
+                    ADDRESS_PARAM,
+                    query_param(
+                        "after",
+                        string(pattern=OUTPOINT_PATTERN),
+                        "The cursor: the last output of the previous page, as TXID:N.",
+                    ),
+                ],
             )
         },
     }
@@ -801,8 +818,19 @@ def mempool_paths() -> dict[str, Schema]:
             "get": operation(
                 "getMempoolTxids",
                 "mempool",
-                "Every txid in the mempool, in acceptance order",
-                ok("The txids.", array(ref("Hash"))),
+                f"The txids in the mempool, in acceptance order, {MEMPOOL_TXIDS_PAGE} a page",
+                {
+                    **ok("The txids.", array(ref("Hash"), max_items=MEMPOOL_TXIDS_PAGE)),
+                    **errors(400, 404),
+                },
+                description="Pass the last txid of a page as `after_txid` for the next.",
+                parameters=[
+                    query_param(
+                        "after_txid",
+                        string(pattern=HASH_PATTERN),
+                        "The cursor: the last txid of the previous page (404 if it left).",
+                    )
+                ],
             )
         },
         f"{API}/mempool/recent": {

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import islice
+from itertools import dropwhile, islice
 from typing import Any
 
 from consensus import (
@@ -27,6 +27,10 @@ from node.mempool import Mempool
 
 BLOCKS_PAGE = 10
 TXS_PAGE = 25
+UTXO_PAGE = 1000
+"""Unspent outputs per page of ``/address/{address}/utxo`` (cursor ``after=TXID:N``)."""
+MEMPOOL_TXIDS_PAGE = 10_000
+"""Txids per page of ``/mempool/txids`` (cursor ``after_txid``)."""
 MEMPOOL_RECENT = 10
 
 
@@ -394,10 +398,26 @@ class Views:
             result.append(self.tx(txid))
         return result
 
-    def address_utxos(self, pubkey_hash: bytes) -> list[dict[str, Any]]:
+    def address_utxos(
+        self, pubkey_hash: bytes, after: OutPoint | None = None
+    ) -> list[dict[str, Any]]:
+        """Confirmed unspent outputs in (txid, index) order, then unconfirmed ones in mempool
+        order; ``UTXO_PAGE`` at most, strictly after the cursor ``after``. A cursor that is one
+        of the address's unconfirmed outputs continues among those; any other seeks among the
+        confirmed ones (it need not exist: the page starts where it would be)."""
         tip = self.chain.height
-        out = []
-        for outpoint, coin in self.chain.address_utxos(pubkey_hash):
+        out: list[dict[str, Any]] = []
+        pooled = [
+            (OutPoint(txid, n), o)
+            for txid in self._mempool_txids_for(pubkey_hash)
+            for n, o in enumerate(self.mempool.entries[txid].tx.outputs)
+            if o.pubkey_hash == pubkey_hash and OutPoint(txid, n) not in self.mempool.spenders
+        ]
+        unconfirmed_cursor = after is not None and any(p == after for p, _ in pooled)
+        confirmed = iter(()) if unconfirmed_cursor else self.chain.address_utxos(pubkey_hash, after)
+        for outpoint, coin in confirmed:
+            if len(out) >= UTXO_PAGE:
+                return out
             if outpoint in self.mempool.spenders:
                 continue
             out.append(
@@ -410,20 +430,19 @@ class Views:
                     "confirmations": tip - coin.height + 1,
                 }
             )
-        for txid in self._mempool_txids_for(pubkey_hash):
-            entry = self.mempool.entries[txid]
-            for n, o in enumerate(entry.tx.outputs):
-                if o.pubkey_hash == pubkey_hash and OutPoint(txid, n) not in self.mempool.spenders:
-                    out.append(
-                        {
-                            "txid": display(txid),
-                            "index": n,
-                            "amount": o.amount,
-                            "height": None,
-                            "coinbase": False,
-                            "confirmations": 0,
-                        }
-                    )
+        if unconfirmed_cursor and after is not None:
+            pooled = pooled[[p for p, _ in pooled].index(after) + 1 :]
+        for outpoint, o in pooled[: UTXO_PAGE - len(out)]:
+            out.append(
+                {
+                    "txid": display(outpoint.txid),
+                    "index": outpoint.index,
+                    "amount": o.amount,
+                    "height": None,
+                    "coinbase": False,
+                    "confirmations": 0,
+                }
+            )
         return out
 
     # --- mempool --------------------------------------------------------------------------------
@@ -441,8 +460,16 @@ class Views:
             "fee_histogram": [[rate, size] for rate, size in sorted(buckets.items(), reverse=True)],
         }
 
-    def mempool_txids(self) -> list[str]:
-        return [display(t) for t in self.mempool.entries]
+    def mempool_txids(self, after: bytes | None = None) -> list[str]:
+        """Txids in the order the mempool took them, ``MEMPOOL_TXIDS_PAGE`` at most, strictly
+        after ``after`` (``NotFoundError`` if that txid is not in the mempool)."""
+        entries: Iterator[bytes] = iter(self.mempool.entries)
+        if after is not None:
+            if after not in self.mempool.entries:
+                raise NotFoundError("after_txid is not in the mempool")
+            entries = dropwhile(lambda t: t != after, entries)
+            next(entries)
+        return [display(t) for t in islice(entries, MEMPOOL_TXIDS_PAGE)]
 
     def mempool_recent(self) -> list[dict[str, Any]]:
         recent = list(self.mempool.entries.values())[-MEMPOOL_RECENT:]

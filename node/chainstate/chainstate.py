@@ -316,21 +316,22 @@ class Chainstate:
         """``(txid, height, position)`` of active-chain transactions touching the address,
         newest first, starting strictly before ``before`` = (height, position) if given."""
         prefix = k.P_ADDR_TX + pubkey_hash
-        for key, txid in self.store.iterate(prefix, reverse=True):
-            height = k.read_u32(key[21:25])
-            position = k.read_u32(key[25:29])
-            if before is not None and (height, position) >= before:
-                continue
-            yield txid, height, position
+        after = None if before is None else k.addr_tx_key(pubkey_hash, *before)
+        for key, txid in self.store.iterate(prefix, reverse=True, after=after):
+            yield txid, k.read_u32(key[21:25]), k.read_u32(key[25:29])
 
     def address_has_tx_at(self, pubkey_hash: bytes, height: int, position: int) -> bool:
         """Whether the active-chain transaction at ``height``/``position`` touches the address."""
         return self.store.get(k.addr_tx_key(pubkey_hash, height, position)) is not None
 
-    def address_utxos(self, pubkey_hash: bytes) -> Iterator[tuple[OutPoint, Coin]]:
-        """The address's unspent outputs on the active chain."""
+    def address_utxos(
+        self, pubkey_hash: bytes, after: OutPoint | None = None
+    ) -> Iterator[tuple[OutPoint, Coin]]:
+        """The address's unspent outputs on the active chain, in (txid, index) byte order,
+        starting strictly after ``after`` if given (a seek: earlier ones are not read)."""
         prefix = k.P_ADDR_UTXO + pubkey_hash
-        for key, raw in self.store.iterate(prefix):
+        cursor = None if after is None else k.addr_utxo_key(pubkey_hash, after.txid, after.index)
+        for key, raw in self.store.iterate(prefix, after=cursor):
             yield OutPoint(key[21:53], k.read_u32(key[53:57])), Coin.deserialize(raw)
 
     def utxo_set_info(self) -> UtxoSetInfo:

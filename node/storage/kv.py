@@ -194,16 +194,22 @@ class KeyValueStore(ABC):
         self._delete(require_bytes("key", key))
 
     def iterate(
-        self, prefix: bytes = b"", *, reverse: bool = False
+        self, prefix: bytes = b"", *, reverse: bool = False, after: bytes | None = None
     ) -> Iterator[tuple[bytes, bytes]]:
         """Yield ``(key, value)`` for every key starting with ``prefix``, in key byte order.
 
-        The order is ascending, or descending with ``reverse=True``. The iteration reflects the
-        store at the time of this call. Advancing it after the store is closed raises
-        ``StorageClosedError``.
+        The order is ascending, or descending with ``reverse=True``. ``after`` is a cursor: the
+        iteration starts strictly past that key in its direction (above it ascending, below it
+        descending), seeking there instead of reading the keys before it, so a page costs what
+        it returns; ``after`` must start with ``prefix`` (``ValueError`` otherwise) and need not
+        exist. The iteration reflects the store at the time of this call. Advancing it after the
+        store is closed raises ``StorageClosedError``.
         """
         self._check_open()
-        return self._guarded(self._iterate(require_bytes("prefix", prefix), reverse))
+        prefix = require_bytes("prefix", prefix)
+        if after is not None and not require_bytes("after", after).startswith(prefix):
+            raise ValueError("the cursor 'after' must start with the prefix")
+        return self._guarded(self._iterate(prefix, reverse, after))
 
     def write_batch(self, sync: bool = True) -> WriteBatch:
         """Start an atomic batch; with ``sync=True`` its commit waits for stable storage."""
@@ -269,8 +275,11 @@ class KeyValueStore(ABC):
         """Backend delete (argument already validated); a missing key is fine."""
 
     @abstractmethod
-    def _iterate(self, prefix: bytes, reverse: bool) -> Iterator[tuple[bytes, bytes]]:
-        """Return an iterator over the snapshot taken now (not a lazy generator)."""
+    def _iterate(
+        self, prefix: bytes, reverse: bool, after: bytes | None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Return an iterator over the snapshot taken now (not a lazy generator); ``after``
+        (already checked to start with ``prefix``) is exclusive, in the iteration's direction."""
 
     @abstractmethod
     def _new_batch(self, sync: bool) -> WriteBatch:

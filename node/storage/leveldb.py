@@ -125,11 +125,23 @@ class LevelDBStore(KeyValueStore):
         except plyvel.Error as exc:
             raise self._failed("delete", exc) from exc
 
-    def _iterate(self, prefix: bytes, reverse: bool) -> Iterator[tuple[bytes, bytes]]:
+    def _iterate(
+        self, prefix: bytes, reverse: bool, after: bytes | None
+    ) -> Iterator[tuple[bytes, bytes]]:
         # Create the plyvel iterator (and with it the snapshot) now, not on the first next().
         try:
-            if not reverse:
-                raw: Any = self._db.iterator(prefix=prefix)
+            if after is not None:
+                # plyvel takes no prefix together with start/stop: bound the range by hand, and
+                # let _drain stop at the first key outside the prefix.
+                upper = prefix_upper_bound(prefix)
+                if reverse:
+                    raw: Any = self._db.iterator(stop=after, reverse=True)  # keys < after
+                elif upper is None:
+                    raw = self._db.iterator(start=after, include_start=False)
+                else:
+                    raw = self._db.iterator(start=after, include_start=False, stop=upper)
+            elif not reverse:
+                raw = self._db.iterator(prefix=prefix)
             else:
                 # plyvel 1.5.1 (Iterator.real_prev) yields nothing in reverse when the last key
                 # in range equals the ``start`` bound, and ``prefix=`` sets start=prefix: a
@@ -154,7 +166,7 @@ class LevelDBStore(KeyValueStore):
                 except plyvel.Error as exc:
                     raise self._failed("iterate", exc) from exc
                 if not item[0].startswith(prefix):
-                    return  # only reachable in reverse, on the first key below the prefix
+                    return  # reverse, or a cursor's range: the first key outside the prefix
                 yield item
         finally:
             raw.close()

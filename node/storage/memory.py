@@ -14,7 +14,7 @@ Left to others: durability (there is none; ``sync`` is accepted and ignored), th
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 
 from node.storage.kv import KeyValueStore, WriteBatch, prefix_upper_bound
@@ -73,10 +73,17 @@ class MemoryStore(KeyValueStore):
             del self._data[key]
             del self._keys[bisect_left(self._keys, key)]
 
-    def _iterate(self, prefix: bytes, reverse: bool) -> Iterator[tuple[bytes, bytes]]:
+    def _iterate(
+        self, prefix: bytes, reverse: bool, after: bytes | None
+    ) -> Iterator[tuple[bytes, bytes]]:
         lo = bisect_left(self._keys, prefix)
         upper = prefix_upper_bound(prefix)
         hi = len(self._keys) if upper is None else bisect_left(self._keys, upper, lo)
+        if after is not None:
+            if reverse:
+                hi = bisect_left(self._keys, after, lo, hi)
+            else:
+                lo = bisect_right(self._keys, after, lo, hi)
         items = [(key, self._data[key]) for key in self._keys[lo:hi]]
         if reverse:
             items.reverse()

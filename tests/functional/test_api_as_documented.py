@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from consensus import COIN, OutPoint, TxOut
 from tests.functional.node_process import NodeProcess, address_of
-from tests.helpers import key
+from tests.helpers import key, spend
+from wallet.client import NodeClient
 
 API = "/api/v1"
 A0, A1 = address_of(key(0).pubkey_hash), address_of(key(1).pubkey_hash)
@@ -63,3 +65,74 @@ def test_integers_are_ascii_digits(node: NodeProcess, path: str) -> None:
 def test_ascii_integers_still_work(node: NodeProcess) -> None:
     assert node.get(f"{API}/block-height/3").status == 200
     assert node.get(f"{API}/blocks?start_height=2").json()[0]["height"] == 2
+
+
+# --- paging (issue 17, item 11: one answer held 37,000 outputs, 5 MB) --------------------------
+
+
+def test_utxos_come_in_pages_that_join_up_and_the_wallet_reads_them_all(
+    tmp_path: Path,
+) -> None:
+    """1,500 confirmed outputs and 2 unconfirmed ones to one address: pages of ``UTXO_PAGE``
+    (1,000) that join without gap or repeat, confirmed first, then an empty page; the wallet's
+    client follows the pages to all 1,502."""
+    owner, payee = key(10), key(11)
+    payee_address = address_of(payee.pubkey_hash)
+    with NodeProcess(tmp_path / "paging") as n:
+        [first, *_] = n.generate(101, address_of(owner.pubkey_hash))
+        block = n.get(f"{API}/block/{first}/txids").json()
+        coinbase_txid = bytes.fromhex(block[0])[::-1]
+        coin = (OutPoint(coinbase_txid, 0), TxOut(50 * COIN, owner.pubkey_hash), owner)
+        fan = spend(
+            [coin],
+            [TxOut(COIN // 100, payee.pubkey_hash)] * 1500
+            + [TxOut(50 * COIN - 1500 * (COIN // 100) - 100_000, owner.pubkey_hash)],
+        )
+        assert n.post_raw(f"{API}/tx", fan.serialize()).status == 200
+        n.generate(1, address_of(owner.pubkey_hash))
+        change = (OutPoint(fan.txid(), 1500), fan.outputs[1500], owner)
+        pooled = spend(
+            [change],
+            [TxOut(COIN, payee.pubkey_hash)] * 2
+            + [TxOut(change[1].amount - 2 * COIN - 10_000, owner.pubkey_hash)],
+        )
+        assert n.post_raw(f"{API}/tx", pooled.serialize()).status == 200
+
+        pages, cursor = [], ""
+        while True:
+            page = n.get(f"{API}/address/{payee_address}/utxo{cursor}").json()
+            pages.append(page)
+            if not page:
+                break
+            cursor = f"?after={page[-1]['txid']}:{page[-1]['index']}"
+        assert [len(p) for p in pages] == [1000, 502, 0]
+        outputs = [(u["txid"], u["index"]) for p in pages for u in p]
+        assert len(set(outputs)) == 1502
+        assert [u["confirmations"] > 0 for p in pages for u in p] == [True] * 1500 + [False] * 2
+        assert sorted(outputs[:1500]) == outputs[:1500]
+        assert NodeClient(n.url).address_utxos(payee_address) == [u for p in pages for u in p]
+
+
+def test_utxo_cursor_pages_through_confirmed_then_unconfirmed(node: NodeProcess) -> None:
+    everything = node.get(f"{API}/address/{A0}/utxo").json()
+    assert len(everything) == 3
+    keys = [f"{u['txid']}:{u['index']}" for u in everything]
+    # Confirmed outputs come in (txid, index) order of the txid's internal bytes.
+    assert everything == sorted(
+        everything, key=lambda u: (bytes.fromhex(u["txid"])[::-1], u["index"])
+    )
+    for i, cursor in enumerate(keys):
+        page = node.get(f"{API}/address/{A0}/utxo?after={cursor}").json()
+        assert [f"{u['txid']}:{u['index']}" for u in page] == keys[i + 1 :]
+
+
+@pytest.mark.parametrize("after", ["xyz", "00" * 32, "00" * 32 + ":x", "00" * 32 + ":-1", ":1"])
+def test_a_bad_utxo_cursor_is_400(node: NodeProcess, after: str) -> None:
+    answer = node.get(f"{API}/address/{A0}/utxo?after={after}")
+    assert answer.status == 400 and answer.json()["error"]["code"] == "bad-request"
+
+
+def test_mempool_txids_cursor(node: NodeProcess) -> None:
+    assert node.get(f"{API}/mempool/txids").json() == []
+    missing = node.get(f"{API}/mempool/txids?after_txid={'00' * 32}")
+    assert missing.status == 404 and missing.json()["error"]["code"] == "not-found"
