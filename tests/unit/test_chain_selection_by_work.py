@@ -31,8 +31,9 @@ import pytest
 from consensus import Block, ValidationError
 from node.chainstate import BlockDisconnected, ChainEvent, Chainstate, TipChanged
 from node.chainstate import schema as k
-from node.storage import KeyValueStore, LevelDBStore, MemoryStore
+from node.storage import KeyValueStore, MemoryStore
 from tests.helpers import key
+from tests.stores import BACKENDS, Stores
 from tests.workchain import FAST, SLOW, WORK_PARAMS, WorkChain, chain_work
 
 FAR_FUTURE = 2**31
@@ -42,42 +43,7 @@ def open_chainstate(store: KeyValueStore) -> Chainstate:
     return Chainstate(store, WORK_PARAMS, clock=lambda: FAR_FUTURE, sync=False)
 
 
-class Stores:
-    """Stores of one backend: ``new()`` makes one, ``reopen(store)`` closes and reopens it."""
-
-    def __init__(self, backend: str, root: Path) -> None:
-        self.backend = backend
-        self.root = root
-        self.opened: list[KeyValueStore] = []
-        self.paths: dict[int, Path] = {}
-
-    def new(self) -> KeyValueStore:
-        if self.backend == "memory":
-            store: KeyValueStore = MemoryStore()
-        else:
-            path = self.root / f"db{len(self.opened)}"
-            store = LevelDBStore(path)
-            self.paths[id(store)] = path
-        self.opened.append(store)
-        return store
-
-    def reopen(self, store: KeyValueStore) -> KeyValueStore:
-        if self.backend == "memory":
-            return store  # nothing to reopen: the chainstate object is new all the same
-        path = self.paths.pop(id(store))
-        store.close()
-        again = LevelDBStore(path)
-        self.paths[id(again)] = path
-        self.opened.append(again)
-        return again
-
-    def close_all(self) -> None:
-        for store in self.opened:
-            if self.backend == "memory" or id(store) in self.paths:
-                store.close()
-
-
-@pytest.fixture(params=["memory", "leveldb"])
+@pytest.fixture(params=BACKENDS)
 def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
     made = Stores(request.param, tmp_path)
     yield made
