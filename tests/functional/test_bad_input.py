@@ -253,11 +253,36 @@ def test_bad_bodies(
     env.assert_unchanged()
 
 
+MINER_STARTED = "mining to "
+"""What the node logs when a miner starts (``Miner.run``), before it mines anything."""
+
+
 def test_no_mining_was_started_by_bad_requests(env: Env) -> None:
-    """``enabled: true`` with a bad block_time or address must not leave a miner running."""
-    height = env.baseline["/info"]["height"]
-    time.sleep(1.0)
-    assert env.node.get(API + "/info").json()["height"] == height
+    """``enabled: true`` with a bad block_time or address must not leave a miner running.
+
+    The bad requests are sent (again: this test may run alone), then one more request is
+    answered, by which time a miner task they had created would have started and logged
+    ``MINER_STARTED``: none has. Positive control: a valid request (a block a day, so nothing
+    is mined) does start one, and the log says so; it is then stopped."""
+    started = env.node.log().count(MINER_STARTED)
+    for path, body, content_type, admin, status, code in BODY_CASES:
+        if path == "/admin/mining":
+            expect_error(post(env, path, body, content_type, admin), status, code)
+    env.assert_unchanged()
+    assert env.node.log().count(MINER_STARTED) == started, "a bad request started a miner"
+
+    slow = {"enabled": True, "address": A1, "block_time": 86_400}
+    r = post(env, "/admin/mining", json.dumps(slow).encode(), admin=True)
+    try:
+        assert (r.status, r.json()) == (200, {"enabled": True}), r.body
+        deadline = time.monotonic() + 30
+        while env.node.log().count(MINER_STARTED) == started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert env.node.log().count(MINER_STARTED) == started + 1, "the positive control failed"
+    finally:
+        off = post(env, "/admin/mining", b'{"enabled": false}', admin=True)
+    assert (off.status, off.json()) == (200, {"enabled": False})
+    env.assert_unchanged()
 
 
 # --- query strings and path parameters -----------------------------------------------------------
