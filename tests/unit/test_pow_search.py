@@ -166,10 +166,11 @@ def test_event_loop_keeps_running_while_mining_and_cancel_ends_the_search(
     keeps running (at least ``MIN_TICKS`` wake-ups in the 2 s; hashing in this process would
     leave it one) and this process spends under half the window on the CPU (the hashing is the
     workers', which did hash). Then ``cancel()`` makes the search return ``None`` (a search that
-    kept running would return a header or nothing for minutes: 2**32 nonces), and a second search (the "new tip", an easy regtest target) succeeds on
-    the same searcher. How late the ticks are and how long the cancel and the restart take are
-    wall-clock figures a loaded machine can stretch at will: ``scripts/bench/bench_pow.py``
-    measures them (``loop_lateness_max_ms``, ``cancel_ms``, ``restart_ms``).
+    kept running would return a header, or nothing for minutes: 2**32 nonces), and a second
+    search (the "new tip", an easy regtest target) succeeds on the same searcher. How late the
+    ticks are and how long the cancel and the restart take are wall-clock figures a loaded
+    machine can stretch at will: ``scripts/bench/bench_pow.py`` measures them
+    (``loop_lateness_max_ms``, ``cancel_ms``, ``restart_ms``).
     """
     tick = 0.010
     window = 2.0
