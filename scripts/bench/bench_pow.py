@@ -23,7 +23,11 @@ b. For information: a ``PowSearcher`` with one worker per CPU searches the same 
    bare loop are reported too (SPEC 7: "hashes per second per worker vs a bare hashlib loop");
    with as many workers as cores, every other job on the machine takes from it. Meanwhile the
    event loop ticks every 10 ms and the worst and 99th-percentile lateness and the time
-   ``cancel()`` takes are reported.
+   ``cancel()`` takes are reported, and the time a new search on the same searcher (the "new
+   tip": a regtest target, met within a few nonces) takes to return its header. These are the
+   wall-clock figures ``tests/unit/test_pow_search.py`` used to bound (50 ms, 0.5 s): a loaded
+   machine can break such bounds, so the test checks only what load cannot break, and they
+   are measured here.
 
 Output: a table on stdout; with ``--json OUT`` a JSON object ``{"name": "pow", "figures",
 "ratios", "targets", "machine"}``.
@@ -126,6 +130,10 @@ async def searcher_run(header: Any, workers: int, duration: float) -> dict[str, 
             raise AssertionError("a nonce met the unreachable target")
         done = time.perf_counter()
         hashes = searcher.hashes_done
+        easy = dataclasses.replace(header, time=header.time + 1)
+        if await searcher.search(easy, get_params("regtest").pow_limit) is None:
+            raise AssertionError("the search after a cancel found nothing")
+        restarted = time.perf_counter()
     lateness.sort()
     aggregate = hashes / (done - began)
     return {
@@ -138,6 +146,7 @@ async def searcher_run(header: Any, workers: int, duration: float) -> dict[str, 
         "loop_lateness_max_ms": lateness[-1] * 1000,
         "loop_lateness_p99_ms": lateness[int(0.99 * (len(lateness) - 1))] * 1000,
         "cancel_ms": (done - cancelled) * 1000,
+        "restart_ms": (restarted - done) * 1000,
     }
 
 
@@ -193,7 +202,8 @@ def print_table(figures: dict[str, float], ratios: dict[str, float], info: Any) 
     print(
         f"  event loop while mining: {figures['loop_ticks']:.0f} ticks of 10 ms, late by "
         f"max {figures['loop_lateness_max_ms']:.2f} ms, p99 {figures['loop_lateness_p99_ms']:.2f}"
-        f" ms; cancel() took {figures['cancel_ms']:.1f} ms"
+        f" ms; cancel() took {figures['cancel_ms']:.1f} ms, the next search"
+        f" {figures['restart_ms']:.1f} ms"
     )
 
 

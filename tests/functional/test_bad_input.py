@@ -1,8 +1,9 @@
 """Bad input to a real node: the documented error, nothing changed, the node keeps serving.
 
 One node per module: 101 blocks to A0 (coinbases 1 and 2 are mature at tip 101: the next block,
-102, may spend a coinbase of height <= 2), and one valid transaction in the mempool (``held``,
-spending coinbase 1) so conflicts can be tried. Every test compares ``/info``, ``/mempool`` and
+102, may spend a coinbase of height <= 2), block 101 confirming ``confirmed`` (a spend of
+coinbase 1), and one valid transaction in the mempool (``held``, spending ``confirmed``'s
+output) so conflicts can be tried. Every test compares ``/info``, ``/mempool`` and
 ``/mempool/txids`` with that baseline after its bad requests (SPEC 3.5: errors are
 ``{"error": {"code", "message"}}`` with 400, 401, 404 or 413, never a 500 for bad input).
 """
@@ -52,6 +53,7 @@ class Env:
     node: NodeProcess
     blocks: list[Block]
     held: Transaction
+    confirmed: Transaction
     baseline: dict[str, Any]
 
     @property
@@ -74,24 +76,37 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     node = NodeProcess(tmp_path_factory.mktemp("bad") / "n")
     node.start()
     try:
-        node.generate(101, A0)
+        node.generate(100, A0)
+        cb1 = Block.deserialize(node.get(f"{API}/block/{_hash_at(node, 1)}/raw").body).txs[0]
+        confirmed = spend(
+            [(OutPoint(cb1.txid(), 0), cb1.outputs[0], K0)],
+            [TxOut(SUBSIDY - FEE, K0.pubkey_hash)],
+        )
+        assert node.post_raw(API + "/tx", confirmed.serialize()).status == 200
+        node.generate(1, A0)
         blocks = []
         for height in range(102):
-            h = node.get(f"{API}/block-height/{height}").body.decode()
+            h = _hash_at(node, height)
             blocks.append(Block.deserialize(node.get(f"{API}/block/{h}/raw").body))
-        cb1 = blocks[1].txs[0]
+        assert blocks[101].txs[1:] == (confirmed,)
         held = spend(
-            [(OutPoint(cb1.txid(), 0), cb1.outputs[0], K0)],
-            [TxOut(SUBSIDY - FEE, K1.pubkey_hash)],
+            [(OutPoint(confirmed.txid(), 0), confirmed.outputs[0], K0)],
+            [TxOut(SUBSIDY - 2 * FEE, K1.pubkey_hash)],
         )
         assert node.post_raw(API + "/tx", held.serialize()).status == 200
-        e = Env(node, blocks, held, {})
+        e = Env(node, blocks, held, confirmed, {})
         e.baseline = e.state()
         assert e.baseline["/info"]["height"] == 101
         assert e.baseline["/mempool"]["count"] == 1
         yield e
     finally:
         node.stop()
+
+
+def _hash_at(node: NodeProcess, height: int) -> str:
+    r = node.get(f"{API}/block-height/{height}")
+    assert r.status == 200, r.body
+    return r.body.decode()
 
 
 def expect_error(r: Response, status: int, code: str | None = None) -> dict[str, Any]:
@@ -120,13 +135,14 @@ def post(
 
 J = "application/json"
 M = "application/msgpack"
+BR, BA = "bad-request", "bad-address"
 BODY_CASES = [
-    # (path, body, content type, admin, status, code)
+    # (path, body, content type, admin, status, code): every case names its code
     ("/tx", b"{", J, False, 400, "bad-request"),
     ("/tx", b'{"raw": "00"', J, False, 400, "bad-request"),
     ("/block", b"{]", J, False, 400, "bad-request"),
     ("/txs", b"[{", J, False, 400, "bad-request"),
-    ("/admin/generate", b"{count: 1}", J, True, 400, "bad-request"),
+    ("/admin/generate", b"{count: 1}", J, True, 400, BR),
     ("/tx", b"\xff\xfe", J, False, 400, "bad-request"),
     ("/tx", b"", J, False, 400, "bad-request"),
     # malformed msgpack
@@ -142,9 +158,9 @@ BODY_CASES = [
     # a JSON array where an object belongs, and the reverse
     ("/tx", b'[{"raw": "00"}]', J, False, 400, "bad-request"),
     ("/block", b"[]", J, False, 400, "bad-request"),
-    ("/admin/generate", b'[{"count": 1}]', J, True, 400, "bad-request"),
-    ("/admin/mining", b"[true]", J, True, 400, "bad-request"),
-    ("/admin/peers", b'["http://x"]', J, True, 400, "bad-request"),
+    ("/admin/generate", b'[{"count": 1}]', J, True, 400, BR),
+    ("/admin/mining", b"[true]", J, True, 400, BR),
+    ("/admin/peers", b'["http://x"]', J, True, 400, BR),
     ("/txs", b'{"raw": "00"}', J, False, 400, "bad-request"),
     ("/txs", b"[[1]]", J, False, 400, "bad-request"),
     ("/txs", b'"abc"', J, False, 400, "bad-request"),
@@ -157,21 +173,21 @@ BODY_CASES = [
     ("/tx", b'{"raw": "abc"}', J, False, 400, "bad-request"),
     ("/block", b'{"raw": 7}', J, False, 400, "bad-request"),
     ("/txs", b'[{"raw": 5}]', J, False, 400, "bad-request"),
-    ("/admin/generate", json.dumps({"count": "1", "address": A0}).encode(), J, True, 400, None),
-    ("/admin/generate", json.dumps({"count": 1.5, "address": A0}).encode(), J, True, 400, None),
-    ("/admin/generate", json.dumps({"count": True, "address": A0}).encode(), J, True, 400, None),
-    ("/admin/generate", json.dumps({"count": None, "address": A0}).encode(), J, True, 400, None),
-    ("/admin/generate", json.dumps({"count": 1, "address": 5}).encode(), J, True, 400, None),
-    ("/admin/generate", json.dumps({"count": 1}).encode(), J, True, 400, None),
-    ("/admin/mining", b'{"enabled": "yes"}', J, True, 400, None),
-    ("/admin/mining", b'{"enabled": 1}', J, True, 400, None),
+    ("/admin/generate", json.dumps({"count": "1", "address": A0}).encode(), J, True, 400, BR),
+    ("/admin/generate", json.dumps({"count": 1.5, "address": A0}).encode(), J, True, 400, BR),
+    ("/admin/generate", json.dumps({"count": True, "address": A0}).encode(), J, True, 400, BR),
+    ("/admin/generate", json.dumps({"count": None, "address": A0}).encode(), J, True, 400, BR),
+    ("/admin/generate", json.dumps({"count": 1, "address": 5}).encode(), J, True, 400, BA),
+    ("/admin/generate", json.dumps({"count": 1}).encode(), J, True, 400, BA),
+    ("/admin/mining", b'{"enabled": "yes"}', J, True, 400, BR),
+    ("/admin/mining", b'{"enabled": 1}', J, True, 400, BR),
     (
         "/admin/mining",
         json.dumps({"enabled": True, "address": A0, "block_time": "1"}).encode(),
         J,
         True,
         400,
-        None,
+        BR,
     ),
     (
         "/admin/mining",
@@ -179,25 +195,25 @@ BODY_CASES = [
         J,
         True,
         400,
-        None,
+        BR,
     ),
-    ("/admin/mining", b'{"enabled": true}', J, True, 400, None),
-    ("/admin/mining", b'{"enabled": true, "address": 12}', J, True, 400, None),
-    ("/admin/peers", b'{"url": 5}', J, True, 400, None),
-    ("/admin/peers", b'{"url": "ftp://example"}', J, True, 400, None),
-    ("/admin/peers", b"{}", J, True, 400, None),
+    ("/admin/mining", b'{"enabled": true}', J, True, 400, BA),
+    ("/admin/mining", b'{"enabled": true, "address": 12}', J, True, 400, BA),
+    ("/admin/peers", b'{"url": 5}', J, True, 400, BR),
+    ("/admin/peers", b'{"url": "ftp://example"}', J, True, 400, BR),
+    ("/admin/peers", b"{}", J, True, 400, BR),
     # out-of-range numbers
-    ("/admin/generate", json.dumps({"count": 0, "address": A0}).encode(), J, True, 400, None),
-    ("/admin/generate", json.dumps({"count": -1, "address": A0}).encode(), J, True, 400, None),
-    ("/admin/generate", json.dumps({"count": 10**9, "address": A0}).encode(), J, True, 400, None),
-    ("/admin/generate", json.dumps({"count": 2**80, "address": A0}).encode(), J, True, 400, None),
+    ("/admin/generate", json.dumps({"count": 0, "address": A0}).encode(), J, True, 400, BR),
+    ("/admin/generate", json.dumps({"count": -1, "address": A0}).encode(), J, True, 400, BR),
+    ("/admin/generate", json.dumps({"count": 10**9, "address": A0}).encode(), J, True, 400, BR),
+    ("/admin/generate", json.dumps({"count": 2**80, "address": A0}).encode(), J, True, 400, BR),
     (
         "/admin/mining",
         json.dumps({"enabled": True, "address": A0, "block_time": 0}).encode(),
         J,
         True,
         400,
-        None,
+        BR,
     ),
     (
         "/admin/mining",
@@ -205,7 +221,7 @@ BODY_CASES = [
         J,
         True,
         400,
-        None,
+        BR,
     ),
     (
         "/admin/mining",
@@ -213,9 +229,9 @@ BODY_CASES = [
         J,
         True,
         400,
-        None,
+        BR,
     ),
-    ("/admin/mining", b'{"enabled": true, "address": "x", "block_time": NaN}', J, True, 400, None),
+    ("/admin/mining", b'{"enabled": true, "address": "x", "block_time": NaN}', J, True, 400, BR),
 ]
 
 
@@ -231,17 +247,42 @@ def test_bad_bodies(
     content_type: str,
     admin: bool,
     status: int,
-    code: str | None,
+    code: str,
 ) -> None:
     expect_error(post(env, path, body, content_type, admin), status, code)
     env.assert_unchanged()
 
 
+MINER_STARTED = "mining to "
+"""What the node logs when a miner starts (``Miner.run``), before it mines anything."""
+
+
 def test_no_mining_was_started_by_bad_requests(env: Env) -> None:
-    """``enabled: true`` with a bad block_time or address must not leave a miner running."""
-    height = env.baseline["/info"]["height"]
-    time.sleep(1.0)
-    assert env.node.get(API + "/info").json()["height"] == height
+    """``enabled: true`` with a bad block_time or address must not leave a miner running.
+
+    The bad requests are sent (again: this test may run alone), then one more request is
+    answered, by which time a miner task they had created would have started and logged
+    ``MINER_STARTED``: none has. Positive control: a valid request (a block a day, so nothing
+    is mined) does start one, and the log says so; it is then stopped."""
+    started = env.node.log().count(MINER_STARTED)
+    for path, body, content_type, admin, status, code in BODY_CASES:
+        if path == "/admin/mining":
+            expect_error(post(env, path, body, content_type, admin), status, code)
+    env.assert_unchanged()
+    assert env.node.log().count(MINER_STARTED) == started, "a bad request started a miner"
+
+    slow = {"enabled": True, "address": A1, "block_time": 86_400}
+    r = post(env, "/admin/mining", json.dumps(slow).encode(), admin=True)
+    try:
+        assert (r.status, r.json()) == (200, {"enabled": True}), r.body
+        deadline = time.monotonic() + 30
+        while env.node.log().count(MINER_STARTED) == started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert env.node.log().count(MINER_STARTED) == started + 1, "the positive control failed"
+    finally:
+        off = post(env, "/admin/mining", b'{"enabled": false}', admin=True)
+    assert (off.status, off.json()) == (200, {"enabled": False})
+    env.assert_unchanged()
 
 
 # --- query strings and path parameters -----------------------------------------------------------
@@ -424,7 +465,8 @@ def _non_canonical(tx: Transaction) -> bytes:
 def _tx_cases(env: Env) -> dict[str, tuple[bytes, set[str]]]:
     cb2 = env.cb(2)
     good = spend([cb2], [TxOut(SUBSIDY - FEE, K1.pubkey_hash)])
-    cb1 = env.cb(1)
+    held_coin = (OutPoint(env.confirmed.txid(), 0), env.confirmed.outputs[0], K0)
+    held_amount = env.confirmed.outputs[0].amount
     held_out = OutPoint(env.held.txid(), 0)
     cases: dict[str, tuple[Transaction | bytes, set[str]]] = {
         "bad-signature": (_flip_signature(good), {"bad-txns-signature"}),
@@ -438,11 +480,11 @@ def _tx_cases(env: Env) -> dict[str, tuple[bytes, set[str]]]:
             {"bad-txns-signature", "bad-encoding"},
         ),
         "double-spend-same-fee": (
-            spend([cb1], [TxOut(SUBSIDY - FEE, K2.pubkey_hash)]),
+            spend([held_coin], [TxOut(held_amount - FEE, K2.pubkey_hash)]),
             {"txn-mempool-conflict", "insufficient-fee"},
         ),
         "double-spend-lower-fee": (
-            spend([cb1], [TxOut(SUBSIDY - FEE // 2, K2.pubkey_hash)]),
+            spend([held_coin], [TxOut(held_amount - FEE // 2, K2.pubkey_hash)]),
             {"txn-mempool-conflict", "insufficient-fee"},
         ),
         "missing-output-index": (
@@ -495,7 +537,7 @@ def _tx_cases(env: Env) -> dict[str, tuple[bytes, set[str]]]:
         ),
         "a-coinbase": (coinbase(200, K0.pubkey_hash, SUBSIDY), {"coinbase"}),
         "already-known": (env.held, {"txn-already-known"}),
-        "already-confirmed": (env.blocks[5].txs[0], {"txn-already-known", "coinbase"}),
+        "already-confirmed": (env.confirmed, {"txn-already-known"}),
     }
     return {
         name: (tx if isinstance(tx, bytes) else tx.serialize(), codes)

@@ -907,14 +907,26 @@ def test_admin_mining_on_then_off(admin_node: NodeProcess) -> None:
     finally:
         off = admin_node.post_json(API + "/admin/mining", {"enabled": False}, admin=True)
     assert ok(off) == {"enabled": False}
-    time.sleep(1.5)  # a block whose search had finished may still land
-    stopped_at = _height(admin_node)
-    time.sleep(2.5)
-    assert _height(admin_node) == stopped_at, "blocks keep coming after mining was disabled"
-    block = ok(
-        admin_node.get(f"{API}/block/{admin_node.get(API + '/blocks/tip/hash').body.decode()}/txs")
-    )
+    stopped_at = _settle_after_mining(admin_node)
+    # Positive control: while on, the miner made a block every ``interval`` seconds; one still
+    # running would make another within that. Three intervals (at least 3 s) pass without one.
+    interval = elapsed / max(1, reached - start)
+    deadline = time.monotonic() + max(3.0, 3 * interval)
+    while time.monotonic() < deadline:
+        assert _height(admin_node) == stopped_at, "blocks keep coming after mining was disabled"
+        time.sleep(0.2)
+    mined = admin_node.get(f"{API}/block-height/{stopped_at - 1}").body.decode()
+    block = ok(admin_node.get(f"{API}/block/{mined}/txs"))
     assert block[0]["outputs"][0]["address"] == A2
+
+
+def _settle_after_mining(node: NodeProcess) -> int:
+    """After mining is turned off, a block the miner had already handed to the node's state
+    thread may still land; one block generated (to A0) now goes through that thread after it,
+    so once it is the tip, nothing the stopped miner found is still to come. The height."""
+    [barrier] = node.generate(1, A0)
+    assert node.get(API + "/blocks/tip/hash").body.decode() == barrier
+    return _height(node)
 
 
 def test_metrics_count_mined_blocks(admin_node: NodeProcess) -> None:
@@ -927,7 +939,7 @@ def test_metrics_count_mined_blocks(admin_node: NodeProcess) -> None:
         assert _wait_height(admin_node, start + 2, 15) >= start + 2
     finally:
         ok(admin_node.post_json(API + "/admin/mining", {"enabled": False}, admin=True))
-    time.sleep(1.5)
+    _settle_after_mining(admin_node)
     m = metrics_of(admin_node)
     assert m["tally_height"] == _height(admin_node)
     assert m["tally_blocks_accepted_total"] == m["tally_height"]

@@ -18,6 +18,11 @@ transaction and a valid next block. Targets (each its own hypothesis test):
 
 Property: never a 5xx; a 4xx is a documented status with the body ``{"error": {"code",
 "message"}}`` in JSON; a 2xx is JSON (or, on ``/p2p/``, a message of the route's answer schema).
+What a 200 accepted must be valid by the rules, checked here with ``consensus`` alone: a
+transaction passes ``check_transaction``, is final and spends coins of the chain given to the
+node with valid signatures, mature, paying at least the relay fee (``assert_valid_spend``); a
+block passes ``check_block`` and its context checks at the height the node gave it
+(``assert_valid_block``). ``POST /txs`` answers once per transaction sent, in order.
 At the end the node still answers ``/api/v1/info``, still dials peers and drops dead ones, and its
 log has no ``Traceback``.
 
@@ -50,9 +55,14 @@ from consensus import (
     TxIn,
     TxOut,
     block_subsidy,
+    check_block,
+    check_transaction,
     get_params,
+    is_final,
     merkle_root,
     sign_transaction,
+    verify_block_context,
+    verify_tx_inputs,
 )
 from consensus.errors import ALL_CODES
 from node.api.openapi import openapi_document
@@ -483,6 +493,61 @@ def env(tmp_path_factory: pytest.TempPathFactory, planted: Any) -> Iterator[Env]
         node.stop()
 
 
+# --- what a 200 accepted must be ------------------------------------------------------------------
+
+
+def tip_height(env: Env) -> int:
+    r = env.request("GET", f"{API}/blocks/tip/height")
+    assert r.status == 200, r.body
+    return int(r.body)
+
+
+def assert_valid_spend(env: Env, txid: str) -> None:
+    """The transaction the node accepted as ``txid`` is valid by the rules: the fuzzer's only
+    valid transactions spend coinbases of ``CHAIN`` (``CHAIN.view`` holds them), so those are the
+    coins it is checked against, at the height of the node's next block."""
+    r = env.request("GET", f"{API}/tx/{txid}/raw")
+    assert r.status == 200, f"accepted {txid}, but GET /tx/{txid}/raw is {r.status}"
+    tx = Transaction.deserialize(r.body)
+    assert display(tx.txid()) == txid
+    next_height = tip_height(env) + 1
+    check_transaction(tx, P)
+    assert not tx.is_coinbase() and is_final(tx, next_height), tx
+    fee = verify_tx_inputs(tx, CHAIN.view, next_height, P)
+    assert fee >= tx.size(), f"accepted {txid} paying {fee} for {tx.size()} bytes"
+
+
+def assert_valid_block(env: Env, answer: dict[str, Any]) -> None:
+    """The block the node accepted is valid by the context-free rules and, stored on a chain,
+    by its context at the height the node gave it, on a parent the node has."""
+    assert answer["status"] in ("active", "side", "orphan"), answer
+    r = env.request("GET", f"{API}/block/{answer['hash']}/raw")
+    if answer["status"] == "orphan":
+        assert answer["height"] is None, answer
+        return
+    assert r.status == 200, f"accepted {answer}, but its raw block is {r.status}"
+    block = Block.deserialize(r.body)
+    assert block.hash_hex() == answer["hash"]
+    check_block(block, P)
+    assert block.header.bits == P.pow_limit_bits
+    parent = env.request("GET", f"{API}/block/{display(block.header.prev_hash)}")
+    assert parent.status == 200, f"accepted {answer} on a parent the node does not have"
+    height = json.loads(parent.body)["height"] + 1
+    assert answer["height"] == height, answer
+    verify_block_context(block, height)
+
+
+def sent_items(body: Body) -> list[Any]:
+    """The items of a ``POST /txs`` body the node answered 200 (so it was an array): msgpack
+    (an array starts 0x90-0x9f, 0xdc or 0xdd) or JSON (``[``); the two cannot be confused."""
+    try:
+        items = msgpack.unpackb(body.data, raw=True)
+    except (ValueError, TypeError, msgpack.UnpackException):
+        items = json.loads(body.data)
+    assert isinstance(items, list), body
+    return items
+
+
 # --- POST routes --------------------------------------------------------------------------------
 
 
@@ -492,7 +557,9 @@ def test_fuzz_post_tx(env: Env, body: Body, fuzz_stats: Any) -> None:
     fuzz_stats.hit()
     r = env.request("POST", f"{API}/tx", body)
     if check(r, "POST /tx", API_CODES | ALL_CODES) is not None:
-        assert len(json.loads(r.body)["txid"]) == 64
+        txid = json.loads(r.body)["txid"]
+        assert len(txid) == 64
+        assert_valid_spend(env, txid)
 
 
 @FUZZ
@@ -503,10 +570,17 @@ def test_fuzz_post_txs(env: Env, body: Body, fuzz_stats: Any) -> None:
     fuzz_stats.hit()
     r = env.request("POST", f"{API}/txs", body)
     if check(r, "POST /txs", API_CODES) is not None:
-        for answer in json.loads(r.body):
+        answers = json.loads(r.body)
+        items = sent_items(body)
+        assert isinstance(answers, list) and len(answers) == len(items), (answers, body)
+        for item, answer in zip(items, answers, strict=True):
             assert list(answer) in (["txid"], ["error"]), answer
             if "error" in answer:
                 assert answer["error"]["code"] in ALL_CODES, answer
+                continue
+            raw = item if isinstance(item, bytes) else bytes.fromhex(item["raw"])
+            assert answer["txid"] == display(Transaction.deserialize(raw).txid()), answer
+            assert_valid_spend(env, answer["txid"])
 
 
 @FUZZ
@@ -514,7 +588,8 @@ def test_fuzz_post_txs(env: Env, body: Body, fuzz_stats: Any) -> None:
 def test_fuzz_post_block(env: Env, body: Body, fuzz_stats: Any) -> None:
     fuzz_stats.hit()
     r = env.request("POST", f"{API}/block", body)
-    check(r, "POST /block", API_CODES | ALL_CODES)
+    if check(r, "POST /block", API_CODES | ALL_CODES) is not None:
+        assert_valid_block(env, json.loads(r.body))
 
 
 @FUZZ

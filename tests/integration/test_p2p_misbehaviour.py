@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from consensus import (
     Block,
@@ -395,25 +396,40 @@ def test_handshake_of_another_network_is_refused(world: World, field: str, code:
     assert "handshake" in fake.routes_asked()
     assert fake.url not in connected(node)
     assert f"peer {fake.url} refused" in node.log()
-    # And it never gets to the relay: announcements from it are ignored.
+    # And it never gets to the relay: announcements from it are ignored. Positive control: a
+    # connected peer's announcement, made after it, is asked for (it has nothing to serve).
     tx = pay(world.unspent, K1)
     fake.offer_tx(tx.serialize(), tx.txid())
     accepted(fake.inv(node.url, "tx", [tx.txid()]))
-    time.sleep(0.5)
+    honest = connect_fake(world)
+    accepted(honest.inv(node.url, "tx", [(code.encode() * 32)[:32]]))
+    world.cluster.wait(lambda: "getdata" in honest.routes_asked(), "the honest peer's getdata")
     assert "getdata" not in fake.routes_asked() and not mempool(node)
+
+
+class Unavailable(FakePeer):
+    """A peer whose every route answers 503: unreachable for now, so dialled again later."""
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        self.requests.append((request.match_info["route"], None))
+        return web.Response(status=503)
 
 
 def test_node_told_to_connect_to_itself_drops_it(tmp_path: Path) -> None:
     cluster = Cluster(tmp_path)
     try:
         node = cluster.add(NodeProcess(tmp_path / "self"))
-        node.args += ["--peer", node.url]
+        down = Unavailable().start()
+        cluster.fakes.append(down)  # stopped with the cluster
+        node.args += ["--peer", node.url, "--peer", down.url]
         node.start()
         cluster.wait(lambda: "is this node itself" in node.log(), "the node to notice itself", 15)
         assert not connected(node)
         assert misbehaviour_points(node) == 0, "talking to itself is nobody's misbehaviour"
         assert not banned(node)
-        time.sleep(3)  # no further attempts once dropped
+        # No further attempts once dropped. Positive control: the other configured peer, which
+        # answers 503, is dialled again in later rounds (three dials in all).
+        cluster.wait(lambda: down.routes_asked().count("handshake") >= 3, "three dials", 60)
         assert node.log().count("is this node itself") == 1
         assert not connected(node) and not banned(node)
         cluster.check_logs()
@@ -448,10 +464,15 @@ def test_bans_survive_a_restart(tmp_path: Path) -> None:
         assert after == before
         assert error_code(fake.handshake(node.url), 403) == "banned"
         assert error_code(post(node, "addr", m.encode({"urls": []}), noisy), 403) == "banned"
-        # Someone else is still welcome, and the node does not dial a banned peer.
-        assert post(node, "addr", m.encode({"urls": [fake.url]}), sender()).status == 200
-        time.sleep(2)
+        # Someone else is still welcome, and the node does not dial a banned peer. Positive
+        # control: an honest peer named in the same message is dialled.
+        honest = cluster.fake()
+        asked = len(fake.routes_asked())
+        urls = {"urls": [fake.url, honest.url]}
+        assert post(node, "addr", m.encode(urls), sender()).status == 200
+        cluster.wait(lambda: honest.url in connected(node), "the honest peer to be dialled")
         assert fake.url not in connected(node)
+        assert "handshake" not in fake.routes_asked()[asked:], "the banned peer was dialled"
         cluster.check_logs()
     finally:
         cluster.close()

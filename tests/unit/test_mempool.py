@@ -2,6 +2,10 @@
 limit, expiry, orphans, following the chain (connect, reorganisation), persistence across a
 restart, and the signature cache shared with block validation.
 
+Every test runs on the memory store and on LevelDB (the autouse ``backend`` fixture): a restart
+closes the LevelDB directory and opens it again (``Node.restart``), so only what reached the
+disk comes back.
+
 Everything runs on a real ``Chainstate`` wired as the node wires it (``ChainView`` over the
 chainstate, one ``SignatureCache`` for both, the mempool subscribed to chain events). The base
 chain is built once: 100 empty blocks, then two blocks fanning the coinbases of heights 1 and 2
@@ -12,7 +16,7 @@ out into 100 coins of 1 TLY owned by ``ALICE``, then a few empty blocks. Fee rat
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import cache
 from pathlib import Path
 
@@ -32,8 +36,9 @@ from node.chainstate import Chainstate
 from node.mempool import P_MEMPOOL, AcceptResult, ChainView, Mempool, MempoolPolicy
 from node.miner.template import build_template
 from node.sigcache import SignatureCache
-from node.storage import KeyValueStore, LevelDBStore, MemoryStore
+from node.storage import KeyValueStore, MemoryStore
 from tests.helpers import REGTEST, ChainBuilder, Key, coinbase, key, mine_block, solve, spend
+from tests.stores import BACKENDS, Stores
 
 MINER, ALICE, BOB = key(0), key(1), key(2)
 FAN_OUT = 50
@@ -110,7 +115,11 @@ def rejects(code: str, fn: Callable[[], object]) -> ValidationError:
 
 
 class Node:
-    """Chainstate + shared signature cache + mempool (+ its store), as the node wires them."""
+    """Chainstate + shared signature cache + mempool (+ its store), as the node wires them.
+
+    Without a ``store``, one of the backend under test (``Node.stores``; memory if unset)."""
+
+    stores: Stores | None = None
 
     def __init__(
         self,
@@ -120,7 +129,9 @@ class Node:
         cache: SignatureCache | None = None,
         feed: Sequence[Block] | None = None,
     ) -> None:
-        self.store = store if store is not None else MemoryStore()
+        if store is None:
+            store = MemoryStore() if Node.stores is None else Node.stores.new()
+        self.store = store
         self.cache = cache if cache is not None else SignatureCache()
         self.cs = Chainstate(
             self.store, REGTEST, clock=lambda: 2**31, verify=self.cache.verify, sync=False
@@ -145,6 +156,14 @@ class Node:
     @property
     def coins(self) -> tuple[Coin3, ...]:
         return base().coins
+
+    def restart(self) -> Node:
+        """A node on this one's store, reopened (a LevelDB directory is closed and opened
+        again), with an empty mempool: call ``mp.load()`` to restore it."""
+        store = self.store if Node.stores is None else Node.stores.reopen(self.store)
+        restarted = Node(store, policy=self.mp.policy, feed=())
+        restarted.now = self.now
+        return restarted
 
     def accept(self, tx: Transaction) -> AcceptResult:
         result = self.mp.accept(tx)
@@ -178,6 +197,15 @@ class Node:
         result = cs.process_block(block)
         assert result.status == "active"
         return block
+
+
+@pytest.fixture(autouse=True, params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Every ``Node()`` of the test is on this backend; its stores are closed afterwards."""
+    Node.stores = Stores(request.param, tmp_path)
+    yield request.param
+    Node.stores.close_all()
+    Node.stores = None
 
 
 def check_invariants(mp: Mempool, store: KeyValueStore | None = None) -> None:
@@ -617,9 +645,8 @@ def test_reorganisation_returns_still_valid_transactions_and_drops_the_others() 
 # --- persistence -------------------------------------------------------------------------------
 
 
-def test_the_mempool_survives_a_restart(tmp_path: Path) -> None:
-    path = str(tmp_path / "db")
-    node = Node(LevelDBStore(path))
+def test_the_mempool_survives_a_restart() -> None:
+    node = Node()
     coins = node.coins
     parent = at_rate([coins[0]], 2, outputs=2)
     child = at_rate([out(parent, 0)], 3)
@@ -630,21 +657,16 @@ def test_the_mempool_survives_a_restart(tmp_path: Path) -> None:
         node.now += 10
         node.accept(tx)
     times = {t: e.time for t, e in node.mp.entries.items()}
-    node.store.close()
 
     # While the node is down, a block double-spends ``doomed``'s coin.
-    store = LevelDBStore(path)
-    try:
-        node = Node(store, feed=())
-        assert len(node.mp) == 0
-        node.mine([pay([coins[2]], 1_000, to=BOB)])
-        assert node.mp.load() == 4
-        kept = {parent.txid(), child.txid(), grandchild.txid(), single.txid()}
-        assert set(node.mp.entries) == kept
-        assert {t: e.time for t, e in node.mp.entries.items()} == {t: times[t] for t in kept}
-        check_invariants(node.mp, node.store)
-    finally:
-        store.close()
+    node = node.restart()
+    assert len(node.mp) == 0
+    node.mine([pay([coins[2]], 1_000, to=BOB)])
+    assert node.mp.load() == 4
+    kept = {parent.txid(), child.txid(), grandchild.txid(), single.txid()}
+    assert set(node.mp.entries) == kept
+    assert {t: e.time for t, e in node.mp.entries.items()} == {t: times[t] for t in kept}
+    check_invariants(node.mp, node.store)
 
 
 def test_a_restart_keeps_a_child_that_is_older_than_its_returning_parent() -> None:
@@ -666,7 +688,7 @@ def test_a_restart_keeps_a_child_that_is_older_than_its_returning_parent() -> No
     assert set(node.mp.entries) == {x.txid(), child.txid()}
     assert node.mp.entries[child.txid()].time < node.mp.entries[x.txid()].time
 
-    restarted = Node(node.store, feed=())
+    restarted = node.restart()
     restarted.now = NOW + 120
     restarted.mp.load()
     assert set(restarted.mp.entries) == {x.txid(), child.txid()}, (

@@ -36,9 +36,15 @@ from consensus import (
     connect_block,
     disconnect_block,
     get_params,
+    hash160,
+    pubkey_from_privkey,
     sha256d,
+    sign,
+    signature_hash,
+    verify_signature,
     verify_tx_inputs,
 )
+from consensus.crypto import SECP256K1_N
 from consensus.errors import BAD_TXNS_SIGNATURE
 from tests.helpers import ChainBuilder, Key, coinbase, key, mine_block, spend
 
@@ -154,21 +160,57 @@ def test_lying_about_the_spent_amount_invalidates(index: int, amount: int) -> No
     expect_signature_error(SIGNED, view)
 
 
-@settings(max_examples=50, deadline=None)
-@given(st.sampled_from([0, 1]), st.sampled_from(["pubkey", "signature"]), st.binary(max_size=70))
-def test_swapping_in_other_key_material_invalidates(index: int, what: str, blob: bytes) -> None:
+privkeys = st.integers(1, SECP256K1_N - 1).map(lambda n: n.to_bytes(32, "big"))
+SWAPS = ["signature: other digest", "signature: other key", "signature: random r, s"]
+SWAPS += ["signature: the other input's", "pubkey: other key", "pubkey: other key, its coin"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from([0, 1]), st.sampled_from(SWAPS), privkeys, h32, st.data())
+def test_swapping_in_other_key_material_invalidates(
+    index: int, swap: str, privkey: bytes, digest: bytes, data: Any
+) -> None:
+    """Well-formed key material that is not this input's: a 64-byte low-S signature that is a
+    real signature of another digest, or of this digest by another key, or random scalars in
+    range, or the other input's; a valid compressed public key of another key. Each is refused
+    as ``bad-txns-signature``; where the key is swapped together with the coin's owner (so the
+    ownership check passes), it is the signature check that refuses it."""
     old = SIGNED.inputs[index]
-    assume(getattr(old, what) != blob)
-    new = (
-        TxIn(old.prevout, blob, old.signature)
-        if what == "pubkey"
-        else TxIn(old.prevout, old.pubkey, blob)
-    )
+    view = MemoryCoinsView(SPENT)
+    spent = SPENT[old.prevout]
+    right_digest = signature_hash(SIGNED, index, spent.output, P)
+    pubkey, signature = old.pubkey, old.signature
+    if swap == "signature: other digest":
+        assume(digest != right_digest)
+        signature = sign(KEYS_BY_PKH[spent.output.pubkey_hash].privkey, digest)
+        assert verify_signature(old.pubkey, signature, digest)  # a real one, of something else
+    elif swap == "signature: other key":
+        signature = sign(privkey, right_digest)
+        assert verify_signature(pubkey_from_privkey(privkey), signature, right_digest)
+    elif swap == "signature: random r, s":
+        r = data.draw(st.integers(1, SECP256K1_N - 1), label="r")
+        s = data.draw(st.integers(1, SECP256K1_N // 2), label="s (low)")
+        signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    elif swap == "signature: the other input's":
+        signature = SIGNED.inputs[1 - index].signature
+    else:
+        pubkey = pubkey_from_privkey(privkey)
+        if swap == "pubkey: other key, its coin":
+            view.add_coin(old.prevout, Coin(TxOut(spent.output.amount, hash160(pubkey)), 5, False))
+    assume((pubkey, signature) != (old.pubkey, old.signature))
+    assert len(pubkey) == 33 and pubkey[0] in (2, 3) and len(signature) == 64
     inputs = list(SIGNED.inputs)
-    inputs[index] = new
+    inputs[index] = TxIn(old.prevout, pubkey, signature)
     changed = Transaction(SIGNED.version, tuple(inputs), SIGNED.outputs, SIGNED.locktime)
     assert changed.txid() == SIGNED.txid()  # the txid cannot see it: the signature check must
-    expect_signature_error(changed, MemoryCoinsView(SPENT))
+    with pytest.raises(ValidationError) as info:
+        verify_tx_inputs(changed, view, SPEND_HEIGHT, P)
+    assert info.value.code == BAD_TXNS_SIGNATURE, info.value
+    expected = "does not own" if swap == "pubkey: other key" else "invalid signature"
+    assert expected in info.value.message, (swap, info.value)
+
+
+KEYS_BY_PKH = {k.pubkey_hash: k for k in (KA, KB)}
 
 
 # --- txid and wtxid ---------------------------------------------------------------------------
