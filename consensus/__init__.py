@@ -34,6 +34,13 @@ from consensus.coins import (
 from consensus.crypto import engine, pubkey_from_privkey, sign, verify_signature
 from consensus.encoding import pack, unpack_canonical
 from consensus.errors import ValidationError
+from consensus.extkey import (
+    ExtendedKeyError,
+    ExtendedPublicKey,
+    convert_xpub_version,
+    decode_xpub,
+    encode_xpub,
+)
 from consensus.hashing import hash160, sha256, sha256d
 from consensus.merkle import (
     merkle_branch,
@@ -70,6 +77,11 @@ from consensus.validation import (
 )
 
 __all__ = [
+    "ExtendedKeyError",
+    "ExtendedPublicKey",
+    "convert_xpub_version",
+    "decode_xpub",
+    "encode_xpub",
     "COIN",
     "MAX_BLOCK_SIZE",
     "MAX_MONEY",

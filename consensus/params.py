@@ -4,7 +4,10 @@ A ``NetworkParams`` is plain data handed to every rule that needs it; nothing in
 reads a global network. Each network has its own magic (which the signature hash commits to, so a
 signature is never valid on another network), default port, BIP44 coin type and address version
 byte. The version bytes differ from each other and from Bitcoin's (0x00, 0x05, 0x6f, 0xc4), so an
-address can never be used on the wrong network:
+address can never be used on the wrong network. Extended keys (BIP32) have version bytes of each
+network's own, unlike Bitcoin's ``xpub``/``tpub`` and SLIP-132's, so an account key is never taken
+for another network's: ``Tpub``/``Tprv`` on main, ``Spub``/``Sprv`` on test, ``Rpub``/``Rprv`` on
+regtest (``consensus/extkey.py``).
 
 ========  =======  =========  ===========  =========  =================
 network   version  addresses  magic        port       BIP44 coin type
@@ -55,6 +58,10 @@ class NetworkParams:
     genesis_message: bytes
     genesis_time: int
     genesis_nonce: int
+    xpub_version: int = 0x02042A35
+    """BIP32 version bytes of an extended public key on this network (regtest's ``Rpub...``)."""
+    xprv_version: int = 0x020425FB
+    """BIP32 version bytes of an extended private key on this network (regtest's ``Rprv...``)."""
 
     @property
     def pow_limit(self) -> int:
@@ -111,6 +118,8 @@ MAIN = NetworkParams(
     genesis_message=b"Tally main 2026-11-22: Bitcoin's rules, written in Python",
     genesis_time=1795305600,
     genesis_nonce=906500163,
+    xpub_version=0x022DBF5D,
+    xprv_version=0x022DBB23,
 )
 
 TEST = NetworkParams(
@@ -129,6 +138,8 @@ TEST = NetworkParams(
     genesis_message=b"Tally test 2026-11-22: thirty-second blocks",
     genesis_time=1795305600,
     genesis_nonce=2119027,
+    xpub_version=0x0218F4C9,
+    xprv_version=0x0218F08F,
 )
 
 REGTEST = NetworkParams(
@@ -146,6 +157,8 @@ REGTEST = NetworkParams(
     genesis_message=b"Tally regtest",
     genesis_time=1795305600,
     genesis_nonce=1,
+    xpub_version=0x02042A35,
+    xprv_version=0x020425FB,
 )
 
 NETWORKS: dict[str, NetworkParams] = {p.name: p for p in (MAIN, TEST, REGTEST)}

@@ -9,8 +9,9 @@ public keys, so deriving address ``i`` costs one public derivation, not five har
 
 Invariants: public keys are 33-byte compressed points, so ``hash160(pubkey)`` is the pubkey hash
 an address encodes (SPEC 2.7); the same mnemonic, passphrase and network always give the same
-addresses. Extended keys are shown with Bitcoin's mainnet version bytes (``xprv``/``xpub``), as the
-BIP32 and BIP39 test vectors use them.
+addresses. The master key is shown with Bitcoin's mainnet version bytes (``xprv``), as the BIP32 and
+BIP39 test vectors use them; the account's extended public key, which other programs are given,
+with the network's own (``Rpub...`` on regtest; ``consensus.extkey``).
 
 Left to others: keeping the mnemonic secret at rest (``wallet.keystore``), deciding which
 addresses are used (the gap-limit scan in ``wallet.service``). Python cannot wipe memory, so keys
@@ -26,7 +27,7 @@ from typing import Any, Final
 from bip32 import BIP32  # type: ignore[import-untyped]
 from mnemonic import Mnemonic
 
-from consensus import NetworkParams, encode_address, hash160
+from consensus import NetworkParams, convert_xpub_version, encode_address, hash160
 
 RECEIVE: Final = 0
 """BIP44 chain of receive (external) addresses."""
@@ -111,7 +112,11 @@ class Account:
         self.path = account_path(params)
         self.master_fingerprint: str = bytes(master.get_fingerprint()).hex()
         chaincode, privkey = master.get_extended_privkey_from_path(self.path)
-        self.account_xpub: str = str(master.get_xpub_from_path(self.path))
+        self.account_xpub: str = convert_xpub_version(
+            str(master.get_xpub_from_path(self.path)), params
+        )
+        """The account's extended public key in this network's version bytes (``Rpub...`` on
+        regtest): what a watch-only wallet and the node's ``/xpub/{xpub}`` routes take."""
         account = BIP32(chaincode=chaincode, privkey=privkey, depth=3)
         self._chains: dict[int, Any] = {}
         for chain in (RECEIVE, CHANGE):

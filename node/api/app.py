@@ -24,7 +24,14 @@ from typing import Any
 import msgpack
 from aiohttp import web
 
-from consensus import OutPoint, ValidationError
+from consensus import (
+    ExtendedKeyError,
+    ExtendedPublicKey,
+    OutPoint,
+    ValidationError,
+    decode_xpub,
+)
+from node.api.accounts import Accounts, AccountTooLargeError
 from node.api.openapi import openapi_document
 from node.api.views import NotFoundError, Views
 from node.metrics import CONTENT_TYPE
@@ -198,6 +205,25 @@ def pubkey_hash(service: NodeService, text: str) -> bytes:
         raise ApiError(400, err.message, "bad-address") from None
 
 
+def parse_xpub(service: NodeService, text: str) -> ExtendedPublicKey:
+    try:
+        return decode_xpub(text, service.params)
+    except ExtendedKeyError as err:
+        raise ApiError(400, f"{err.reason}: {err}", "bad-xpub") from None
+
+
+async def account_call(
+    call: Callable[..., Awaitable[Any]], fn: Callable[..., Any], *args: Any
+) -> Any:
+    """An account query on the state thread, its refusals shaped as 400s."""
+    try:
+        return await call(fn, *args)
+    except ExtendedKeyError as err:
+        raise ApiError(400, f"{err.reason}: {err}", "bad-xpub") from None
+    except AccountTooLargeError as err:
+        raise ApiError(400, str(err), "xpub-too-large") from None
+
+
 def raw_response(data: bytes, content_type: str = MSGPACK) -> web.Response:
     return web.Response(body=data, content_type=content_type)
 
@@ -349,6 +375,28 @@ def make_app(service: NodeService) -> web.Application:
         raw = request.query.get("after")
         after = None if raw is None else parse_outpoint(raw, "after")
         return web.json_response(await call(views.address_utxos, pkh, after))
+
+    accounts = Accounts(views)
+
+    @r.get(API + "/xpub/{xpub}")
+    async def xpub_summary(request: web.Request) -> web.Response:
+        text = request.match_info["xpub"]
+        key = parse_xpub(service, text)
+        return web.json_response(await account_call(call, accounts.summary, text, key))
+
+    @r.get(API + "/xpub/{xpub}/txs")
+    async def xpub_txs(request: web.Request) -> web.Response:
+        key = parse_xpub(service, request.match_info["xpub"])
+        raw = request.query.get("after_txid")
+        after = None if raw is None else parse_hash(raw, "after_txid")
+        return web.json_response(await account_call(call, accounts.txs, key, after))
+
+    @r.get(API + "/xpub/{xpub}/utxo")
+    async def xpub_utxo(request: web.Request) -> web.Response:
+        key = parse_xpub(service, request.match_info["xpub"])
+        raw = request.query.get("after")
+        after = None if raw is None else parse_outpoint(raw, "after")
+        return web.json_response(await account_call(call, accounts.utxos, key, after))
 
     @r.get(f"{API}/mempool")
     async def mempool(request: web.Request) -> web.Response:

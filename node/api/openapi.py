@@ -220,6 +220,12 @@ ADDRESS_PARAM = path_param(
     string(pattern=BASE58_PATTERN, maxLength=200),
     "A Base58Check address of the node's network (400 `bad-address` otherwise).",
 )
+XPUB_PARAM = path_param(
+    "xpub",
+    string(pattern=BASE58_PATTERN, maxLength=120),
+    "An account-level BIP32 extended public key in this network's version bytes "
+    "(`Rpub...` on regtest; 400 `bad-xpub` otherwise, with the reason).",
+)
 HEIGHT_PARAM = path_param(
     "height", integer(maximum=MAX_HEIGHT), "A height in the best chain (404 above the tip)."
 )
@@ -430,6 +436,49 @@ def component_schemas() -> dict[str, Schema]:
                 "height": nullable(integer(description="null while in the mempool")),
                 "coinbase": boolean(),
                 "confirmations": integer("0 while in the mempool"),
+            },
+        ),
+        "AccountSummary": obj(
+            "An account's totals over its addresses within the gap limit.",
+            {
+                "xpub": string("as asked"),
+                "chain_stats": ref("AddressStats"),
+                "mempool_stats": ref("AddressStats"),
+                "balance": obj(
+                    "Balance in base units, summed over the account's addresses.",
+                    {
+                        "confirmed": amount("spendable now"),
+                        "unconfirmed": integer("mempool change", minimum=None),
+                        "immature": amount("coinbase outputs not yet mature"),
+                    },
+                ),
+                "addresses": array(
+                    obj(
+                        "A used address of the account.",
+                        {
+                            "address": string(),
+                            "path": string("chain/index below the account key"),
+                            "tx_count": integer("transactions touching it, mempool included"),
+                            "balance": integer("confirmed + unconfirmed", minimum=None),
+                        },
+                    )
+                ),
+                "next_receive_index": integer("the first unused receive index after the used"),
+                "next_change_index": integer("the first unused change index after the used"),
+                "gap_limit": integer(),
+            },
+        ),
+        "AccountUtxo": obj(
+            "An unspent output of one of the account's addresses.",
+            {
+                "txid": hash_,
+                "index": integer(maximum=MAX_UINT32),
+                "amount": amount(),
+                "height": nullable(integer(description="null while in the mempool")),
+                "coinbase": boolean(),
+                "confirmations": integer("0 while in the mempool"),
+                "address": string(),
+                "path": string("chain/index below the account key"),
             },
         ),
         "MempoolSummary": obj(
@@ -807,6 +856,66 @@ def address_paths() -> dict[str, Schema]:
     }
 
 
+def xpub_paths() -> dict[str, Schema]:
+    return {
+        API + "/xpub/{xpub}": {
+            "get": operation(
+                "getXpub",
+                "addresses",
+                "An account's totals, balance and used addresses (gap limit 20)",
+                {**ok("The summary.", ref("AccountSummary")), **errors(400)},
+                parameters=[XPUB_PARAM],
+            )
+        },
+        API + "/xpub/{xpub}/txs": {
+            "get": operation(
+                "getXpubTxs",
+                "addresses",
+                f"An account's transactions, newest first, {TXS_PAGE} a page",
+                {
+                    **ok(
+                        "Unconfirmed first, then confirmed; each transaction once.",
+                        array(ref("Transaction"), max_items=TXS_PAGE),
+                    ),
+                    **errors(400, 404),
+                },
+                description="Pass the last txid of a page as `after_txid` to get the next.",
+                parameters=[
+                    XPUB_PARAM,
+                    query_param(
+                        "after_txid",
+                        string(pattern=HASH_PATTERN),
+                        "The cursor: the last txid of the previous page (404 if not the account's)",
+                    ),
+                ],
+            )
+        },
+        API + "/xpub/{xpub}/utxo": {
+            "get": operation(
+                "getXpubUtxos",
+                "addresses",
+                f"An account's unspent outputs with their paths, {UTXO_PAGE} a page",
+                {
+                    **ok(
+                        "Confirmed first, in (txid, index) order; then unconfirmed ones.",
+                        array(ref("AccountUtxo"), max_items=UTXO_PAGE),
+                    ),
+                    **errors(400),
+                },
+                description="Pass the last output of a page as `after=TXID:N` for the next.",
+                parameters=[
+                    XPUB_PARAM,
+                    query_param(
+                        "after",
+                        string(pattern=OUTPOINT_PATTERN),
+                        "The cursor: the last output of the previous page, as TXID:N.",
+                    ),
+                ],
+            )
+        },
+    }
+
+
 def mempool_paths() -> dict[str, Schema]:
     return {
         f"{API}/mempool": {
@@ -1148,6 +1257,7 @@ def openapi_document() -> dict[str, Any]:
         **chain_paths(),
         **tx_paths(),
         **address_paths(),
+        **xpub_paths(),
         **mempool_paths(),
         **node_paths(),
         **admin_paths(),

@@ -44,7 +44,14 @@ from schemathesis.specs.openapi.checks import (
 from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
 from schemathesis.transport.serialization import Binary, serialize_binary
 
-from consensus import OutPoint, Transaction, TxOut, get_params
+from consensus import (
+    ExtendedPublicKey,
+    OutPoint,
+    Transaction,
+    TxOut,
+    encode_xpub,
+    get_params,
+)
 from node.api.app import make_app
 from node.api.openapi import openapi_document
 from tests.functional.node_process import NodeProcess, address_of
@@ -244,6 +251,13 @@ def test_admin_routes_need_the_token() -> None:
 # --- the document against a running node ---------------------------------------------------------
 
 
+XPUB = encode_xpub(
+    ExtendedPublicKey(3, bytes(4), 0x80000000, bytes(range(32)), key(1).pubkey),
+    get_params("regtest"),
+)
+"""A well-formed regtest account key (nothing uses its addresses)."""
+
+
 def fill(path: str, chain: Chain) -> str:
     """``path`` with real values for its variables (and the one required query parameter)."""
     filled = (
@@ -252,6 +266,7 @@ def fill(path: str, chain: Chain) -> str:
         .replace("{height}", "1")
         .replace("{address}", chain.payee)
         .replace("{filename}", "index.html")
+        .replace("{xpub}", XPUB)
     )
     return filled + "?q=1" if path == f"{API}/search" else filled
 
