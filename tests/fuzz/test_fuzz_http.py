@@ -141,7 +141,7 @@ def built_blocks(draw: DrawFn) -> Block:
         "two coinbases": [cb, cb, *body],
         "last": [*body, cb],
     }[layout]
-    root, _ = merkle_root([tx.txid() for tx in txs]) if txs else (b"\x00" * 32, False)
+    root, _ = merkle_root([tx.wtxid() for tx in txs]) if txs else (b"\x00" * 32, False)
     if draw(st.integers(0, 5)) == 0:
         root = draw(st.binary(min_size=32, max_size=32))
     prev = draw(
