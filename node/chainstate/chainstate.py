@@ -744,13 +744,20 @@ class Chainstate:
         if entry.height == 0:
             raise GenesisBlockError("the genesis block cannot be invalidated")
         descendants = self._stored_descendants(entry)
+        # A block already refused by a rule keeps that rule's code (a peer sending it again is
+        # still at fault); only a mark made here says "invalidated".
+        own = entry.reject_code if entry.status & Status.FAILED else ""
         marked = [
             entry.with_status(
-                (entry.status | Status.FAILED) & ~Status.CONNECTED, INVALIDATED_BY_HAND
+                (entry.status | Status.FAILED) & ~Status.CONNECTED, own or INVALIDATED_BY_HAND
             )
         ]
         marked += [
-            d.with_status(d.status | Status.FAILED_CHILD, codes.BAD_PREVBLK) for d in descendants
+            d.with_status(
+                d.status | Status.FAILED_CHILD,
+                d.reject_code if d.status & Status.FAILED else codes.BAD_PREVBLK,
+            )
+            for d in descendants
         ]
         active = self.in_active_chain(entry)
         below = {entry.hash} | {d.hash for d in descendants}

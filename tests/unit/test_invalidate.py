@@ -278,6 +278,27 @@ def test_reconsider_marks_a_block_that_breaks_a_rule_again(
     assert cs.process_block(honest).status == "active"  # the honest block at that height
 
 
+def test_invalidating_a_block_refused_by_a_rule_keeps_its_code(
+    store: KeyValueStore, world: World
+) -> None:
+    """Its sender is still at fault: the rule's code stays (not ``invalidated``)."""
+    cs = open_chainstate(store)
+    feed(cs, world.common + world.main[:1])
+    honest = world.main[1]
+    txs = (honest.txs[0], Transaction(1, honest.txs[1].inputs, honest.txs[1].outputs, 7))
+    header = dataclasses.replace(honest.header, merkle_root=block_merkle_root(txs)[0], nonce=0)
+    bad = Block(solve(header, REGTEST), txs)  # its spend's signature is for locktime 0
+    with pytest.raises(ValidationError):
+        cs.process_block(bad)
+    cs.invalidate_block(bad.hash())
+    entry = cs.get_entry(bad.hash())
+    assert entry is not None and entry.reject_code == codes.BAD_TXNS_SIGNATURE
+    with pytest.raises(ValidationError) as info:
+        cs.process_block(bad)
+    assert info.value.code == codes.BAD_TXNS_SIGNATURE
+    assert cs.tip.hash == world.main[0].hash()
+
+
 def test_unknown_hashes_and_the_genesis(store: KeyValueStore, world: World) -> None:
     cs = open_chainstate(store)
     feed(cs, world.common[:3])
