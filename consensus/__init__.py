@@ -22,7 +22,7 @@ from consensus.address import (
     decode_address,
     encode_address,
 )
-from consensus.block import Block, BlockHeader
+from consensus.block import Block, BlockHeader, block_merkle_root
 from consensus.coins import (
     BlockUndo,
     Coin,
@@ -33,7 +33,7 @@ from consensus.coins import (
 )
 from consensus.crypto import engine, pubkey_from_privkey, sign, verify_signature
 from consensus.encoding import pack, unpack_canonical
-from consensus.errors import ValidationError
+from consensus.errors import BlockValidationResult, ValidationError
 from consensus.extkey import (
     ExtendedKeyError,
     ExtendedPublicKey,
@@ -67,6 +67,7 @@ from consensus.validation import (
     block_subsidy,
     check_block,
     check_block_header,
+    check_block_merkle_root,
     check_transaction,
     connect_block,
     disconnect_block,
@@ -91,6 +92,7 @@ __all__ = [
     "Block",
     "BlockHeader",
     "BlockUndo",
+    "BlockValidationResult",
     "Coin",
     "CoinsView",
     "CoinsViewCache",
@@ -108,10 +110,12 @@ __all__ = [
     "b58decode",
     "b58encode",
     "bits_to_target",
+    "block_merkle_root",
     "block_subsidy",
     "block_work",
     "check_block",
     "check_block_header",
+    "check_block_merkle_root",
     "check_proof_of_work",
     "check_transaction",
     "connect_block",

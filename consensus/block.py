@@ -8,6 +8,11 @@ Block encoding (canonical msgpack)::
 
     Block = [header bin80, [Transaction, ...]]
 
+The header's ``merkle_root`` commits to the **wtxids** (SPEC 2.4): every byte of every
+transaction, signatures included, so a body matching its header is the only one there is (but for
+CVE-2012-2459's duplicated subtrees, which ``merkle_root`` reports). A coinbase's txid is its
+wtxid, so a coinbase-only block (every genesis) has the same root under either rule.
+
 Invariants: frozen; ``Block.serialize()`` of a decoded block returns its input bytes. Whether a
 header or block obeys the rules is ``consensus.validation``'s business, not this module's.
 """
@@ -15,6 +20,7 @@ header or block obeys the rules is ``consensus.validation``'s business, not this
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +32,14 @@ from consensus.tx import Transaction
 
 HEADER_SIZE = 80
 _HEADER = struct.Struct("<I32s32sIII")
+
+
+def block_merkle_root(txs: Sequence[Transaction]) -> tuple[bytes, bool]:
+    """``(root, mutated)`` of the merkle tree a header commits ``txs`` with: over the wtxids.
+
+    Whoever builds a block (the miner's template, tests, benchmarks) calls this for its header.
+    """
+    return merkle_root([tx.wtxid() for tx in txs])
 
 
 @dataclass(frozen=True)
@@ -103,6 +117,12 @@ class Block:
     def txids(self) -> list[bytes]:
         return [tx.txid() for tx in self.txs]
 
+    def wtxids(self) -> list[bytes]:
+        return [tx.wtxid() for tx in self.txs]
+
     def compute_merkle_root(self) -> tuple[bytes, bool]:
-        """``(root, mutated)`` over this block's txids."""
-        return merkle_root(self.txids())
+        """``(root, mutated)`` over this block's wtxids (what the header commits to)."""
+        found: tuple[bytes, bool] | None = self._cache.get("merkle")
+        if found is None:
+            found = self._cache["merkle"] = block_merkle_root(self.txs)
+        return found

@@ -6,10 +6,18 @@ P2P misbehaviour scoring and the tests all key on ``.code``, never on the messag
 
 This module only names the codes. Which rule uses which code is decided where the rule lives
 (``consensus.validation``, ``consensus.encoding`` and, for policy codes, the node's mempool).
+
+A block rejection also carries a ``BlockValidationResult`` (Core's enum of the same name), which
+says what the rejection means for the block's *hash*: ``MUTATED`` when the body does not match
+the header (the header may still be good, so the hash must never be marked), ``CACHED_INVALID``
+when the hash was marked invalid before, ``CONSENSUS`` otherwise. ``ValidationError.mutated`` is
+the one test callers need (the chainstate, to drop a body; the P2P layer, to score its sender).
+Only ``consensus.validation.check_block_merkle_root`` raises a mutated rejection.
 """
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Final
 
 # Encoding (SPEC 2.1)
@@ -110,12 +118,43 @@ POLICY_CODES: Final = frozenset(
 ALL_CODES: Final = CONSENSUS_CODES | POLICY_CODES | {BAD_PREVBLK, PREV_BLK_NOT_FOUND, DUPLICATE}
 
 
-class ValidationError(Exception):
-    """A rule was broken. ``code`` is the stable reject string; ``message`` is for people."""
+class BlockValidationResult(Enum):
+    """What a block rejection says about the block's hash (Bitcoin Core's enum of that name).
 
-    def __init__(self, code: str, message: str = "") -> None:
+    Meaningless for transactions, whose errors keep the default ``CONSENSUS``.
+    """
+
+    CONSENSUS = "consensus"
+    """The block the header commits to breaks a rule (or the header itself does): the hash is
+    invalid, and so is every block built on it."""
+    MUTATED = "mutated"
+    """The body does not match the header (``bad-txnmrklroot``, or ``bad-txns-duplicate`` from
+    a duplicated subtree, CVE-2012-2459): a relayer changed it. It says nothing about the hash:
+    drop the body, never mark the hash; the genuine body is still welcome."""
+    CACHED_INVALID = "cached-invalid"
+    """The hash was marked invalid earlier (by a rule, or by hand): nothing was validated."""
+
+
+class ValidationError(Exception):
+    """A rule was broken. ``code`` is the stable reject string; ``message`` is for people;
+    ``result`` (blocks only) says whether the hash itself is invalid (see
+    ``BlockValidationResult``)."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str = "",
+        *,
+        result: BlockValidationResult = BlockValidationResult.CONSENSUS,
+    ) -> None:
         if code not in ALL_CODES:
             raise ValueError(f"unknown reject code {code!r}")
         super().__init__(f"{code}: {message}" if message else code)
         self.code = code
         self.message = message or code
+        self.result = result
+
+    @property
+    def mutated(self) -> bool:
+        """The rejected body does not match its header: the header (and hash) may be good."""
+        return self.result is BlockValidationResult.MUTATED

@@ -1,11 +1,14 @@
-"""Bitcoin's merkle tree over txids, with CVE-2012-2459 mutation detection, and inclusion proofs.
+"""Bitcoin's merkle tree over a list of hashes, with CVE-2012-2459 mutation detection, and proofs.
+
+Generic: the functions take any list of 32-byte leaves (Bitcoin's test vectors use txids). A
+Tally block header commits to its transactions' **wtxids** (``consensus.block.block_merkle_root``).
 
 The tree hashes pairs with SHA256d; a level with an odd count pairs its last hash with itself.
-That duplication makes two different txid lists share a root (``[a, b, c]`` and
+That duplication makes two different leaf lists share a root (``[a, b, c]`` and
 ``[a, b, c, c]``); like Bitcoin Core's ``ComputeMerkleRoot``, ``merkle_root`` reports a list as
 *mutated* when any level holds two equal hashes side by side, and block validation rejects it.
 
-Proofs: ``merkle_branch(txids, i)`` lists the sibling hash at each level, bottom up;
+Proofs: ``merkle_branch(leaves, i)`` lists the sibling hash at each level, bottom up;
 ``merkle_root_from_branch`` folds it back, the index's bits choosing left or right.
 All hashes are in internal byte order.
 """

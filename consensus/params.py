@@ -28,8 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from consensus.block import Block, BlockHeader
-from consensus.merkle import merkle_root
+from consensus.block import Block, BlockHeader, block_merkle_root
 from consensus.pow import bits_to_target
 from consensus.tx import COIN, NULL_OUTPOINT, Transaction, TxIn, TxOut
 
@@ -91,7 +90,7 @@ def build_genesis(params: NetworkParams, nonce: int, time: int | None = None) ->
         outputs=(TxOut(GENESIS_REWARD, GENESIS_PUBKEY_HASH),),
         locktime=0,
     )
-    root, _ = merkle_root([coinbase.txid()])
+    root, _ = block_merkle_root([coinbase])  # its txid is its wtxid: the same root either way
     header = BlockHeader(
         version=GENESIS_VERSION,
         prev_hash=b"\x00" * 32,

@@ -2,7 +2,8 @@
 
 Naming follows Bitcoin Core's split, and so does the order rules are applied in:
 
-- ``check_transaction``, ``check_block_header``, ``check_block``: context-free. They need nothing
+- ``check_transaction``, ``check_block_header``, ``check_block_merkle_root``, ``check_block``:
+  context-free. They need nothing
   but the object and the network parameters, so a node runs them before it even knows where a
   block goes.
 - ``verify_header``: a header against its place in a chain (bits, median time past, the clock;
@@ -27,7 +28,7 @@ from consensus import errors as codes
 from consensus.block import Block, BlockHeader
 from consensus.coins import BlockUndo, Coin, CoinsView, CoinsViewCache, MutableCoinsView
 from consensus.crypto import verify_signature
-from consensus.errors import ValidationError
+from consensus.errors import BlockValidationResult, ValidationError
 from consensus.hashing import hash160
 from consensus.pow import check_proof_of_work, median_time_past, required_bits
 from consensus.sighash import signature_hash
@@ -81,8 +82,11 @@ def check_transaction(tx: Transaction, params: NetworkParams) -> None:
     if tx.size() > MAX_TX_SIZE:
         raise ValidationError(codes.BAD_TXNS_OVERSIZE, f"{tx.size()} bytes")
     total = 0
+    # 0 is allowed in a coinbase only: once the subsidy is gone a block with no fees still needs
+    # a coinbase (SPEC 2.3; regtest's subsidy reaches 0 at height 4,950).
+    least = 0 if tx.is_coinbase() else 1
     for n, out in enumerate(tx.outputs):
-        if out.amount <= 0:
+        if out.amount < least:
             raise ValidationError(codes.BAD_TXNS_VOUT_NEGATIVE, f"output {n} amount {out.amount}")
         if out.amount > MAX_MONEY:
             raise ValidationError(codes.BAD_TXNS_VOUT_TOOLARGE, f"output {n} amount {out.amount}")
@@ -119,15 +123,44 @@ def check_block_header(header: BlockHeader, params: NetworkParams) -> None:
         raise ValidationError(codes.HIGH_HASH, "proof of work does not meet the target")
 
 
-def check_block(block: Block, params: NetworkParams) -> None:
-    """Rules a block obeys on its own (Core's ``CheckBlock``), proof of work included."""
-    check_block_header(block.header, params)
+def check_block_merkle_root(block: Block) -> None:
+    """The body is the one the header commits to, or a *mutated* ``ValidationError``.
+
+    The one place that decides a rejection is mutated (SPEC 2.4; Core's ``BLOCK_MUTATED``): the
+    root over the wtxids differs from the header's (``bad-txnmrklroot``), or the wtxid list has a
+    duplicated subtree that gives the header's root to a second list (``bad-txns-duplicate``,
+    CVE-2012-2459). Either way a relayer changed the body, and the header may still be good.
+    """
     root, mutated = block.compute_merkle_root()
     if root != block.header.merkle_root:
-        raise ValidationError(codes.BAD_TXNMRKLROOT, "merkle root does not match the transactions")
-    txids = block.txids()
-    if mutated or len(set(txids)) != len(txids):
-        raise ValidationError(codes.BAD_TXNS_DUPLICATE, "duplicate transaction (CVE-2012-2459)")
+        raise ValidationError(
+            codes.BAD_TXNMRKLROOT,
+            "merkle root does not match the transactions",
+            result=BlockValidationResult.MUTATED,
+        )
+    if mutated:
+        raise ValidationError(
+            codes.BAD_TXNS_DUPLICATE,
+            "duplicated subtree of transactions (CVE-2012-2459)",
+            result=BlockValidationResult.MUTATED,
+        )
+
+
+def check_block(block: Block, params: NetworkParams) -> None:
+    """Rules a block obeys on its own (Core's ``CheckBlock``), proof of work included.
+
+    Order matters: the proof of work (the header's own rule), then whether the body is the one
+    the header commits to (a mutated rejection, see ``check_block_merkle_root``); every later
+    rule is about the block the header commits to, so its failure condemns the hash.
+    """
+    check_block_header(block.header, params)
+    check_block_merkle_root(block)
+    wtxids = block.wtxids()
+    if len(set(wtxids)) != len(wtxids):
+        # Committed to by the header (no duplicated subtree, see above): the block is invalid.
+        # (Two transactions with one txid and two wtxids spend the same inputs: connect_block
+        # refuses them, bad-txns-inputs-missingorspent.)
+        raise ValidationError(codes.BAD_TXNS_DUPLICATE, "the same transaction twice")
     if not block.txs or block.size() > MAX_BLOCK_SIZE:
         raise ValidationError(codes.BAD_BLK_LENGTH, f"{len(block.txs)} txs, {block.size()} bytes")
     if not block.txs[0].is_coinbase():

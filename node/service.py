@@ -3,7 +3,8 @@
 ``NodeService`` builds the pieces with their dependencies injected (store, signature cache,
 chainstate, mempool, fee estimator, miner), subscribes them to each other's events, and runs the
 HTTP server. It offers the commands the API needs (submit a transaction or a block, generate,
-mining on/off, stop); the read models are ``node.api.views.Views``.
+mining on/off, invalidate and reconsider a block, stop); the read models are
+``node.api.views.Views``.
 
 Threading: chainstate and mempool are touched only on one "state" thread (``call``), so the
 event loop never runs validation and never sees them half-updated; libsecp256k1 releases the GIL,
@@ -34,7 +35,13 @@ from consensus import (
     ValidationError,
     decode_address,
 )
-from node.chainstate import AcceptResult, BlockConnected, ChainEvent, Chainstate
+from node.chainstate import (
+    AcceptResult,
+    BlockConnected,
+    ChainEvent,
+    Chainstate,
+    GenesisBlockError,
+)
 from node.config import Settings
 from node.fees import FeeEstimator
 from node.mempool import AcceptResult as TxAcceptResult
@@ -288,6 +295,26 @@ class NodeService:
 
     async def submit_block(self, raw: bytes) -> AcceptResult:
         return await self.call(self._accept_block, raw)
+
+    def _set_block_mark(self, block_hash: bytes, invalid: bool) -> tuple[bytes, int]:
+        chain = self.chainstate
+        try:
+            if invalid:
+                chain.invalidate_block(block_hash)
+            else:
+                chain.reconsider_block(block_hash)
+        except GenesisBlockError as err:
+            raise CommandError("not-allowed", str(err)) from None
+        return chain.tip.hash, chain.tip.height
+
+    async def invalidate_block(self, block_hash: bytes) -> tuple[bytes, int]:
+        """Core's ``invalidateblock``: mark the block and its descendants invalid, leave them;
+        the new tip (hash, height). ``UnknownBlockError`` for a hash the node does not know."""
+        return await self.call(self._set_block_mark, block_hash, True)
+
+    async def reconsider_block(self, block_hash: bytes) -> tuple[bytes, int]:
+        """Core's ``reconsiderblock``: clear the marks, activate the most-work chain; the tip."""
+        return await self.call(self._set_block_mark, block_hash, False)
 
     async def generate(self, count: int, address: Any) -> list[bytes]:
         if not self.params.allow_generate:

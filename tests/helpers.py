@@ -23,13 +23,13 @@ from consensus import (
     Transaction,
     TxIn,
     TxOut,
+    block_merkle_root,
     block_subsidy,
     check_block,
     check_proof_of_work,
     connect_block,
     get_params,
     hash160,
-    merkle_root,
     pubkey_from_privkey,
     sign_transaction,
 )
@@ -101,7 +101,7 @@ def mine_block(
     """A block at ``height`` on ``prev_hash`` with a coinbase claiming subsidy + ``fees``."""
     cb = coinbase(height, pubkey_hash, block_subsidy(height, params) + fees)
     all_txs = (cb, *txs)
-    root, _ = merkle_root([tx.txid() for tx in all_txs])
+    root, _ = block_merkle_root(all_txs)
     header = BlockHeader(
         1, prev_hash, root, time, params.pow_limit_bits if bits is None else bits, 0
     )

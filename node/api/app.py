@@ -34,6 +34,7 @@ from consensus import (
 from node.api.accounts import Accounts, AccountTooLargeError
 from node.api.openapi import openapi_document
 from node.api.views import NotFoundError, Views
+from node.chainstate import UnknownBlockError
 from node.metrics import CONTENT_TYPE
 from node.p2p.routes import add_p2p_routes
 from node.service import VERSION, CommandError, NodeService
@@ -472,6 +473,29 @@ def make_app(service: NodeService) -> web.Application:
         address = data.get("address")
         service.set_mining(enabled, address, block_time)
         return web.json_response({"enabled": service.mining})
+
+    async def set_block_mark(request: web.Request, invalid: bool) -> web.Response:
+        data = await read_object(request)
+        text = data.get("hash")
+        if not isinstance(text, str):
+            raise ApiError(400, "hash must be a block hash (64 hex digits)")
+        block_hash = parse_hash(text, "block hash")
+        mark = service.invalidate_block if invalid else service.reconsider_block
+        try:
+            tip_hash, tip_height = await mark(block_hash)
+        except UnknownBlockError:
+            raise ApiError(404, f"no block {text.lower()} is known") from None
+        return web.json_response(
+            {"hash": text.lower(), "best_hash": tip_hash[::-1].hex(), "height": tip_height}
+        )
+
+    @r.post(f"{API}/admin/invalidate")
+    async def invalidate(request: web.Request) -> web.Response:
+        return await set_block_mark(request, True)
+
+    @r.post(f"{API}/admin/reconsider")
+    async def reconsider(request: web.Request) -> web.Response:
+        return await set_block_mark(request, False)
 
     @r.post(f"{API}/admin/stop")
     async def stop(request: web.Request) -> web.Response:

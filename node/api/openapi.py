@@ -364,7 +364,8 @@ def component_schemas() -> dict[str, Schema]:
             },
         ),
         "MerkleProof": obj(
-            "The branch proving a confirmed transaction is in its block.",
+            "The branch proving a confirmed transaction is in its block: its leaf is the "
+            "transaction's wtxid (the header's merkle root is over the wtxids).",
             {
                 "block_height": integer(),
                 "block_hash": hash_,
@@ -746,7 +747,7 @@ def tx_paths() -> dict[str, Schema]:
         ),
         API + "/tx/{txid}/merkle-proof": tx_get(
             "getTxMerkleProof",
-            "The Merkle branch of a confirmed transaction (404 while in the mempool)",
+            "The Merkle branch of a confirmed transaction's wtxid (404 while in the mempool)",
             ok("The proof.", ref("MerkleProof")),
         ),
         API + "/tx/{txid}/outspends": tx_get(
@@ -1003,9 +1004,14 @@ def node_paths() -> dict[str, Schema]:
 
 def admin_paths() -> dict[str, Schema]:
     def admin(
-        operation_id: str, summary: str, answer: Schema, body: Schema | None, description: str
+        operation_id: str,
+        summary: str,
+        answer: Schema,
+        body: Schema | None,
+        description: str,
+        also: tuple[int, ...] = (),
     ) -> Schema:
-        statuses = (400, 401, 413) if body is not None else (401,)
+        statuses = (400, 401, 413, *also) if body is not None else (401, *also)
         return {
             "post": operation(
                 operation_id,
@@ -1018,6 +1024,22 @@ def admin_paths() -> dict[str, Schema]:
             )
         }
 
+    block_mark_body = json_body(
+        {
+            "type": "object",
+            "properties": {"hash": string("a block hash, display hex", pattern=HASH_PATTERN)},
+            "required": ["hash"],
+        },
+        "The block.",
+    )
+    block_mark_answer = obj(
+        "The block, and the active chain's tip afterwards.",
+        {
+            "hash": ref("Hash"),
+            "best_hash": ref("Hash"),
+            "height": integer("the tip's height"),
+        },
+    )
     return {
         f"{API}/admin/generate": admin(
             "generate",
@@ -1075,6 +1097,27 @@ def admin_paths() -> dict[str, Schema]:
                 "On or off; to start, where to pay and how fast.",
             ),
             "Stopping needs only `enabled: false`.",
+        ),
+        f"{API}/admin/invalidate": admin(
+            "invalidateBlock",
+            "Mark a block and its descendants invalid",
+            block_mark_answer,
+            block_mark_body,
+            "Core's `invalidateblock`. If the block is on the active chain, the node disconnects "
+            "back to its parent and activates the most-work valid chain left. The mark stays "
+            "across restarts; the block, resent, is refused with `duplicate`. 404 `not-found` "
+            "for a hash the node does not know; 400 `not-allowed` for the genesis block.",
+            (404,),
+        ),
+        f"{API}/admin/reconsider": admin(
+            "reconsiderBlock",
+            "Clear the invalid marks of a block, its descendants and its ancestors",
+            block_mark_answer,
+            block_mark_body,
+            "Core's `reconsiderblock`. Then the node activates the most-work chain: a block that "
+            "does break a rule fails again and is marked again. 404 `not-found` for a hash the "
+            "node does not know.",
+            (404,),
         ),
         f"{API}/admin/stop": admin(
             "stop",

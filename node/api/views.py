@@ -285,7 +285,8 @@ class Views:
         if found.entry is None:
             raise NotFoundError("the transaction is not in a block yet")
         block = self._block(found.entry)
-        branch = merkle_branch(block.txids(), found.position)
+        # The header's root is over the wtxids (SPEC 2.4): the proof's leaf is the wtxid.
+        branch = merkle_branch(block.wtxids(), found.position)
         return {
             "block_height": found.entry.height,
             "block_hash": display(found.entry.hash),

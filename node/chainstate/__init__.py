@@ -7,6 +7,8 @@ from node.chainstate.chainstate import (
     AddressStats,
     Chainstate,
     ChainstateError,
+    GenesisBlockError,
+    UnknownBlockError,
     UtxoSetInfo,
 )
 from node.chainstate.events import BlockConnected, BlockDisconnected, ChainEvent, TipChanged
@@ -21,8 +23,10 @@ __all__ = [
     "ChainEvent",
     "Chainstate",
     "ChainstateError",
+    "GenesisBlockError",
     "Status",
     "TipChanged",
+    "UnknownBlockError",
     "UtxoSetInfo",
     "UtxoStats",
 ]

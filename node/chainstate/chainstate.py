@@ -11,9 +11,16 @@ Invariants:
   tip; a reorganisation cut short is resumed at the next start.
 - Start-up reads a handful of keys (version, network, tip, stats): its cost does not depend on the
   length of the chain. Block index entries are read on demand and cached.
-- A block that breaks a rule in its context is stored as failed with its reject code, and so is
-  every block found to descend from it; neither is ever accepted again. A block that fails a
-  context-free check is not stored at all (it may be a mutated copy of a good block).
+- A stored body is always the one its header commits to (``check_block`` ran before it was
+  stored; ``reindex`` checks every stored body again and drops any that is not).
+- A *mutated* body (``ValidationError.mutated``: it does not match its header, SPEC 2.4) is
+  dropped: not stored, not kept as an orphan, its hash never marked, so the genuine body is
+  accepted when it comes. A block that breaks a rule its header commits to is stored as failed
+  with its reject code (if its parent is known), and so is every block found to descend from it;
+  neither is accepted again until ``reconsider_block``. A header without valid proof of work is
+  not stored at all. ``invalidate_block`` marks a block by hand (Core's ``invalidateblock``).
+- An index entry may lack its body (a failed header, a mark cleared by ``reconsider_block``, a
+  body ``reindex`` dropped): the chain through it waits until the body is delivered.
 - Equal work does not switch chains: the tip seen first stays.
 - Orphans (parent unknown) wait in a bounded pool and are processed when their parent arrives.
 
@@ -35,6 +42,7 @@ import msgpack
 from consensus import (
     Block,
     BlockUndo,
+    BlockValidationResult,
     Coin,
     CoinsViewCache,
     NetworkParams,
@@ -44,6 +52,7 @@ from consensus import (
     ValidationError,
     block_work,
     check_block,
+    check_block_merkle_root,
     connect_block,
     disconnect_block,
     required_bits,
@@ -69,8 +78,20 @@ COMPACT_EVERY = 1_000
 """Every this many connected blocks, compact the address-UTXO range (see ``_connect``)."""
 
 
+INVALIDATED_BY_HAND = "invalidated"
+"""The ``reject_code`` of an index entry marked by ``invalidate_block`` (not a rule's code)."""
+
+
 class ChainstateError(Exception):
-    """The database cannot be used: another network's, a newer schema, or corrupt."""
+    """The database cannot be used: another network's, another schema's, or corrupt."""
+
+
+class UnknownBlockError(LookupError):
+    """No block index entry has this hash."""
+
+
+class GenesisBlockError(ValueError):
+    """The genesis block cannot be invalidated: every chain starts there."""
 
 
 @dataclass(frozen=True)
@@ -178,10 +199,10 @@ class Chainstate:
         version = self.store.get(k.K_VERSION)
         if version is None:
             self._initialise()
+        elif len(version) != 4:
+            raise ChainstateError("the schema version key is corrupt: not a Tally database?")
         elif k.read_u32(version) != k.SCHEMA_VERSION:
-            raise ChainstateError(
-                f"database schema version {k.read_u32(version)}, this node reads {k.SCHEMA_VERSION}"
-            )
+            raise ChainstateError(k.schema_mismatch_message(k.read_u32(version)))
         network = (self.store.get(k.K_NETWORK) or b"").decode("ascii", "replace")
         if network != self.params.name:
             raise ChainstateError(
@@ -437,13 +458,24 @@ class Chainstate:
 
         Raises ``ValidationError`` for a block that breaks a rule (``duplicate`` for one already
         stored). An orphan is not an error: it is kept and reported as ``status="orphan"``.
+        The error's ``result`` says what it means for the hash: ``MUTATED`` (the body does not
+        match the header: dropped, nothing stored or marked, the genuine body still welcome),
+        ``CACHED_INVALID`` (marked before; nothing validated) or ``CONSENSUS`` (marked now).
         """
         block_hash = block.hash()
         known = self.get_entry(block_hash)
         if known is not None:
             if known.failed:
+                if known.reject_code == INVALIDATED_BY_HAND:
+                    raise ValidationError(
+                        codes.DUPLICATE,
+                        "block was invalidated by hand (POST /admin/reconsider undoes it)",
+                        result=BlockValidationResult.CACHED_INVALID,
+                    )
                 raise ValidationError(
-                    known.reject_code or codes.BAD_PREVBLK, "block is known to be invalid"
+                    known.reject_code or codes.BAD_PREVBLK,
+                    "block is known to be invalid",
+                    result=BlockValidationResult.CACHED_INVALID,
                 )
             if known.have_data:
                 if known.better_than(self.tip):  # stored, but a crash came before it connected
@@ -451,13 +483,27 @@ class Chainstate:
                 raise ValidationError(codes.DUPLICATE, "block already stored")
         if block_hash in self._orphans:
             raise ValidationError(codes.DUPLICATE, "block already waiting for its parent")
-        check_block(block, self.params)
         parent = self.get_entry(block.header.prev_hash)
+        try:
+            check_block(block, self.params)
+        except ValidationError as err:
+            if err.mutated:
+                log.info("dropped a mutated body of block %s: %s", block.hash_hex(), err.code)
+            elif err.code != codes.HIGH_HASH and parent is not None:
+                # The header commits to this body, and it breaks a rule: the hash is invalid.
+                # (A header without its proof of work costs nothing to make: not stored.)
+                status = Status.FAILED | (Status.FAILED_CHILD if parent.failed else 0)
+                self._store_failed_header(block, parent, status, err.code)
+            raise
         if parent is None:
             self._add_orphan(block_hash, block)
             return AcceptResult(block_hash, "orphan")
         entry = self._accept(block, parent)
-        self._activate_best_chain([entry, *self._adopt_orphans(block_hash)])
+        candidates = [entry, *self._adopt_orphans(block_hash)]
+        if known is not None:
+            # Its header was known without a body: blocks stored on it wait for it.
+            candidates += [e for e in self._stored_descendants(entry) if e.have_data]
+        self._activate_best_chain(candidates)
         if self.in_active_chain(entry):
             return AcceptResult(block_hash, "active", entry.height)
         stored = self.get_entry(block_hash)
@@ -562,14 +608,19 @@ class Chainstate:
         """Move the tip to the best valid chain among ``candidates`` and the current tip.
 
         Tries the best candidate; if a block on the way fails, it is marked and the next best
-        (the old tip included) is tried, like Core's set of candidate tips. The candidates and
-        the old tip are recorded in ``R`` first, so a crash part-way is resumed at start-up.
-        Publishes one ``TipChanged`` if the tip moved or any block was disconnected.
+        (the old tip included) is tried, like Core's set of candidate tips; one whose chain lacks
+        a body is passed over, unmarked. The candidates and the old tip are recorded in ``R``
+        first, so a crash part-way is resumed at start-up. A tip marked invalid
+        (``invalidate_block``) is disconnected first. Publishes one ``TipChanged`` if the tip
+        moved or any block was disconnected.
         """
         old_tip = self.tip
         pool = {c.hash for c in candidates} | {old_tip.hash}
         disconnected = 0
         recorded = False
+        while self._current(self.tip).failed:
+            self._disconnect_tip()
+            disconnected += 1
         while True:
             live = [
                 e
@@ -581,7 +632,8 @@ class Chainstate:
                 break
             fork, path = self._path_from_fork(best)
             if path is None:
-                continue  # it descends from a failed block, now marked: try the next
+                pool.discard(best.hash)  # it descends from a failed block or lacks a body
+                continue
             if not recorded:
                 # unsynced: the first disconnect or connect batch, synced, carries it to disk
                 self._write_key(
@@ -603,6 +655,8 @@ class Chainstate:
                 try:
                     self._connect(entry)
                 except ValidationError as err:
+                    # A stored body matches its header (see the module's invariants), so this
+                    # is a rule the header commits to: the hash is invalid.
                     self._mark_failed(entry, err.code, path[pos + 1 :])
                     break
         if recorded or self.store.get(k.K_REORG) is not None:
@@ -614,7 +668,9 @@ class Chainstate:
         self, candidate: BlockIndexEntry
     ) -> tuple[BlockIndexEntry, list[BlockIndexEntry] | None]:
         """The last common block of the active chain and ``candidate``, and the blocks from
-        there to ``candidate`` (oldest first); ``None`` for a path through a failed block."""
+        there to ``candidate`` (oldest first); ``None`` for a path through a failed block (now
+        marked, with its descendants on the path) or through a block whose body is missing
+        (left unmarked: the chain waits for that body)."""
         path: list[BlockIndexEntry] = []
         cur = candidate
         while not self.in_active_chain(cur):
@@ -625,8 +681,10 @@ class Chainstate:
             cur = parent
         path.reverse()
         for pos, entry in enumerate(path):
-            if entry.failed or not entry.have_data:
+            if entry.failed:
                 self._mark_failed(path[pos], entry.reject_code or codes.BAD_PREVBLK, path[pos:])
+                return cur, None
+            if not entry.have_data:
                 return cur, None
         return cur, path
 
@@ -650,6 +708,139 @@ class Chainstate:
         self._put_now(write)
         for e in marked:
             self._cache_entry(e)
+
+    def _current(self, entry: BlockIndexEntry) -> BlockIndexEntry:
+        """The latest stored state of ``entry`` (its status may have changed since it was read)."""
+        return self.get_entry(entry.hash) or entry
+
+    def _stored_descendants(self, entry: BlockIndexEntry) -> list[BlockIndexEntry]:
+        """Every block index entry descending from ``entry`` (not itself), parents first.
+
+        Reads the whole block index: for the rare paths only (the commands below, a body
+        delivered for a header known without one), never for a block arriving normally.
+        """
+        children: dict[bytes, list[BlockIndexEntry]] = {}
+        for key, raw in self.store.iterate(k.P_INDEX):
+            found = BlockIndexEntry.deserialize(key[1:], raw)
+            children.setdefault(found.prev_hash, []).append(found)
+        out: list[BlockIndexEntry] = []
+        queue = [entry.hash]
+        while queue:
+            for child in children.get(queue.pop(), []):
+                if child.height > entry.height:  # the genesis is its own "parent": never loop
+                    out.append(child)
+                    queue.append(child.hash)
+        return out
+
+    # --- marking by hand (Core's invalidateblock / reconsiderblock) -----------------------------
+
+    def invalidate_block(self, block_hash: bytes) -> None:
+        """Mark ``block_hash`` and its descendants invalid; leave them if on the active chain.
+
+        The mark and the record of the chains that may replace the active one go in one synced
+        batch; then the active chain is disconnected to the block's parent and the most-work
+        valid chain is activated (a crash part-way is resumed at start-up, as a reorg is).
+        Raises ``UnknownBlockError`` for a hash without an index entry and
+        ``GenesisBlockError`` for the genesis.
+        """
+        entry = self.get_entry(block_hash)
+        if entry is None:
+            raise UnknownBlockError(block_hash[::-1].hex())
+        if entry.height == 0:
+            raise GenesisBlockError("the genesis block cannot be invalidated")
+        descendants = self._stored_descendants(entry)
+        # A block already refused by a rule keeps that rule's code (a peer sending it again is
+        # still at fault); only a mark made here says "invalidated".
+        own = entry.reject_code if entry.status & Status.FAILED else ""
+        marked = [
+            entry.with_status(
+                (entry.status | Status.FAILED) & ~Status.CONNECTED, own or INVALIDATED_BY_HAND
+            )
+        ]
+        marked += [
+            d.with_status(
+                d.status | Status.FAILED_CHILD,
+                d.reject_code if d.status & Status.FAILED else codes.BAD_PREVBLK,
+            )
+            for d in descendants
+        ]
+        active = self.in_active_chain(entry)
+        below = {entry.hash} | {d.hash for d in descendants}
+        candidates = self._valid_tips(exclude=below) if active else []
+        old_tip = self.tip
+
+        def write(batch: WriteBatch) -> None:
+            for e in marked:
+                batch.put(k.index_key(e.hash), e.serialize())
+            if active:  # what start-up resumes if a crash comes before the chain has moved
+                batch.put(k.K_REORG, b"".join(c.hash for c in candidates) + old_tip.hash)
+
+        self._put_now(write)
+        for e in marked:
+            self._cache_entry(e)
+        log.warning(
+            "block %s at height %d invalidated by hand (%d descendant(s) with it)",
+            entry.hash[::-1].hex(),
+            entry.height,
+            len(descendants),
+        )
+        if active:
+            self._activate_best_chain(candidates)
+
+    def reconsider_block(self, block_hash: bytes) -> None:
+        """Clear the invalid marks of ``block_hash``, its descendants and its ancestors (as
+        Core's ``reconsiderblock`` does), then activate the most-work valid chain.
+
+        Blocks that really break a rule are validated again when their chain is tried, and
+        marked again. Raises ``UnknownBlockError`` for a hash without an index entry.
+        """
+        entry = self.get_entry(block_hash)
+        if entry is None:
+            raise UnknownBlockError(block_hash[::-1].hex())
+        family = [entry, *self._stored_descendants(entry)]
+        cur = entry
+        while cur.height > 0 and not self.in_active_chain(cur):  # the active chain is unmarked
+            parent = self.get_entry(cur.prev_hash)
+            if parent is None:
+                raise ChainstateError(f"block index is missing the parent of {cur.hash.hex()}")
+            family.append(parent)
+            cur = parent
+        cleared = [
+            e.with_status(e.status & ~(Status.FAILED | Status.FAILED_CHILD), "")
+            for e in family
+            if e.failed
+        ]
+        candidates = [e for e in cleared if e.have_data] + [e for e in family if e.have_data]
+        old_tip = self.tip
+
+        def write(batch: WriteBatch) -> None:
+            for e in cleared:
+                batch.put(k.index_key(e.hash), e.serialize())
+            if cleared:
+                batch.put(k.K_REORG, b"".join(c.hash for c in candidates) + old_tip.hash)
+
+        self._put_now(write)
+        for e in cleared:
+            self._cache_entry(e)
+        if cleared:
+            log.warning(
+                "block %s at height %d reconsidered: %d mark(s) cleared",
+                entry.hash[::-1].hex(),
+                entry.height,
+                len(cleared),
+            )
+        self._activate_best_chain([self._current(e) for e in candidates])
+
+    def _valid_tips(self, exclude: set[bytes]) -> list[BlockIndexEntry]:
+        """Stored, unmarked blocks with a body that no other such block builds on, outside
+        ``exclude``: the tips of the chains that may become active (reads the whole index)."""
+        entries: dict[bytes, BlockIndexEntry] = {}
+        for key, raw in self.store.iterate(k.P_INDEX):
+            e = BlockIndexEntry.deserialize(key[1:], raw)
+            if e.have_data and not e.failed and e.hash not in exclude:
+                entries[e.hash] = e
+        parents = {e.prev_hash for e in entries.values() if e.height > 0}
+        return [e for e in entries.values() if e.hash not in parents]
 
     # --- connecting and disconnecting -----------------------------------------------------------
 
@@ -852,8 +1043,11 @@ class Chainstate:
         """Rebuild the UTXO set, undo data, indexes and tip from the stored blocks.
 
         Every block on the chains it connects is validated again; blocks once found invalid stay
-        marked. The most-work valid chain becomes active. Interrupted, it starts over at the
-        next open (the ``X`` key marks it in progress).
+        marked. Every stored body is checked against its header first, and one that does not
+        match (``ValidationError.mutated``: a body no current node stores, but a disk or an old
+        bug might have) is dropped with its own mark, its header kept, so the genuine body is
+        accepted when a peer sends it. The most-work valid chain becomes active. Interrupted,
+        it starts over at the next open (the ``X`` key marks it in progress).
         """
         log.info("reindex: wiping the chainstate")
         self._write_key(k.K_REINDEX, b"1")
@@ -864,6 +1058,27 @@ class Chainstate:
             for key, raw in self.store.iterate(k.P_INDEX):
                 entry = BlockIndexEntry.deserialize(key[1:], raw)
                 if entry.have_data:
+                    problem = self._stored_body_problem(entry)
+                    if problem is not None:
+                        log.warning(
+                            "reindex: dropped the stored body of block %s at height %d: %s",
+                            entry.hash[::-1].hex(),
+                            entry.height,
+                            problem,
+                        )
+                        batch.delete(k.block_key(entry.hash))
+                        # Its own mark came from that body; a mark inherited from a parent stays.
+                        inherited = entry.status & Status.FAILED_CHILD
+                        status = entry.status & ~(
+                            Status.HAVE_DATA | Status.CONNECTED | Status.FAILED
+                        )
+                        batch.put(
+                            key,
+                            entry.with_status(
+                                status, codes.BAD_PREVBLK if inherited else ""
+                            ).serialize(),
+                        )
+                        continue
                     # Forget "connected", keep "failed": a block refused once stays refused.
                     entry = entry.with_status(entry.status & ~Status.CONNECTED)
                     batch.put(key, entry.serialize())
@@ -880,6 +1095,20 @@ class Chainstate:
         self._activate_best_chain([e for e in entries if not e.failed])
         self._write_key(k.K_REINDEX, None)
         log.info("reindex: done at height %d", self.height)
+
+    def _stored_body_problem(self, entry: BlockIndexEntry) -> str | None:
+        """Why the stored body of ``entry`` is not the block its header commits to, if it is not."""
+        raw = self.store.get(k.block_key(entry.hash))
+        if raw is None:
+            return "no body stored"
+        try:
+            block = Block.deserialize(raw)
+            if block.hash() != entry.hash:
+                return "the body is another block's"
+            check_block_merkle_root(block)
+        except ValidationError as err:
+            return f"{err.code} ({err.message})"
+        return None
 
     def _delete_prefix(self, prefix: bytes, chunk: int = 10_000) -> None:
         while True:

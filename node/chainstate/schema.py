@@ -1,4 +1,4 @@
-"""The chainstate's key schema in the node's one LevelDB database (version 1).
+"""The chainstate's key schema in the node's one LevelDB database (version 2).
 
 Every key starts with one byte naming its table. Integers inside keys are big-endian so that
 LevelDB's byte order is numeric order; hashes are in internal byte order.
@@ -6,7 +6,7 @@ LevelDB's byte order is numeric order; hashes are in internal byte order.
 ====================================  ==============================================  ============
 key                                   value                                           written at
 ====================================  ==============================================  ============
-``V``                                 schema version, u32 BE (1)                      creation
+``V``                                 schema version, u32 BE (2)                      creation
 ``N``                                 network name (ASCII)                            creation
 ``T``                                 hash of the active chain's tip                  (dis)connect
 ``S``                                 UTXO stats: msgpack [count, total, acc bin256]  (dis)connect
@@ -30,13 +30,25 @@ per connected or disconnected block, so a crash leaves either the old state or t
 Block bodies and index entries are written (synced) when a block is accepted, before it
 connects. ``reindex`` rebuilds ``T``, ``S``, ``u``, ``H``, ``c``, ``t``, ``s``, ``a``, ``o`` and
 ``A`` from ``h`` and ``b``.
+
+Versions. The version is raised whenever what is stored would be misread by the rules of
+another version; a node refuses (``ChainstateError``, without writing anything) a database of any
+version but its own, and says what to do:
+
+- 1: block headers committed to the txids (signatures left out).
+- 2: block headers commit to the wtxids (SPEC 2.4). The layout is version 1's, but a version-1
+  database holds blocks whose merkle roots are invalid under this rule (any block with a
+  transaction besides its coinbase), so reading one would be a silent misreading of its chain.
 """
 
 from __future__ import annotations
 
 import struct
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""Raise it when stored data would be misread by the new code (see the list above)."""
+MERKLE_OVER_WTXIDS_SINCE = 2
+"""The first version whose block headers commit to wtxids."""
 
 K_VERSION = b"V"
 K_NETWORK = b"N"
@@ -74,6 +86,25 @@ DERIVED_PREFIXES = (
 
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
+
+
+def schema_mismatch_message(found: int) -> str:
+    """What the operator is told when the database's version is not ``SCHEMA_VERSION``."""
+    if found < MERKLE_OVER_WTXIDS_SINCE:
+        return (
+            f"this data directory was written by an older Tally (chainstate schema {found}, "
+            f"this node reads {SCHEMA_VERSION}) whose merkle rule differs: its blocks commit to "
+            "txids, this node's to wtxids, so its chain is not valid here. Remove the data "
+            "directory (or its chainstate folder) or start with a new --datadir; the chain is "
+            "downloaded again from peers. Nothing was changed."
+        )
+    if found > SCHEMA_VERSION:
+        return (
+            f"this data directory was written by a newer Tally (chainstate schema {found}, this "
+            f"node reads {SCHEMA_VERSION}): run that version, or use a new --datadir. "
+            "Nothing was changed."
+        )
+    return f"unknown chainstate schema {found} (this node reads {SCHEMA_VERSION})"
 
 
 def u32(n: int) -> bytes:

@@ -26,8 +26,8 @@ from consensus import (
     TxIn,
     TxOut,
     bits_to_target,
+    block_merkle_root,
     block_subsidy,
-    merkle_root,
 )
 from node.chainstate import Chainstate
 from node.mempool import Mempool, MempoolEntry
@@ -113,7 +113,7 @@ def build_template(
         height, payout_pubkey_hash, block_subsidy(height, params) + fees, extra_nonce
     )
     txs = (coinbase, *(e.tx for e in entries))
-    root, _ = merkle_root([tx.txid() for tx in txs])
+    root, _ = block_merkle_root(txs)
     bits = chainstate.next_block_bits()
     header = BlockHeader(
         BLOCK_VERSION,

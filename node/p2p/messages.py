@@ -27,7 +27,7 @@ from typing import Any
 
 import msgpack
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: block merkle roots over wtxids (SPEC 2.4); 1 committed to txids
 MAX_INV = 1_000
 MAX_GETDATA = 500
 MAX_LOCATOR = 64

@@ -36,8 +36,8 @@ b. Block validation. ``tests.helpers.ChainBuilder`` grows a regtest chain past c
 
    - deserialize: ``msgpack.unpackb`` of the same bytes (decoding only, no canonical check and
      no objects);
-   - check_block: the hashing it cannot avoid, SHA256d of every transaction's txid preimage plus
-     the merkle tree over the txids, on bytes prepared beforehand;
+   - check_block: the hashing it cannot avoid, SHA256d of every transaction's encoding (its
+     wtxid) plus the merkle tree over the wtxids, on bytes prepared beforehand;
    - connect_block and total: ``secp256k1_ecdsa_verify`` alone over the block's 1,000
      signatures, keys and signatures parsed beforehand (the crypto floor: no validation can be
      cheaper without a signature cache). Raw coincurve is not used here: its ``PublicKey`` and DER
@@ -91,7 +91,6 @@ from consensus import (  # noqa: E402
     connect_block,
     hash160,
     merkle_root,
-    pack,
     sha256d,
     sign,
     signature_hash,
@@ -256,7 +255,7 @@ class BlockFixture:
     view: MemoryCoinsView
     ntx: int
     triples: list[Triple]
-    txid_preimages: list[bytes]
+    wtxid_preimages: list[bytes]
 
 
 def build_block_fixture(ntx: int) -> BlockFixture:
@@ -301,19 +300,7 @@ def build_block_fixture(ntx: int) -> BlockFixture:
         assert spent is not None and hash160(txin.pubkey) == spent.output.pubkey_hash
         digest = signature_hash(tx, 0, spent.output, params)
         triples.append((txin.pubkey, txin.signature, digest))
-    preimages = [
-        pack(
-            [
-                tx.version,
-                [[i.prevout.txid, i.prevout.index, b"", b""] for i in tx.inputs],
-                [o.to_obj() for o in tx.outputs],
-                tx.locktime,
-            ]
-        )
-        if not tx.is_coinbase()
-        else tx.serialize()
-        for tx in block.txs
-    ]
+    preimages = [tx.serialize() for tx in block.txs]  # the wtxids' (the merkle leaves)
     return BlockFixture(block.serialize(), height, chain.view, ntx, triples, preimages)
 
 
@@ -378,8 +365,8 @@ def bench_block(fx: BlockFixture, repeats: int) -> tuple[dict[str, float], dict[
         unpackb(fx.raw, raw=True)
 
     def hash_floor() -> None:
-        txids = [sha256d(p) for p in fx.txid_preimages]
-        merkle_root(txids)
+        wtxids = [sha256d(p) for p in fx.wtxid_preimages]
+        merkle_root(wtxids)
 
     floors = {
         "decode": decode_floor,

@@ -32,7 +32,7 @@ b. Template build (ms). A mempool of 5,000 transactions: seeded mix of independe
    and parent-child chains of depth 2 to 5, fee rates 1..50 units per byte, all fitting in one
    block. ``build_template`` (package selection, coinbase, merkle root, header) is timed 5 times,
    interleaved with its ceiling, and the medians are kept. The ceiling is what any template must
-   at least do: sort the entries by fee rate and compute the merkle root of their txids. Ratio
+   at least do: sort the entries by fee rate and compute the merkle root of their wtxids. Ratio
    ``ceiling/template`` (1.0 would mean package selection costs nothing extra). The template is
    checked to hold all 5,000 transactions and to pass ``check_block`` once solved (untimed).
 
@@ -236,7 +236,7 @@ def bench_template(
 
     def ceiling() -> None:
         ordered = sorted(pool.entries.values(), key=lambda e: e.fee_rate, reverse=True)
-        merkle_root([e.txid for e in ordered])
+        merkle_root([e.tx.wtxid() for e in ordered])  # a header's root is over wtxids
 
     t = build_template(cs, pool, payout, now=now)
     assert len(t.block.txs) == TEMPLATE_TXS + 1, len(t.block.txs)

@@ -639,19 +639,19 @@ def _block_cases(env: Env) -> dict[str, tuple[bytes, str]]:
     cb2 = env.cb(2)
     bad_sig_tx = _flip_signature(spend([cb2], [TxOut(SUBSIDY - FEE, K1.pubkey_hash)]))
     no_cb_tx = spend([cb2], [TxOut(SUBSIDY - FEE, K1.pubkey_hash)])
-    root, _ = merkle_root([no_cb_tx.txid()])
+    root, _ = merkle_root([no_cb_tx.wtxid()])
     no_coinbase = Block(
         solve(BlockHeader(1, prev, root, t, REGTEST.pow_limit_bits, 0), REGTEST), (no_cb_tx,)
     )
     cb_a = coinbase(102, pkh, SUBSIDY)
     cb_b = coinbase(102, pkh, 1, b"x")
-    root2, _ = merkle_root([cb_a.txid(), cb_b.txid()])
+    root2, _ = merkle_root([cb_a.wtxid(), cb_b.wtxid()])
     two_coinbases = Block(
         solve(BlockHeader(1, prev, root2, t, REGTEST.pow_limit_bits, 0), REGTEST), (cb_a, cb_b)
     )
     # CVE-2012-2459: [cb, tx, tx] has the merkle root of [cb, tx]... a duplicated txid
     dup_txs = (cb_a, no_cb_tx, no_cb_tx)
-    root3, _ = merkle_root([x.txid() for x in dup_txs])
+    root3, _ = merkle_root([x.wtxid() for x in dup_txs])
     duplicate_txs = Block(
         solve(BlockHeader(1, prev, root3, t, REGTEST.pow_limit_bits, 0), REGTEST), dup_txs
     )

@@ -487,8 +487,12 @@ def test_merkle_proof(world: World) -> None:
         assert proof["pos"] == pos
         branch = [internal(h) for h in proof["merkle"]]
         root = world.blocks[height].header.merkle_root
-        assert verify_merkle_proof(tx.txid(), pos, branch, root)
-        assert not verify_merkle_proof(tx.txid(), pos, branch, world.blocks[101].header.merkle_root)
+        assert verify_merkle_proof(tx.wtxid(), pos, branch, root)  # the leaf is the wtxid
+        assert not verify_merkle_proof(
+            tx.wtxid(), pos, branch, world.blocks[101].header.merkle_root
+        )
+        if not tx.is_coinbase():  # a coinbase's txid is its wtxid; a spend's is not
+            assert not verify_merkle_proof(tx.txid(), pos, branch, root)
     assert len(world.get(f"/tx/{tid(world.fans[0])}/merkle-proof")["merkle"]) == 5  # 31 leaves
 
 

@@ -54,6 +54,7 @@ from consensus import (
 )
 from node.api.app import make_app
 from node.api.openapi import openapi_document
+from node.p2p.messages import PROTOCOL_VERSION
 from tests.functional.node_process import NodeProcess, address_of
 from tests.helpers import key, mine_block, spend
 
@@ -374,6 +375,9 @@ def real_cases(chain: Chain, schema: Any) -> list[Any]:
         case("POST", f"{API}/admin/generate", body={"count": 1, "address": chain.miner}),
         case("POST", f"{API}/admin/peers", body={"url": "http://127.0.0.1:1"}),
         case("POST", f"{API}/admin/mining", body={"enabled": False}),
+        # The submitted block (and the one generated on it) off the chain, and back.
+        case("POST", f"{API}/admin/invalidate", body={"hash": block.hash_hex()}),
+        case("POST", f"{API}/admin/reconsider", body={"hash": block.hash_hex()}),
     ]
     return cases
 
@@ -421,7 +425,7 @@ def test_p2p_answers_conform_to_the_document(chain: Chain, api_schema: Any) -> N
         "handshake": {
             "magic": params.magic,
             "genesis": genesis,
-            "version": 1,
+            "version": PROTOCOL_VERSION,
             "height": 0,
             "work": bytes(32),
             "url": "http://127.0.0.1:1",  # nobody listens there: the node's dials fail at once

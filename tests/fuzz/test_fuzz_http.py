@@ -151,7 +151,7 @@ def built_blocks(draw: DrawFn) -> Block:
         "two coinbases": [cb, cb, *body],
         "last": [*body, cb],
     }[layout]
-    root, _ = merkle_root([tx.txid() for tx in txs]) if txs else (b"\x00" * 32, False)
+    root, _ = merkle_root([tx.wtxid() for tx in txs]) if txs else (b"\x00" * 32, False)
     if draw(st.integers(0, 5)) == 0:
         root = draw(st.binary(min_size=32, max_size=32))
     prev = draw(
@@ -333,6 +333,8 @@ def hex_variants(hashes: list[bytes]) -> SearchStrategy[str]:
 
 
 block_ids = hex_variants(BLOCK_HASHES[-3:] + BLOCK_HASHES[:1])
+mark_bodies = admin_bodies({"hash": block_ids})
+"""Known blocks (the genesis among them), unknown ones, odd spellings of both."""
 txid_ids = hex_variants(TXIDS[-4:] + TXIDS[:1])
 any_ids = block_ids | txid_ids
 numbers = st.one_of(
@@ -413,6 +415,8 @@ POST_ROUTES = {
     f"{API}/admin/generate",
     f"{API}/admin/peers",
     f"{API}/admin/mining",
+    f"{API}/admin/invalidate",
+    f"{API}/admin/reconsider",
     f"{API}/admin/stop",
     *(f"/p2p/{name}" for name in P2P_ANSWERS),
 }
@@ -621,6 +625,23 @@ def test_fuzz_admin_mining(env: Env, body: Body, fuzz_stats: Any) -> None:
         assert env.admin(f"{API}/admin/mining", off).status == 200
 
 
+@pytest.mark.parametrize("route", ["invalidate", "reconsider"])
+@FUZZ
+@given(body=mark_bodies)
+def test_fuzz_admin_block_marks(env: Env, route: str, body: Body, fuzz_stats: Any) -> None:
+    """A known block may really be invalidated: reconsidering the genesis afterwards clears every
+    mark and returns the node to its most-work chain, so the other fuzzers see the same node."""
+    fuzz_stats.hit()
+    tip = env.request("GET", f"{API}/blocks/tip/hash").body.decode()
+    try:
+        check(env.admin(f"{API}/admin/{route}", body), f"POST /admin/{route}", API_CODES)
+    finally:
+        genesis = json.dumps({"hash": P.genesis_hash[::-1].hex()}).encode()
+        r = env.admin(f"{API}/admin/reconsider", Body("application/json", genesis))
+        assert r.status == 200, r.body[:300]
+        assert r.json()["best_hash"] == tip, r.body[:300]
+
+
 authorizations = st.one_of(
     st.none(),
     st.sampled_from(["Bearer", "Bearer ", "bearer x", "Basic dXNlcjpwYXNz", "Bearer  x"]),
@@ -628,7 +649,9 @@ authorizations = st.one_of(
 )
 
 
-@pytest.mark.parametrize("route", ["generate", "peers", "mining", "stop"])
+@pytest.mark.parametrize(
+    "route", ["generate", "peers", "mining", "invalidate", "reconsider", "stop"]
+)
 @FUZZ
 @given(auth=authorizations, body=admin_bodies({"count": counts, "enabled": st.booleans()}))
 def test_fuzz_admin_without_token(

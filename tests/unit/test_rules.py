@@ -107,7 +107,7 @@ def assemble(
 ) -> Block:
     """A block of exactly ``txs`` (no coinbase added) with valid proof of work."""
     if root is None:
-        root, _ = merkle_root([tx.txid() for tx in txs])
+        root, _ = merkle_root([tx.wtxid() for tx in txs])
     header = BlockHeader(
         1, b"\x11" * 32, root, time, params.pow_limit_bits if bits is None else bits, 0
     )
@@ -324,7 +324,7 @@ def test_bad_txns_duplicate_cve_2012_2459() -> None:
     block = block_with_spends()
     check_block(block, P)
     mutated = Block(block.header, (*block.txs, block.txs[-1]))
-    assert merkle_root(mutated.txids()) == (block.header.merkle_root, True)
+    assert merkle_root(mutated.wtxids()) == (block.header.merkle_root, True)
     expect_reject(codes.BAD_TXNS_DUPLICATE, check_block, mutated, P)
 
 
@@ -333,7 +333,7 @@ def test_bad_txns_duplicate_cve_2012_2459_six_of_five() -> None:
     block = assemble(txs)
     check_block(block, P)
     mutated = Block(block.header, (*block.txs, block.txs[-1]))
-    assert merkle_root(mutated.txids()) == (block.header.merkle_root, True)
+    assert merkle_root(mutated.wtxids()) == (block.header.merkle_root, True)
     expect_reject(codes.BAD_TXNS_DUPLICATE, check_block, mutated, P)
 
 
