@@ -14,6 +14,7 @@ Hashes are ``bytes`` in internal order; amounts are ``int`` base units (1 TLY = 
 """
 
 from consensus.address import (
+    PAYMENT_URI_SCHEME,
     AddressError,
     b58check_decode,
     b58check_encode,
@@ -21,6 +22,7 @@ from consensus.address import (
     b58encode,
     decode_address,
     encode_address,
+    payment_uri,
 )
 from consensus.block import Block, BlockHeader, block_merkle_root
 from consensus.coins import (
@@ -78,6 +80,8 @@ from consensus.validation import (
 )
 
 __all__ = [
+    "PAYMENT_URI_SCHEME",
+    "payment_uri",
     "ExtendedKeyError",
     "ExtendedPublicKey",
     "convert_xpub_version",

@@ -84,6 +84,16 @@ def b58check_decode(text: str) -> bytes:
     return payload
 
 
+PAYMENT_URI_SCHEME = "tally"
+"""The scheme of a payment URI, ``tally:<address>?amount=...`` (SPEC 4; ``wallet.uri`` reads and
+writes the whole URI, the node's explorer shows the QR code of ``tally:<address>``)."""
+
+
+def payment_uri(address: str) -> str:
+    """The payment URI that names ``address`` alone (no amount, label or message)."""
+    return f"{PAYMENT_URI_SCHEME}:{address}"
+
+
 def encode_address(pubkey_hash: bytes, params: NetworkParams) -> str:
     """The address of a 20-byte public key hash on ``params``' network."""
     if len(pubkey_hash) != PUBKEY_HASH_SIZE:

@@ -20,10 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote, unquote_to_bytes
 
-from consensus import AddressError, NetworkParams, decode_address
+from consensus import PAYMENT_URI_SCHEME, AddressError, NetworkParams, decode_address
 from wallet.amounts import DECIMALS, AmountError, format_amount, parse_amount
 
-SCHEME = "tally"
+SCHEME = PAYMENT_URI_SCHEME
 MAX_URI_LENGTH = 2048
 """The longest payment URI accepted (BIP21 sets none; this bounds what a scan may hand over)."""
 MAX_TEXT_LENGTH = 512

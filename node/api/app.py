@@ -12,6 +12,7 @@ Limits: request bodies are capped at ``MAX_BODY`` bytes (413 beyond); ``POST /tx
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -33,6 +34,7 @@ from consensus import (
 )
 from node.api.accounts import Accounts, AccountTooLargeError
 from node.api.openapi import openapi_document
+from node.api.qr import address_qr_svg
 from node.api.views import NotFoundError, Views
 from node.chainstate import UnknownBlockError
 from node.metrics import CONTENT_TYPE
@@ -369,6 +371,15 @@ def make_app(service: NodeService) -> web.Application:
         after_text = request.query.get("after_txid")
         after = None if after_text is None else parse_hash(after_text, "after_txid")
         return web.json_response(await call(views.address_txs, pkh, after))
+
+    @r.get(API + "/address/{address}/qr.svg")
+    async def address_qr(request: web.Request) -> web.Response:
+        text = request.match_info["address"]
+        pubkey_hash(service, text)  # a 400 bad-address unless it is this network's
+        svg = await asyncio.get_running_loop().run_in_executor(None, address_qr_svg, text)
+        return web.Response(
+            body=svg, content_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"}
+        )
 
     @r.get(API + "/address/{address}/utxo")
     async def address_utxo(request: web.Request) -> web.Response:

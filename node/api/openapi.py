@@ -35,6 +35,7 @@ JSON = "application/json"
 MSGPACK = "application/msgpack"
 TEXT = "text/plain"
 HTML = "text/html"
+SVG = "image/svg+xml"
 
 MAX_BATCH = 1_000
 MAX_GENERATE = 10_000
@@ -828,6 +829,15 @@ def address_paths() -> dict[str, Schema]:
                         "The cursor: the last txid of the previous page (404 if unknown).",
                     ),
                 ],
+            )
+        },
+        API + "/address/{address}/qr.svg": {
+            "get": operation(
+                "getAddressQr",
+                "addresses",
+                "The QR code of the address's payment URI (tally:ADDRESS), as SVG",
+                {**ok("The SVG image.", string("an SVG document"), SVG), **errors(400)},
+                parameters=[ADDRESS_PARAM],
             )
         },
         API + "/address/{address}/utxo": {
