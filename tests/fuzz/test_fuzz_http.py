@@ -51,12 +51,17 @@ from consensus import (
     MAX_MONEY,
     Block,
     BlockHeader,
+    ExtendedPublicKey,
     Transaction,
     TxIn,
     TxOut,
+    b58check_decode,
+    b58check_encode,
     block_subsidy,
     check_block,
     check_transaction,
+    convert_xpub_version,
+    encode_xpub,
     get_params,
     is_final,
     merkle_root,
@@ -289,6 +294,23 @@ addresses = st.one_of(
     st.text(max_size=40),
 )
 
+XPUB = encode_xpub(
+    ExtendedPublicKey(3, bytes(4), 0x80000000, bytes(range(32)), K0.pubkey), get_params("regtest")
+)
+xpubs = st.one_of(
+    st.sampled_from(
+        [
+            XPUB,
+            convert_xpub_version(XPUB, get_params("main")),
+            b58check_encode(bytes.fromhex("0488b21e") + b58check_decode(XPUB)[4:]),
+            XPUB[:-1],
+            "",
+        ]
+    ),
+    mutated_text(XPUB),
+    st.text(max_size=130),
+)
+
 
 def json_or(values: SearchStrategy[Any]) -> SearchStrategy[Any]:
     return values | json_values
@@ -345,6 +367,7 @@ queries: dict[str, SearchStrategy[str]] = {
     "start_height": numbers,
     "start_index": numbers | st.sampled_from(["25", "50", "1000000"]),
     "after_txid": txid_ids,
+    "after": st.builds("{}:{}".format, txid_ids, numbers) | st.text(max_size=80),
     "q": numbers | any_ids | addresses | st.just("a" * 201),
 }
 filenames = st.sampled_from(["index.html", "app.js", "style.css", "nope.js", ".hidden"])
@@ -367,9 +390,13 @@ GET_ROUTES: dict[str, tuple[dict[str, SearchStrategy[str]], tuple[str, ...]]] = 
     API + "/tx/{txid}/outspends": ({"txid": txid_ids}, ()),
     API + "/address/{address}": ({"address": addresses}, ()),
     API + "/address/{address}/txs": ({"address": addresses}, ("after_txid",)),
-    API + "/address/{address}/utxo": ({"address": addresses}, ()),
+    API + "/address/{address}/utxo": ({"address": addresses}, ("after",)),
+    API + "/address/{address}/qr.svg": ({"address": addresses}, ()),
+    API + "/xpub/{xpub}": ({"xpub": xpubs}, ()),
+    API + "/xpub/{xpub}/txs": ({"xpub": xpubs}, ("after_txid",)),
+    API + "/xpub/{xpub}/utxo": ({"xpub": xpubs}, ("after",)),
     f"{API}/mempool": ({}, ()),
-    f"{API}/mempool/txids": ({}, ()),
+    f"{API}/mempool/txids": ({}, ("after_txid",)),
     f"{API}/mempool/recent": ({}, ()),
     f"{API}/fee-estimates": ({}, ()),
     f"{API}/search": ({}, ("q",)),
@@ -380,7 +407,7 @@ GET_ROUTES: dict[str, tuple[dict[str, SearchStrategy[str]], tuple[str, ...]]] = 
     "/": ({}, ()),
     "/static/{filename}": ({"filename": filenames}, ()),
 }
-NOT_JSON = ("/raw", "/blocks/tip/", "/block-height/", "/metrics", "/static/")
+NOT_JSON = ("/raw", "/blocks/tip/", "/block-height/", "/metrics", "/static/", "/qr.svg")
 
 
 @st.composite
@@ -420,7 +447,15 @@ POST_ROUTES = {
     f"{API}/admin/stop",
     *(f"/p2p/{name}" for name in P2P_ANSWERS),
 }
-API_CODES = {"bad-request", "not-found", "payload-too-large", "bad-address", "not-allowed"}
+API_CODES = {
+    "bad-request",
+    "not-found",
+    "payload-too-large",
+    "bad-address",
+    "bad-xpub",
+    "xpub-too-large",
+    "not-allowed",
+}
 P2P_CODES = {
     "bad-message",
     "too-many-items",
