@@ -7,6 +7,7 @@ Every function here is a query: it reads, never writes, and runs on the node's s
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -45,6 +46,7 @@ class FoundTx:
     spent: tuple[Coin, ...] | None  # coins its inputs spent (empty for a coinbase), None: unknown
     entry: BlockIndexEntry | None  # its block on the active chain, None if in the mempool
     position: int
+    replaced_by: bytes | None = None  # not in the mempool: recently replaced by this txid
 
 
 class Views:
@@ -83,6 +85,9 @@ class Views:
             return FoundTx(pooled.tx, pooled.spent, None, -1)
         found = self.chain.get_transaction(txid)
         if found is None:
+            replaced = self.mempool.replaced_by(txid)
+            if replaced is not None:
+                return FoundTx(replaced.entry.tx, replaced.entry.spent, None, -1, replaced.by)
             raise NotFoundError(f"transaction {display(txid)} not found")
         tx, entry, position = found
         spent: tuple[Coin, ...] = ()
@@ -189,6 +194,9 @@ class Views:
     # --- transactions ---------------------------------------------------------------------------
 
     def tx_status(self, found: FoundTx) -> dict[str, Any]:
+        if found.replaced_by is not None:
+            # The direct replacer only: a client follows the chain if that was replaced too.
+            return {"confirmed": False, "replaced_by": display(found.replaced_by)}
         if found.entry is None:
             return {
                 "confirmed": False,
@@ -369,7 +377,8 @@ class Views:
     def _mempool_txids_for(self, pubkey_hash: bytes) -> list[bytes]:
         """Newest first (acceptance order reversed)."""
         txids = self.mempool.by_address.get(pubkey_hash, set())
-        return [t for t in reversed(self.mempool.entries) if t in txids]
+        entries = self.mempool.entries
+        return sorted(txids, key=lambda t: entries[t].seq, reverse=True)
 
     def address_txs(self, pubkey_hash: bytes, after_txid: bytes | None) -> list[dict[str, Any]]:
         """Newest first: unconfirmed, then confirmed; 25 a page, after ``after_txid``."""
@@ -443,10 +452,10 @@ class Views:
         return [display(t) for t in self.mempool.entries]
 
     def mempool_recent(self) -> list[dict[str, Any]]:
-        recent = list(self.mempool.entries.values())[-MEMPOOL_RECENT:]
+        recent = heapq.nlargest(MEMPOOL_RECENT, self.mempool.entries.values(), key=lambda e: e.seq)
         return [
             {"txid": display(e.txid), "fee": e.fee, "size": e.size, "value": e.tx.total_out()}
-            for e in reversed(recent)
+            for e in recent
         ]
 
     # --- other ----------------------------------------------------------------------------------
@@ -467,7 +476,11 @@ class Views:
                 entry = self.chain.get_entry(h)
                 if entry is not None and entry.have_data:
                     return {"type": "block", "id": q.lower(), "height": entry.height}
-                if h in self.mempool or self.chain.get_tx_location(h) is not None:
+                if (
+                    h in self.mempool
+                    or self.chain.get_tx_location(h) is not None
+                    or self.mempool.replaced_by(h) is not None
+                ):
                     return {"type": "tx", "id": q.lower()}
         try:
             decode_address(q, self.params)
