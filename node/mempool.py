@@ -1,10 +1,10 @@
 """The mempool: valid unconfirmed transactions waiting for a block (SPEC 3.2).
 
 Job: accept transactions valid against the UTXO set plus the mempool itself, apply the relay
-policy (minimum fee rate, chain limits, replace-by-fee, a byte limit, expiry), keep transactions
-whose parents are unknown in a bounded orphan pool, follow the chain (remove what a block
-confirms or conflicts with; return still-valid transactions of disconnected blocks), and persist
-itself so a restart brings it back.
+policy (standard size, minimum fee rate, chain limits, replace-by-fee, a byte limit, expiry),
+keep transactions whose parents are unknown in a bounded orphan pool, follow the chain (remove
+what a block confirms or conflicts with; return still-valid transactions of disconnected
+blocks), and persist itself so a restart brings it back.
 
 Invariants:
 - Every entry is valid against the chain tip's UTXO set plus its in-mempool ancestors, as if
@@ -51,6 +51,7 @@ from consensus import (
     verify_tx_inputs,
 )
 from consensus import errors as codes
+from consensus.policy import MAX_STANDARD_TX_SIZE
 from consensus.validation import SignatureVerifier
 from node.chainstate.events import BlockConnected, BlockDisconnected, ChainEvent, TipChanged
 from node.storage import KeyValueStore
@@ -265,6 +266,11 @@ class Mempool:
         check_transaction(tx, self.params)
         if tx.is_coinbase():
             raise ValidationError(codes.COINBASE, "a coinbase is only valid in a block")
+        size = tx.size()
+        if size > MAX_STANDARD_TX_SIZE:
+            raise ValidationError(
+                codes.TX_SIZE, f"{size} bytes, more than the standard {MAX_STANDARD_TX_SIZE:,}"
+            )
         if self.chain.has_transaction(txid):
             raise ValidationError(codes.TXN_ALREADY_KNOWN, "already confirmed")
         next_height = self.chain.tip_height() + 1
@@ -306,7 +312,6 @@ class Mempool:
                 return AcceptResult(txid, "orphan")
 
         fee = verify_tx_inputs(tx, view, next_height, self.params, self._verify)
-        size = tx.size()
         if fee < policy.min_relay_fee_rate * size:
             raise ValidationError(
                 codes.MIN_RELAY_FEE_NOT_MET,
