@@ -19,6 +19,8 @@ from consensus import Block, OutPoint, Transaction, TxOut
 from node.api.openapi import openapi_document
 from tests.functional.node_process import NodeProcess, address_of
 from tests.helpers import key, spend
+from wallet.client import NodeClient
+from wallet.service import Wallet, WalletError
 
 API = "/api/v1"
 K0, K1 = key(0), key(1)
@@ -30,7 +32,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
     n = NodeProcess(tmp_path_factory.mktemp("replaced") / "n")
     n.start()
     try:
-        n.generate(101, A0)
+        n.generate(105, A0)
         yield n
     finally:
         n.stop()
@@ -120,3 +122,17 @@ def test_replaced_descendants_name_the_replacer_too(node: NodeProcess) -> None:
     for gone in (parent, child):
         status = node.get(f"{API}/tx/{display(gone)}/status").json()
         assert status == {"confirmed": False, "replaced_by": display(replacement)}
+
+
+def test_the_wallet_stops_waiting_for_a_replaced_transaction(node: NodeProcess) -> None:
+    """``tally-wallet send --wait`` polls ``/tx/{txid}/status``: a replaced transaction used to
+    be a 404 ("no longer known"); with ``replaced_by`` the wait must end too, naming it, rather
+    than poll an unconfirmed status forever."""
+    coin = coinbase_coin(node, 3)
+    original, replacement = paying(coin, 1_000), paying(coin, 9_000)
+    submit(node, original)
+    submit(node, replacement)
+    wallet = object.__new__(Wallet)  # only its node client is used by ``wait``
+    wallet._client = NodeClient(node.url)
+    with pytest.raises(WalletError, match=f"replaced by {display(replacement)}"):
+        wallet.wait(display(original), 1, lambda n: None, poll=0.01)
