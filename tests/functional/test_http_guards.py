@@ -284,6 +284,17 @@ def test_allow_host_from_the_environment(tmp_path: Path) -> None:
         forbidden(http(node.url + API + "/info", headers={"Host": f"c.example:{node.port}"}))
 
 
+def test_a_wildcard_bind_answers_ip_literals_and_localhost_but_not_names(tmp_path: Path) -> None:
+    """Bound to 0.0.0.0 every address of the machine is the node's own; a rebinding page can
+    only use a name, so names still need ``--allow-host`` (docs/DECISIONS.md)."""
+    with NodeProcess(tmp_path / "n", "--bind", "0.0.0.0") as node:
+        for name in ("127.0.0.1", "10.1.2.3", "[fe80::1]", "localhost"):
+            r = http(node.url + API + "/info", headers={"Host": f"{name}:{node.port}"})
+            assert r.status == 200, (name, r.body[:200])
+        for host in (f"node.example:{node.port}", f"10.1.2.3:{node.port + 1}"):
+            forbidden(http(node.url + API + "/info", headers={"Host": host}))
+
+
 def test_a_bad_allow_host_is_a_clear_start_up_error(tmp_path: Path) -> None:
     node = NodeProcess(tmp_path / "n", "--allow-host", "evil.example/path")
     with pytest.raises(RuntimeError, match="allow_host"):
