@@ -4,8 +4,8 @@ Handlers are thin: parse and check the request, call one service method or view 
 thread), shape the answer. Every error has the shape ``{"error": {"code", "message"}}``: the
 reject code for a refused transaction or block, otherwise the HTTP reason as a slug
 (``bad-request``, ``not-found``, ``unauthorized``, ``forbidden``, ``payload-too-large``,
-``unsupported-media-type``). Bad input never
-produces a 500: anything unexpected is logged and answered as one, which the tests treat as a bug.
+``unsupported-media-type``). Bad input never produces a 500: anything unexpected is logged and
+answered as one, which the tests treat as a bug.
 
 Limits: request bodies are capped at ``MAX_BODY`` bytes (413 beyond); ``POST /txs`` takes at most
 1,000 transactions. Admin routes need ``Authorization: Bearer <token>`` (the cookie's token).

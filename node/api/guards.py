@@ -33,10 +33,13 @@ import ipaddress
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from aiohttp import web
-from aiohttp.typedefs import Middleware
+if TYPE_CHECKING:  # aiohttp is imported where the middleware is made: ``node.config`` (and
+    # with it every client command) uses the name rules here without loading the server.
+    from aiohttp import web
+    from aiohttp.typedefs import Middleware
 
 JSON = "application/json"
 MSGPACK = "application/msgpack"
@@ -48,7 +51,7 @@ WILDCARDS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 - names of wildcard b
 _NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?")
 _PORT = re.compile(r"[0-9]{1,5}")
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Handler = Callable[["web.Request"], Awaitable["web.StreamResponse"]]
 
 
 class GuardError(Exception):
@@ -209,6 +212,7 @@ def make_guards_middleware(
 ) -> Middleware:
     """The middleware running the three checks before any handler (and before the admin
     token check); ``respond(status, code, message)`` builds the error answer."""
+    from aiohttp import web
 
     @web.middleware
     async def guards_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
