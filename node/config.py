@@ -12,8 +12,9 @@ defaults. Every setting has the same name in all three places::
     --mine-to         TALLY_MINE_TO          mine_to      (none: no mining)
     --block-time      TALLY_BLOCK_TIME       block_time   (none: back to back when mining)
     --log-level       TALLY_LOG_LEVEL        log_level    info
-    --allow-host (r.) TALLY_ALLOW_HOST (a,b) allow_host   [] (only the bind address; loopback
-                                                             names when bound to loopback)
+    --allow-host NAME (repeat)
+                      TALLY_ALLOW_HOST (a,b) allow_host   [] (the bind address, and the loopback
+                                                          names when bound to loopback, always)
     --config          TALLY_CONFIG           -            (none)
 
 A wrong value anywhere is a ``ConfigError`` naming where it came from. This module reads the
