@@ -14,11 +14,12 @@ transaction builder come from ``tests.unit.test_mempool``.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 
 import pytest
 
-from consensus import OutPoint, Transaction, TxOut
+from consensus import OutPoint, Transaction, TxOut, ValidationError
 from consensus import errors as codes
 from node.mempool import P_MEMPOOL, Mempool, MempoolPolicy
 from tests.helpers import REGTEST, ChainBuilder, key, spend
@@ -326,3 +327,47 @@ def test_trimming_after_a_replacement_keeps_the_replaced_record() -> None:
     record = node.mp.replaced_by(original.txid())
     assert record is not None and record.by == replacement.txid()
     assert node.mp.replaced_by(low.txid()) is None
+
+
+# --- the index under a random workload ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_index_stays_exact_under_random_accepts_replacements_blocks_and_trims(
+    seed: int,
+) -> None:
+    """Seeded random mix of independent payments, children, grandchildren, replacements of
+    parents (taking their descendants) and of children, blocks mined from the template, all in a
+    small pool that trims often: after every step the package sums, the heap and the rest of the
+    bookkeeping agree with a recomputation from scratch."""
+    rng = random.Random(seed)
+    coins = list(base().coins)
+    node = Node(policy=MempoolPolicy(max_bytes=12 * at_rate([coins[0]], 1).size()))
+    spendable: list[Coin3] = []  # outputs of pool transactions (may be gone by now)
+    for step in range(200):
+        op = rng.random()
+        try:
+            if op < 0.35 and coins:
+                tx = at_rate([coins.pop()], rng.randint(1, 30), outputs=2)
+                node.mp.accept(tx)
+                spendable += [out(tx, 0), out(tx, 1)]
+            elif op < 0.65 and spendable:
+                parent_out = spendable.pop(rng.randrange(len(spendable)))
+                if parent_out[0].txid in node.mp.entries:
+                    tx = at_rate([parent_out], rng.randint(1, 40), outputs=2)
+                    node.mp.accept(tx)
+                    spendable += [out(tx, 0), out(tx, 1)]
+            elif op < 0.92 and node.mp.entries:
+                victim = rng.choice(list(node.mp.entries.values()))
+                coin = (victim.tx.inputs[0].prevout, victim.spent[0].output, base().coins[0][2])
+                rate = int(victim.fee_rate) + rng.randint(2, 40)
+                node.mp.accept(at_rate([coin], rate, extra=victim.fee + 1_000 * step))
+            elif node.mp.entries:
+                node.mine()
+        except ValidationError as err:
+            assert err.code in {
+                codes.MEMPOOL_FULL, codes.INSUFFICIENT_FEE, codes.TOO_LONG_MEMPOOL_CHAIN,
+                codes.TXN_MEMPOOL_CONFLICT, codes.BAD_TXNS_INPUTS_MISSINGORSPENT,
+            }, err  # fmt: skip
+        check_invariants(node.mp, node.store)
+        check_eviction_index(node.mp)
