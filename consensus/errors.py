@@ -68,6 +68,8 @@ INSUFFICIENT_FEE: Final = "insufficient-fee"
 MIN_RELAY_FEE_NOT_MET: Final = "min-relay-fee-not-met"
 MEMPOOL_FULL: Final = "mempool-full"
 TOO_LONG_MEMPOOL_CHAIN: Final = "too-long-mempool-chain"
+TX_SIZE: Final = "tx-size"
+"""Larger than the standard size (``consensus.policy.MAX_STANDARD_TX_SIZE``)."""
 COINBASE: Final = "coinbase"
 """A coinbase sent to the mempool (Bitcoin Core's code): it is only valid in a block."""
 
@@ -111,6 +113,7 @@ POLICY_CODES: Final = frozenset(
         MIN_RELAY_FEE_NOT_MET,
         MEMPOOL_FULL,
         TOO_LONG_MEMPOOL_CHAIN,
+        TX_SIZE,
         COINBASE,
     }
 )

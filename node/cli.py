@@ -1,7 +1,8 @@
 """``tally-node``: run a node, talk to a running one, or rebuild its chainstate (SPEC 3.6).
 
     tally-node run [--network N] [--datadir DIR] [--bind HOST] [--port N] [--peer URL]...
-                   [--mine-to ADDR] [--block-time S] [--config FILE] [--log-level L]
+                   [--mine-to ADDR] [--block-time S] [--allow-host NAME]...
+                   [--config FILE] [--log-level L]
     tally-node info | generate N --to ADDR | add-peer URL | stop     (client: reads the cookie)
     tally-node reindex                                               (offline)
 
@@ -47,6 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--peer", action="append", dest="peers", metavar="URL", default=[])
     run.add_argument("--mine-to", dest="mine_to", metavar="ADDR")
     run.add_argument("--block-time", dest="block_time", type=float, metavar="S")
+    run.add_argument(
+        "--allow-host",
+        action="append",
+        dest="allow_host",
+        metavar="NAME",
+        default=[],
+        help="also answer requests whose Host header is NAME (repeatable; e.g. a name that "
+        "points at this machine); default: only the bind address, plus localhost, 127.0.0.1 "
+        "and [::1] when bound to loopback [env TALLY_ALLOW_HOST, comma-separated]",
+    )
     for name, text in (
         ("info", "show a running node's state"),
         ("stop", "ask a running node to stop"),

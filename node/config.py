@@ -12,6 +12,9 @@ defaults. Every setting has the same name in all three places::
     --mine-to         TALLY_MINE_TO          mine_to      (none: no mining)
     --block-time      TALLY_BLOCK_TIME       block_time   (none: back to back when mining)
     --log-level       TALLY_LOG_LEVEL        log_level    info
+    --allow-host NAME (repeat)
+                      TALLY_ALLOW_HOST (a,b) allow_host   [] (the bind address, and the loopback
+                                                          names when bound to loopback, always)
     --config          TALLY_CONFIG           -            (none)
 
 A wrong value anywhere is a ``ConfigError`` naming where it came from. This module reads the
@@ -28,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from consensus import NETWORKS, NetworkParams, get_params
+from node.api.guards import normalize_host_name
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 SETTING_NAMES = (
@@ -39,6 +43,7 @@ SETTING_NAMES = (
     "mine_to",
     "block_time",
     "log_level",
+    "allow_host",
 )
 
 
@@ -56,6 +61,8 @@ class Settings:
     mine_to: str | None = None
     block_time: float | None = None
     log_level: str = "info"
+    allow_host: tuple[str, ...] = ()
+    """Extra names a request's ``Host`` may give (``node.api.guards``), normalized."""
 
     @property
     def params(self) -> NetworkParams:
@@ -102,6 +109,12 @@ def _convert(name: str, value: Any, source: str) -> Any:
             if isinstance(value, bool) or not seconds > 0:
                 raise ValueError("expected a positive number of seconds")
             return seconds
+        if name == "allow_host":
+            if isinstance(value, str):
+                value = [h for h in (v.strip() for v in value.split(",")) if h]
+            if not isinstance(value, list | tuple) or not all(isinstance(h, str) for h in value):
+                raise ValueError("expected a list of host names")
+            return tuple(normalize_host_name(h) for h in value)
         if name == "log_level":
             level = str(value).lower()
             if level not in LOG_LEVELS:

@@ -1,17 +1,26 @@
 """The mempool: valid unconfirmed transactions waiting for a block (SPEC 3.2).
 
 Job: accept transactions valid against the UTXO set plus the mempool itself, apply the relay
-policy (minimum fee rate, chain limits, replace-by-fee, a byte limit, expiry), keep transactions
-whose parents are unknown in a bounded orphan pool, follow the chain (remove what a block
-confirms or conflicts with; return still-valid transactions of disconnected blocks), and persist
-itself so a restart brings it back.
+policy (standard size, minimum fee rate, chain limits, replace-by-fee, a byte limit, expiry),
+keep transactions whose parents are unknown in a bounded orphan pool, follow the chain (remove
+what a block confirms or conflicts with; return still-valid transactions of disconnected
+blocks), and persist itself so a restart brings it back.
 
 Invariants:
 - Every entry is valid against the chain tip's UTXO set plus its in-mempool ancestors, as if
   mined in the next block; no two entries spend the same output.
-- Entries are kept in acceptance order, which is a topological order (parents first).
+- Entries are kept in a topological order (parents first): acceptance order, except that
+  entries put back after a refused attempt come last (``seq`` keeps the acceptance order).
 - Every entry has at most ``max_ancestors`` ancestors and descendants, itself included.
 - ``total_bytes`` <= ``max_bytes`` after every public call.
+- Every entry's ``desc_fee``/``desc_size`` are the sums over itself and its in-mempool
+  descendants (kept exactly on every add and remove), and the eviction heap holds, for every
+  entry, an item with its current descendant score (stale items are skipped when popped), so
+  evicting the lowest package costs O(log n), not a scan of the pool.
+- A refused transaction changes nothing: a ``mempool-full`` refusal puts back what the attempt
+  removed (the transactions it would have replaced and any package trimmed before it).
+- Recently replaced transactions are remembered (``replaced``), bounded in entries, bytes and
+  age, with the txid of the transaction that replaced each directly.
 - The persisted copy (key prefix ``m`` in the node's store) holds exactly the entries.
 
 Dependencies are injected: a ``ChainView`` of plain functions instead of the chainstate, the
@@ -21,6 +30,7 @@ for blocks is the miner's job (it reads ``entries``, ``ancestors`` and ``descend
 
 from __future__ import annotations
 
+import heapq
 import logging
 import time
 from collections import OrderedDict
@@ -41,6 +51,7 @@ from consensus import (
     verify_tx_inputs,
 )
 from consensus import errors as codes
+from consensus.policy import MAX_STANDARD_TX_SIZE
 from consensus.validation import SignatureVerifier
 from node.chainstate.events import BlockConnected, BlockDisconnected, ChainEvent, TipChanged
 from node.storage import KeyValueStore
@@ -63,6 +74,9 @@ class MempoolPolicy:
     max_descendants: int = 25
     max_replacements: int = 100
     max_orphans: int = 100
+    replaced_max_entries: int = 10_000
+    replaced_max_bytes: int = 10_000_000
+    replaced_max_age: int = 24 * 60 * 60
 
 
 @dataclass(frozen=True)
@@ -86,14 +100,38 @@ class MempoolEntry:
     spent: tuple[Coin, ...]
     parents: set[bytes] = field(default_factory=set)
     children: set[bytes] = field(default_factory=set)
+    seq: int = 0
+    """Acceptance order (a topological order: parents first); ties in eviction go oldest first."""
+    desc_fee: int = field(default=0, init=False)
+    desc_size: int = field(default=0, init=False)
+    """Fees and bytes of this entry plus its in-mempool descendants (the mempool keeps them)."""
+
+    def __post_init__(self) -> None:
+        self.desc_fee = self.fee
+        self.desc_size = self.size
 
     @property
     def fee_rate(self) -> float:
         return self.fee / self.size
 
+    @property
+    def descendant_score(self) -> float:
+        """Core's descendant score: the higher of its own fee rate and its package's, so a
+        parent whose child pays for it is not evicted for its own low rate."""
+        return max(self.fee / self.size, self.desc_fee / self.desc_size)
+
     def addresses(self) -> set[bytes]:
         """Public key hashes it pays or spends from."""
         return {o.pubkey_hash for o in self.tx.outputs} | {c.output.pubkey_hash for c in self.spent}
+
+
+@dataclass(frozen=True)
+class Replaced:
+    """A transaction that left the mempool because ``by`` (its direct replacer) took its place."""
+
+    entry: MempoolEntry
+    by: bytes
+    time: float
 
 
 @dataclass(frozen=True)
@@ -150,6 +188,12 @@ class Mempool:
         self._orphans: OrderedDict[bytes, Transaction] = OrderedDict()
         self._disconnected: list[Transaction] = []
         self._listeners: list[Callable[[MempoolEntry], None]] = []
+        self._seq = 0
+        self._heap: list[tuple[float, int, bytes]] = []
+        """Eviction candidates (descendant score, seq, txid); an item is current only while it
+        equals ``(entry.descendant_score, entry.seq, txid)`` of an entry in the pool."""
+        self.replaced: OrderedDict[bytes, Replaced] = OrderedDict()
+        self.replaced_bytes = 0
 
     # --- reading --------------------------------------------------------------------------------
 
@@ -187,6 +231,11 @@ class Mempool:
                 stack.extend(self.entries[t].children)
         return found
 
+    def replaced_by(self, txid: bytes) -> Replaced | None:
+        """The record of ``txid``'s recent replacement, if it is still remembered."""
+        self._forget_old_replacements()
+        return self.replaced.get(txid)
+
     def subscribe(self, listener: Callable[[MempoolEntry], None]) -> None:
         """Call ``listener(entry)`` for every newly accepted transaction (relay, miner)."""
         self._listeners.append(listener)
@@ -217,6 +266,11 @@ class Mempool:
         check_transaction(tx, self.params)
         if tx.is_coinbase():
             raise ValidationError(codes.COINBASE, "a coinbase is only valid in a block")
+        size = tx.size()
+        if size > MAX_STANDARD_TX_SIZE:
+            raise ValidationError(
+                codes.TX_SIZE, f"{size} bytes, more than the standard {MAX_STANDARD_TX_SIZE:,}"
+            )
         if self.chain.has_transaction(txid):
             raise ValidationError(codes.TXN_ALREADY_KNOWN, "already confirmed")
         next_height = self.chain.tip_height() + 1
@@ -258,7 +312,6 @@ class Mempool:
                 return AcceptResult(txid, "orphan")
 
         fee = verify_tx_inputs(tx, view, next_height, self.params, self._verify)
-        size = tx.size()
         if fee < policy.min_relay_fee_rate * size:
             raise ValidationError(
                 codes.MIN_RELAY_FEE_NOT_MET,
@@ -285,6 +338,7 @@ class Mempool:
                 )
 
         spent = tuple(view.get_coin(i.prevout) for i in tx.inputs)
+        self._seq += 1
         entry = MempoolEntry(
             tx,
             txid,
@@ -293,13 +347,25 @@ class Mempool:
             self._clock() if entry_time is None else entry_time,
             spent,  # type: ignore[arg-type]  # all present: checked above
             parents,
+            seq=self._seq,
         )
-        for victim in evicted:
-            self._remove_entry(victim)
+        replaced = self._remove_entries(evicted)
         self._add_entry(entry)
-        if evicted:
-            log.info("%s replaced %d transaction(s)", txid[::-1].hex(), len(evicted))
-        self._trim_to_size(txid)
+        trimmed = self._trim_to_size()
+        if txid not in self.entries:
+            # Trimmed away itself (or with an ancestor's package): refuse, and undo everything
+            # this attempt removed, so that a refusal changes nothing.
+            self._restore([e for e in replaced + trimmed if e.txid != txid])
+            raise ValidationError(codes.MEMPOOL_FULL, "fee rate too low for a full mempool")
+        if trimmed:
+            log.info("mempool full: evicted %d transaction(s)", len(trimmed))
+        if replaced:
+            log.info(
+                "%s replaced %s",
+                txid[::-1].hex(),
+                ", ".join(e.txid[::-1].hex() for e in replaced),
+            )
+            self._remember_replaced(replaced, txid)
         for listener in self._listeners:
             listener(entry)
         return AcceptResult(txid, "accepted", fee, tuple(evicted))
@@ -336,12 +402,21 @@ class Mempool:
             self.by_address.setdefault(pkh, set()).add(entry.txid)
         self.total_bytes += entry.size
         self.total_fee += entry.fee
+        self._push(entry)
+        for ancestor in self.ancestors(entry.txid):
+            a = self.entries[ancestor]
+            a.desc_fee += entry.fee
+            a.desc_size += entry.size
+            self._push(a)
 
     def _remove_entry(self, txid: bytes) -> MempoolEntry | None:
         """Remove one entry (not its descendants, which the caller handles)."""
-        entry = self.entries.pop(txid, None)
+        entry = self.entries.get(txid)
         if entry is None:
             return None
+        ancestors = self.ancestors(txid)
+        leaf = not any(c in self.entries for c in entry.children)
+        del self.entries[txid]
         for parent in entry.parents:
             if parent in self.entries:
                 self.entries[parent].children.discard(txid)
@@ -359,39 +434,104 @@ class Mempool:
                     del self.by_address[pkh]
         self.total_bytes -= entry.size
         self.total_fee -= entry.fee
+        for ancestor in ancestors:
+            a = self.entries[ancestor]
+            if leaf:  # only its own share leaves each ancestor's package
+                a.desc_fee -= entry.fee
+                a.desc_size -= entry.size
+            else:  # its children stay but may no longer descend from this ancestor
+                package = [a, *(self.entries[d] for d in self.descendants(ancestor))]
+                a.desc_fee = sum(e.fee for e in package)
+                a.desc_size = sum(e.size for e in package)
+            self._push(a)
         if self._store is not None:
             self._store.delete(P_MEMPOOL + txid)
         return entry
+
+    def _remove_entries(self, txids: Iterable[bytes]) -> list[MempoolEntry]:
+        """Remove ``txids`` newest first (children before parents: every removal is of a leaf
+        of what remains, the cheap case); return the removed entries, newest first."""
+        present = sorted(
+            (self.entries[t] for t in set(txids) if t in self.entries),
+            key=lambda e: e.seq,
+            reverse=True,
+        )
+        for e in present:
+            self._remove_entry(e.txid)
+        return present
 
     def remove_with_descendants(self, txid: bytes) -> list[bytes]:
         """Remove ``txid`` and everything that spends from it; return what was removed."""
         if txid not in self.entries:
             return []
-        victims = [txid, *self.descendants(txid)]
-        for victim in victims:
-            self._remove_entry(victim)
-        return victims
+        return [e.txid for e in self._remove_entries([txid, *self.descendants(txid)])]
 
-    def _trim_to_size(self, new_txid: bytes) -> None:
-        """Evict the lowest fee-rate packages (a transaction with its descendants) until the
-        pool fits; refuse the new transaction with ``mempool-full`` if it is evicted itself."""
-        evicted_new = False
+    def _restore(self, removed: Iterable[MempoolEntry]) -> None:
+        """Put back entries removed by a refused attempt, oldest first (parents first), with
+        their links and package sums rebuilt from what is in the pool."""
+        for e in sorted(removed, key=lambda e: e.seq):
+            e.parents = {i.prevout.txid for i in e.tx.inputs if i.prevout.txid in self.entries}
+            e.children = set()
+            e.desc_fee, e.desc_size = e.fee, e.size
+            self._add_entry(e)
+
+    # --- eviction -------------------------------------------------------------------------------
+
+    def _push(self, entry: MempoolEntry) -> None:
+        """Record ``entry``'s current descendant score on the heap (older items go stale)."""
+        heapq.heappush(self._heap, (entry.descendant_score, entry.seq, entry.txid))
+        if len(self._heap) > 2 * len(self.entries) + 1_000:
+            self._heap = [(e.descendant_score, e.seq, t) for t, e in self.entries.items()]
+            heapq.heapify(self._heap)
+
+    def _pop_lowest(self) -> bytes | None:
+        """The txid of the entry with the lowest descendant score (oldest first on ties)."""
+        while self._heap:
+            score, seq, txid = heapq.heappop(self._heap)
+            entry = self.entries.get(txid)
+            if entry is not None and entry.seq == seq and entry.descendant_score == score:
+                return txid
+        return None
+
+    def _trim_to_size(self) -> list[MempoolEntry]:
+        """Evict the lowest descendant-score packages (a transaction with its descendants)
+        until the pool fits; return what was evicted, newest first within each package."""
+        evicted: list[MempoolEntry] = []
         while self.total_bytes > self.policy.max_bytes and self.entries:
-            worst = min(self.entries, key=self._eviction_score)
-            removed = self.remove_with_descendants(worst)
-            log.info("mempool full: evicted %d transaction(s)", len(removed))
-            if new_txid in removed:
-                evicted_new = True
-        if evicted_new:
-            raise ValidationError(codes.MEMPOOL_FULL, "fee rate too low for a full mempool")
+            worst = self._pop_lowest()
+            if worst is None:  # cannot happen while entries exist: every entry has an item
+                raise AssertionError("eviction heap out of step with the entries")
+            evicted += self._remove_entries([worst, *self.descendants(worst)])
+        return evicted
 
-    def _eviction_score(self, txid: bytes) -> float:
-        """Core's descendant score: the higher of its own fee rate and its package's, so a
-        parent whose child pays for it is not evicted for its own low rate."""
-        entry = self.entries[txid]
-        package = [entry] + [self.entries[d] for d in self.descendants(txid)]
-        package_rate = sum(e.fee for e in package) / sum(e.size for e in package)
-        return max(entry.fee_rate, package_rate)
+    # --- recent replacements --------------------------------------------------------------------
+
+    def _remember_replaced(self, removed: Iterable[MempoolEntry], by: bytes) -> None:
+        """Remember ``removed`` as replaced by ``by`` (bounded: entries, bytes, age)."""
+        now = self._clock()
+        for e in removed:
+            old = self.replaced.pop(e.txid, None)
+            if old is not None:
+                self.replaced_bytes -= old.entry.size
+            self.replaced[e.txid] = Replaced(e, by, now)
+            self.replaced_bytes += e.size
+        policy = self.policy
+        while self.replaced and (
+            len(self.replaced) > policy.replaced_max_entries
+            or self.replaced_bytes > policy.replaced_max_bytes
+        ):
+            _, gone = self.replaced.popitem(last=False)
+            self.replaced_bytes -= gone.entry.size
+        self._forget_old_replacements(now)
+
+    def _forget_old_replacements(self, now: float | None = None) -> None:
+        limit = (self._clock() if now is None else now) - self.policy.replaced_max_age
+        while self.replaced:
+            oldest = next(iter(self.replaced.values()))
+            if oldest.time >= limit:
+                break
+            self.replaced.popitem(last=False)
+            self.replaced_bytes -= oldest.entry.size
 
     # --- orphans --------------------------------------------------------------------------------
 

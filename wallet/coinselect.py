@@ -35,7 +35,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from consensus import MAX_BLOCK_SIZE, MAX_MONEY, TxOut
+from consensus import MAX_MONEY, TxOut
+from consensus.policy import MAX_STANDARD_TX_SIZE
 
 PUBKEY_SIZE = 33
 SIGNATURE_SIZE = 64
@@ -45,8 +46,8 @@ TX_VERSION = 1
 TX_LOCKTIME = 0
 DUST_LIMIT = 1_000
 """Change below this many base units is never made (it goes to the fee)."""
-MAX_TX_SIZE = MAX_BLOCK_SIZE
-"""A transaction must fit in a block."""
+MAX_TX_SIZE = MAX_STANDARD_TX_SIZE
+"""A transaction a node accepts and relays (``tx-size`` beyond: the node's standard size)."""
 
 
 class SelectionError(Exception):
@@ -263,7 +264,8 @@ def select_coins(
             if size > MAX_TX_SIZE:
                 raise SelectionError(
                     f"the transaction would need {len(chosen)} inputs and {size} bytes, more than "
-                    f"a block holds; send a smaller amount first to consolidate coins"
+                    f"a node relays ({MAX_TX_SIZE:,}); send a smaller amount first to consolidate "
+                    "coins"
                 )
             fee = fee_of(size)
             if total_in >= total_out + fee:

@@ -397,6 +397,11 @@ class Wallet:
             if err.status == 404:
                 raise WalletError(f"the node does not know transaction {txid}") from None
             raise
+        replaced_by = original["status"].get("replaced_by")
+        if replaced_by:
+            raise WalletError(
+                f"transaction {txid} was already replaced by {replaced_by}; bump that one"
+            )
         if original["status"]["confirmed"]:
             raise WalletError(
                 f"transaction {txid} is already confirmed (block "
@@ -512,6 +517,8 @@ class Wallet:
                         f"transaction {txid} is no longer known to the node (replaced or evicted)"
                     ) from None
                 raise
+            if status.get("replaced_by"):
+                raise WalletError(f"transaction {txid} was replaced by {status['replaced_by']}")
             count = int(status["confirmations"]) if status["confirmed"] else 0
             if count != shown:
                 progress(count)

@@ -168,9 +168,8 @@ class Accounts:
         mine: set[bytes] = set()
         for a in used:
             mine.update(self.views.mempool.by_address.get(a.pubkey_hash, ()))
-        if not mine:
-            return []
-        return [t for t in reversed(self.views.mempool.entries) if t in mine]
+        entries = self.views.mempool.entries
+        return sorted(mine, key=lambda t: entries[t].seq, reverse=True)
 
     def txs(self, xpub: ExtendedPublicKey, after_txid: bytes | None) -> list[dict[str, Any]]:
         """Newest first: unconfirmed, then confirmed; ``TXS_PAGE`` a page after ``after_txid``."""

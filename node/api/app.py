@@ -3,11 +3,14 @@
 Handlers are thin: parse and check the request, call one service method or view (on the state
 thread), shape the answer. Every error has the shape ``{"error": {"code", "message"}}``: the
 reject code for a refused transaction or block, otherwise the HTTP reason as a slug
-(``bad-request``, ``not-found``, ``unauthorized``, ``payload-too-large``). Bad input never
-produces a 500: anything unexpected is logged and answered as one, which the tests treat as a bug.
+(``bad-request``, ``not-found``, ``unauthorized``, ``forbidden``, ``payload-too-large``,
+``unsupported-media-type``). Bad input never produces a 500: anything unexpected is logged and
+answered as one, which the tests treat as a bug.
 
 Limits: request bodies are capped at ``MAX_BODY`` bytes (413 beyond); ``POST /txs`` takes at most
 1,000 transactions. Admin routes need ``Authorization: Bearer <token>`` (the cookie's token).
+Before any of that, ``node.api.guards`` refuses a foreign ``Host`` or ``Origin`` (403) and a
+body that is neither JSON nor msgpack (415), on every route, P2P included.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from consensus import (
     decode_xpub,
 )
 from node.api.accounts import Accounts, AccountTooLargeError
+from node.api.guards import HostPolicy, make_guards_middleware
 from node.api.openapi import openapi_document
 from node.api.qr import address_qr_svg
 from node.api.views import NotFoundError, Views
@@ -56,6 +60,7 @@ SERVICE: web.AppKey[NodeService] = web.AppKey("service", NodeService)
 _REASONS = {
     400: "bad-request",
     401: "unauthorized",
+    403: "forbidden",
     404: "not-found",
     405: "method-not-allowed",
     413: "payload-too-large",
@@ -187,7 +192,8 @@ async def read_object(request: web.Request) -> dict[str, Any]:
 
 
 def is_msgpack(request: web.Request) -> bool:
-    return request.content_type in (MSGPACK, "application/x-msgpack", "application/octet-stream")
+    """The guards let only JSON and msgpack bodies through (``node.api.guards``)."""
+    return request.content_type == MSGPACK
 
 
 async def read_raw_object(request: web.Request) -> bytes:
@@ -239,8 +245,12 @@ def text_response(text: str) -> web.Response:
 
 
 def make_app(service: NodeService) -> web.Application:
+    s = service.settings
+    guards = make_guards_middleware(
+        HostPolicy.for_bind(s.bind, s.port, s.allow_host), error_response
+    )
     app = web.Application(
-        client_max_size=MAX_BODY, middlewares=[errors_middleware, admin_middleware]
+        client_max_size=MAX_BODY, middlewares=[errors_middleware, guards, admin_middleware]
     )
     app[SERVICE] = service
     views: Views = service.views

@@ -142,9 +142,17 @@ def errors(*statuses: int) -> dict[str, Schema]:
         403: "Forbidden",
         404: "NotFound",
         413: "PayloadTooLarge",
+        415: "UnsupportedMediaType",
         429: "TooManyRequests",
     }
     return {str(s): {"$ref": f"#/components/responses/{names[s]}"} for s in statuses}
+
+
+def guarded(responses: dict[str, Schema], has_body: bool) -> dict[str, Schema]:
+    """Add what ``node.api.guards`` answers on every route: 403 for a foreign ``Host`` (or a
+    state-changing request from a foreign ``Origin``), and 415 where a body is taken."""
+    extra = errors(403, 415) if has_body else errors(403)
+    return {**responses, **{k: v for k, v in extra.items() if k not in responses}}
 
 
 def path_param(name: str, schema: Schema, description: str) -> Schema:
@@ -187,7 +195,7 @@ def operation(
         op["requestBody"] = body
     if admin:
         op["security"] = [{"adminToken": []}]
-    op["responses"] = responses
+    op["responses"] = guarded(responses, body is not None)
     return op
 
 
@@ -200,9 +208,8 @@ def raw_body(what: str, msgpack_schema: Schema, json_schema: Schema) -> Schema:
     return {
         "required": True,
         "description": (
-            f"{what}: an `application/msgpack` body (also accepted as `application/x-msgpack` "
-            "or `application/octet-stream`, and when no content type is given), or JSON. "
-            "At most 4 MB (413 beyond)."
+            f"{what}: an `application/msgpack` body, or `application/json` (415 for any other "
+            "content type, or none). At most 4 MB (413 beyond)."
         ),
         "content": {MSGPACK: {"schema": msgpack_schema}, JSON: {"schema": json_schema}},
     }
@@ -323,8 +330,8 @@ def component_schemas() -> dict[str, Schema]:
             {"address": ref("Address"), "amount": amount(), "spent": boolean()},
         ),
         "TxStatus": {
-            "description": "Where the transaction is: in a block of the best chain, or in the "
-            "mempool (then every block field is null).",
+            "description": "Where the transaction is: in a block of the best chain, in the "
+            "mempool (then every block field is null), or replaced recently.",
             "oneOf": [
                 obj(
                     "Confirmed.",
@@ -345,6 +352,13 @@ def component_schemas() -> dict[str, Schema]:
                         "block_time": {"type": "null"},
                         "confirmations": const(0),
                     },
+                ),
+                obj(
+                    "Replaced recently (RBF, bump-fee): no longer in the mempool; `replaced_by` "
+                    "is the txid of the transaction that replaced it directly (if that was "
+                    "replaced in turn, ask for its status). Remembered for 24 hours, the newest "
+                    "10,000 (10 MB), and not across a restart; after that the txid is a 404.",
+                    {"confirmed": const(False), "replaced_by": hash_},
                 ),
             ],
         },
@@ -589,7 +603,16 @@ def component_responses() -> dict[str, Schema]:
         "PayloadTooLarge": error(
             "The body is larger than 4 MB, or than a `/p2p/` route's limit (`payload-too-large`)."
         ),
-        "Forbidden": error("A `/p2p/` request from a banned peer (`banned`)."),
+        "Forbidden": error(
+            "A `Host` header that does not name this node (DNS rebinding), or a POST whose "
+            "`Origin` is not the node's own (cross-site): `forbidden`, on every route, before "
+            "anything else; or a `/p2p/` request from a banned peer (`banned`)."
+        ),
+        "UnsupportedMediaType": error(
+            "A body that is not `application/json` (`charset=utf-8` allowed) or "
+            "`application/msgpack`; on `/p2p/`, not `application/msgpack` "
+            "(`unsupported-media-type`)."
+        ),
         "TooManyRequests": error(
             "A `/p2p/` peer over its rate: 200 requests a second, bursts of 2,000 "
             "(`too-many-requests`)."
@@ -735,7 +758,7 @@ def tx_paths() -> dict[str, Schema]:
     return {
         API + "/tx/{txid}": tx_get(
             "getTx",
-            "A transaction, confirmed or in the mempool",
+            "A transaction, confirmed, in the mempool or replaced recently",
             ok("The transaction.", ref("Transaction")),
         ),
         API + "/tx/{txid}/status": tx_get(
@@ -1293,9 +1316,12 @@ DESCRIPTION = """\
 The HTTP API of a Tally node (SPEC 3.5). Amounts are integers in base units; hashes and txids \
 are display hex (64 characters, byte-reversed as Bitcoin shows them); times are Unix seconds.
 
-Errors are `{"error": {"code", "message"}}` with status 400, 401, 404 or 413 (and 403 or 429 \
+Errors are `{"error": {"code", "message"}}` with status 400, 401, 403, 404, 413, 415 (and 429 \
 on `/p2p/`); `code` is the reject code of a refused transaction or block, otherwise the HTTP \
-reason as a slug. Bad input never produces a 500.
+reason as a slug. Bad input never produces a 500. Every route answers 403 `forbidden` to a \
+`Host` that does not name the node (its bind address and port; `localhost`, `127.0.0.1`, \
+`[::1]` when bound to loopback; names given with `--allow-host`) and to a POST from a foreign \
+`Origin`; a body must be `application/json` or `application/msgpack` (415 otherwise).
 
 Admin routes need `Authorization: Bearer <token>`, the token written at start-up to \
 `<datadir>/.cookie` as `__cookie__:<token>`. Request bodies are at most 4 MB; `POST /txs` takes \

@@ -7,6 +7,7 @@ Every function here is a query: it reads, never writes, and runs on the node's s
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import dropwhile, islice
@@ -49,6 +50,7 @@ class FoundTx:
     spent: tuple[Coin, ...] | None  # coins its inputs spent (empty for a coinbase), None: unknown
     entry: BlockIndexEntry | None  # its block on the active chain, None if in the mempool
     position: int
+    replaced_by: bytes | None = None  # not in the mempool: recently replaced by this txid
 
 
 class Views:
@@ -87,6 +89,9 @@ class Views:
             return FoundTx(pooled.tx, pooled.spent, None, -1)
         found = self.chain.get_transaction(txid)
         if found is None:
+            replaced = self.mempool.replaced_by(txid)
+            if replaced is not None:
+                return FoundTx(replaced.entry.tx, replaced.entry.spent, None, -1, replaced.by)
             raise NotFoundError(f"transaction {display(txid)} not found")
         tx, entry, position = found
         spent: tuple[Coin, ...] = ()
@@ -193,6 +198,9 @@ class Views:
     # --- transactions ---------------------------------------------------------------------------
 
     def tx_status(self, found: FoundTx) -> dict[str, Any]:
+        if found.replaced_by is not None:
+            # The direct replacer only: a client follows the chain if that was replaced too.
+            return {"confirmed": False, "replaced_by": display(found.replaced_by)}
         if found.entry is None:
             return {
                 "confirmed": False,
@@ -374,7 +382,8 @@ class Views:
     def _mempool_txids_for(self, pubkey_hash: bytes) -> list[bytes]:
         """Newest first (acceptance order reversed)."""
         txids = self.mempool.by_address.get(pubkey_hash, set())
-        return [t for t in reversed(self.mempool.entries) if t in txids]
+        entries = self.mempool.entries
+        return sorted(txids, key=lambda t: entries[t].seq, reverse=True)
 
     def address_txs(self, pubkey_hash: bytes, after_txid: bytes | None) -> list[dict[str, Any]]:
         """Newest first: unconfirmed, then confirmed; 25 a page, after ``after_txid``."""
@@ -462,8 +471,10 @@ class Views:
         }
 
     def mempool_txids(self, after: bytes | None = None) -> list[str]:
-        """Txids in the order the mempool took them, ``MEMPOOL_TXIDS_PAGE`` at most, strictly
-        after ``after`` (``NotFoundError`` if that txid is not in the mempool)."""
+        """Txids in the mempool's own order (acceptance order, but that a transaction put back
+        after a refused replacement moves to the end), ``MEMPOOL_TXIDS_PAGE`` at most, strictly
+        after ``after`` (``NotFoundError`` if that txid is not in the mempool). Stable while the
+        mempool does not change, and no sort: a page costs what it returns."""
         entries: Iterator[bytes] = iter(self.mempool.entries)
         if after is not None:
             if after not in self.mempool.entries:
@@ -473,10 +484,10 @@ class Views:
         return [display(t) for t in islice(entries, MEMPOOL_TXIDS_PAGE)]
 
     def mempool_recent(self) -> list[dict[str, Any]]:
-        recent = list(self.mempool.entries.values())[-MEMPOOL_RECENT:]
+        recent = heapq.nlargest(MEMPOOL_RECENT, self.mempool.entries.values(), key=lambda e: e.seq)
         return [
             {"txid": display(e.txid), "fee": e.fee, "size": e.size, "value": e.tx.total_out()}
-            for e in reversed(recent)
+            for e in recent
         ]
 
     # --- other ----------------------------------------------------------------------------------
@@ -497,7 +508,11 @@ class Views:
                 entry = self.chain.get_entry(h)
                 if entry is not None and entry.have_data:
                     return {"type": "block", "id": q.lower(), "height": entry.height}
-                if h in self.mempool or self.chain.get_tx_location(h) is not None:
+                if (
+                    h in self.mempool
+                    or self.chain.get_tx_location(h) is not None
+                    or self.mempool.replaced_by(h) is not None
+                ):
                     return {"type": "tx", "id": q.lower()}
         try:
             decode_address(q, self.params)

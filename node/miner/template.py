@@ -29,12 +29,15 @@ from consensus import (
     block_merkle_root,
     block_subsidy,
 )
+from consensus.policy import MAX_STANDARD_TX_SIZE
 from node.chainstate import Chainstate
 from node.mempool import Mempool, MempoolEntry
 
 BLOCK_VERSION = 1
 COINBASE_RESERVE = 1_000
 """Bytes kept free for the header, the coinbase and the block's own encoding overhead."""
+if MAX_STANDARD_TX_SIZE > MAX_BLOCK_SIZE - COINBASE_RESERVE:  # pragma: no cover - constants
+    raise RuntimeError("every standard transaction must fit in a template beside the coinbase")
 COINBASE_TAG = b"/tally/"
 
 

@@ -84,6 +84,7 @@ POLICY_TX_CODES = {
     codes.MIN_RELAY_FEE_NOT_MET,
     codes.MEMPOOL_FULL,
     codes.TOO_LONG_MEMPOOL_CHAIN,
+    codes.TX_SIZE,  # policy, not validity: a node with another limit may relay it
     codes.BAD_TXNS_INPUTS_MISSINGORSPENT,  # may be a race with a block, not malice
     codes.BAD_TXNS_NONFINAL,
     codes.BAD_TXNS_PREMATURE_SPEND_OF_COINBASE,

@@ -54,6 +54,7 @@ from consensus import (
 )
 from node.api.app import make_app
 from node.api.openapi import openapi_document
+from node.config import Settings
 from node.p2p.messages import PROTOCOL_VERSION
 from tests.functional.node_process import NodeProcess, address_of
 from tests.helpers import key, mine_block, spend
@@ -200,7 +201,7 @@ def app_routes() -> set[tuple[str, str]]:
     ``make_app`` only keeps a reference to the service, so a stand-in is enough to build the
     real router.
     """
-    stand_in = SimpleNamespace(views=None, call=None, p2p=None)
+    stand_in = SimpleNamespace(views=None, call=None, p2p=None, settings=Settings(port=1))
     app = make_app(cast(Any, stand_in))
     routes = set()
     for route in app.router.routes():

@@ -284,7 +284,11 @@ def test_bump_fee_replaces_a_stuck_transaction(env: Env, alice: Person, bob: Per
     assert payments == [(bob.account.address(RECEIVE, 1), 150_000_000)]
 
     assert env.node.get(f"{API}/tx/{bumped['txid']}/status").json()["confirmed"] is True
-    assert env.node.get(f"{API}/tx/{stuck['txid']}").status == 404
+    replaced = env.node.get(f"{API}/tx/{stuck['txid']}")  # remembered as replaced (issue 15.7)
+    assert replaced.status == 200
+    assert replaced.json()["status"] == {"confirmed": False, "replaced_by": bumped["txid"]}
+    line = env.fails(alice.path, "bump-fee", stuck["txid"])
+    assert f"already replaced by {bumped['txid']}" in line
     bob_after = balance(env, bob)
     assert bob_after["confirmed"] == bob_before["confirmed"] + 150_000_000
     assert bob_after["unconfirmed"] == 0

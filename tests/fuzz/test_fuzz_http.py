@@ -202,6 +202,8 @@ JSON_TYPES = [
     "",
     None,
 ]
+ACCEPTED_TYPES = {"application/msgpack", "application/json", "application/json; charset=utf-8"}
+"""What a body may declare (SPEC 3.5); any other type gets 415 ``unsupported-media-type``."""
 json_values: SearchStrategy[Any] = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
     lambda kids: (
@@ -491,7 +493,11 @@ class Env:
         if body is not None and body.content_type is not None:
             all_headers["Content-Type"] = body.content_type
         data = None if body is None else body.data
-        return http(self.node.url + path, method, data, all_headers, timeout=TIMEOUT)
+        r = http(self.node.url + path, method, data, all_headers, timeout=TIMEOUT)
+        if data and (body is None or body.content_type not in ACCEPTED_TYPES):
+            # SPEC 3.5: any other declared type (or none: urllib then sends a form type) is 415.
+            assert r.status == 415, f"{method} {path} {body!r}: HTTP {r.status} {r.body[:200]!r}"
+        return r
 
     def admin(self, path: str, body: Body) -> Response:
         return self.request("POST", path, body, {"Authorization": f"Bearer {self.token}"})
@@ -505,14 +511,18 @@ def check(r: Response, what: str, codes: set[str], answer: str | None = None) ->
     """Never a 5xx; errors in the documented shape; answers in their format."""
     assert r.status < 500, f"{what}: HTTP {r.status} {r.body[:300]!r}"
     if r.status >= 400:
-        allowed = {400, 401, 404, 413} | ({403, 429} if answer else set())
+        allowed = {400, 401, 404, 413, 415} | ({403, 429} if answer else set())
         assert r.status in allowed, f"{what}: HTTP {r.status} {r.body[:300]!r}"
         assert r.headers.get("Content-Type", "").startswith("application/json"), r.headers
         error = json.loads(r.body)
         assert list(error) == ["error"] and sorted(error["error"]) == ["code", "message"], error
         code, message = error["error"]["code"], error["error"]["message"]
         assert isinstance(code, str) and isinstance(message, str), error
-        assert code in codes | {"unauthorized"}, f"{what}: undocumented code {code!r}"
+        if r.status == 415:
+            assert code == "unsupported-media-type", error
+        assert code in codes | {"unauthorized", "unsupported-media-type"}, (
+            f"{what}: undocumented code {code!r}"
+        )
         return None
     assert r.status == 200, f"{what}: HTTP {r.status}"
     if answer is not None:
@@ -697,7 +707,9 @@ def test_fuzz_admin_without_token(
         auth = auth + "x"
     headers = {} if auth is None else {"Authorization": auth}
     r = env.request("POST", f"{API}/admin/{route}", body, headers)
-    assert r.status == 401, (r.status, r.body[:300])
+    # A body of another type is refused (415) before the token is looked at (SPEC 3.5).
+    expected = 415 if body.data and body.content_type not in ACCEPTED_TYPES else 401
+    assert r.status == expected, (r.status, r.body[:300])
     check(r, f"POST /admin/{route} without the token", set())
 
 
