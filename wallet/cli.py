@@ -59,7 +59,14 @@ from wallet.keys import (
     new_mnemonic,
     normalize_mnemonic,
 )
-from wallet.service import SendResult, Wallet, WalletError, fee_rate_of, parse_address
+from wallet.service import (
+    FEE_TARGET,
+    SendResult,
+    Wallet,
+    WalletError,
+    fee_rate_of,
+    parse_address,
+)
 
 PROG = "tally-wallet"
 PASSWORD_ENV = "TALLY_WALLET_PASSWORD"  # noqa: S105 - the variable's name, not a password
@@ -78,35 +85,100 @@ class UsageError(Exception):
 # --- arguments -----------------------------------------------------------------------------------
 
 
+ENVIRONMENT = f"""\
+environment:
+  {NETWORK_ENV:<31}the network when --network is not given (default: main)
+  {NODE_ENV:<31}the node's URL when --node is not given
+  {PASSWORD_ENV:<31}the wallet password (instead of the prompt)
+  {PASSPHRASE_ENV:<31}the BIP39 passphrase (instead of the prompt)
+  {DEBUG_ENV:<31}1: a traceback for an unexpected error"""
+"""The epilog of every ``tally-wallet`` command (as ``bitcoind -help`` ends with its settings)."""
+
+
 def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
     """The global options; on subcommands with SUPPRESS defaults so either position works."""
     d: dict[str, Any] = {"default": argparse.SUPPRESS} if suppress else {}
-    parser.add_argument("--wallet", metavar="FILE", help="wallet file", **d)
-    parser.add_argument("--node", metavar="URL", help="the node's HTTP API", **d)
-    parser.add_argument("--network", choices=sorted(NETWORKS), help="main, test or regtest", **d)
-    parser.add_argument("--json", action="store_true", help="one JSON document on stdout", **d)
-    parser.add_argument("--password-file", metavar="F", help="read the password from F", **d)
+    parser.add_argument(
+        "--wallet",
+        metavar="FILE",
+        help="the wallet file (default: ~/.tally/wallet-<network>.json)",
+        **d,
+    )
+    parser.add_argument(
+        "--node",
+        metavar="URL",
+        help=f"the node's root URL, e.g. http://127.0.0.1:18944 (default: ${NODE_ENV}, else "
+        "http://127.0.0.1:<the network's port>)",
+        **d,
+    )
+    parser.add_argument(
+        "--network",
+        choices=sorted(NETWORKS),
+        help=f"main, test or regtest (default: ${NETWORK_ENV}, else main; an existing "
+        "wallet file's own network wins)",
+        **d,
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON document on stdout, amounts in base units (default: tables)",
+        **d,
+    )
+    parser.add_argument(
+        "--password-file",
+        metavar="F",
+        help=f"read the password from F's first line (default: ${PASSWORD_ENV}, else a prompt)",
+        **d,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=PROG, description="Tally wallet: keys, balances and payments, talking to a node."
+        prog=PROG,
+        description="Tally wallet: keys, balances and payments, talking to a node.",
+        epilog=ENVIRONMENT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _common(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=ENVIRONMENT,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         _common(p, suppress=True)
         return p
 
     p = command("create", "create a new wallet and show its mnemonic once")
-    p.add_argument("--words", type=int, choices=sorted(WORD_COUNTS), default=12)
-    p.add_argument("--bip39-passphrase", action="store_true", help="also use a BIP39 passphrase")
+    p.add_argument(
+        "--words",
+        type=int,
+        choices=sorted(WORD_COUNTS),
+        default=12,
+        help="length of the mnemonic (default: 12)",
+    )
+    p.add_argument(
+        "--bip39-passphrase",
+        action="store_true",
+        help=f"also use a BIP39 passphrase (from ${PASSPHRASE_ENV} or a prompt; default: none)",
+    )
     p = command("restore", "restore a wallet from its mnemonic (stdin or prompt)")
-    p.add_argument("--bip39-passphrase", action="store_true", help="the wallet has a passphrase")
+    p.add_argument(
+        "--bip39-passphrase",
+        action="store_true",
+        help=f"the wallet has a BIP39 passphrase (from ${PASSPHRASE_ENV} or a prompt; "
+        "default: none)",
+    )
     p = command("address", "show the current receive address")
-    p.add_argument("--new", action="store_true", help="hand out a fresh receive address")
+    p.add_argument(
+        "--new",
+        action="store_true",
+        help="hand out a fresh receive address (default: show the current one)",
+    )
     command("balance", "confirmed, unconfirmed and immature balance")
     for name, text in (
         ("send", "send TLY to one or more addresses"),
@@ -114,11 +186,23 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         p = command(name, text)
         if name == "send":
-            p.add_argument("pairs", nargs="+", metavar="ADDRESS AMOUNT", help="recipients")
+            p.add_argument(
+                "pairs",
+                nargs="+",
+                metavar="ADDRESS AMOUNT",
+                help="recipients and amounts in TLY (1.5), as many pairs as wanted",
+            )
         else:
-            p.add_argument("txid", metavar="TXID")
-        p.add_argument("--fee-rate", metavar="R", help="base units per byte (default: estimate)")
-        p.add_argument("--dry-run", action="store_true", help="build and sign, do not send")
+            p.add_argument("txid", metavar="TXID", help="the unconfirmed transaction to replace")
+        p.add_argument(
+            "--fee-rate",
+            metavar="R",
+            help=f"base units per byte (default: the node's estimate for {FEE_TARGET} blocks, "
+            "at least 1)",
+        )
+        p.add_argument(
+            "--dry-run", action="store_true", help="build and sign, do not send (default: send)"
+        )
         p.add_argument(
             "--wait",
             nargs="?",
@@ -126,7 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
             const=1,
             default=None,
             metavar="N",
-            help="wait for N confirmations (default 1)",
+            help="after sending, wait for N confirmations (N default 1; without --wait: "
+            "do not wait)",
         )
     p = command("history", "the wallet's transactions, newest first")
     p.add_argument(
