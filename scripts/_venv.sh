@@ -1,6 +1,6 @@
-# Sourced by scripts/test.sh, scripts/devnet.sh and scripts/fuzz.sh: make .venv if missing and
-# install Tally into it (again only when pyproject.toml changed). EXTRAS="[test]" adds the test
-# dependencies; an install with them also serves a plain one.
+# Sourced by scripts/test.sh, scripts/devnet.sh, scripts/install.sh and scripts/fuzz.sh: make
+# .venv if missing and install Tally into it (again only when pyproject.toml changed).
+# EXTRAS="[test]" adds the test dependencies; an install with them also serves a plain one.
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     echo "== creating .venv with $($PYTHON --version)"
