@@ -135,6 +135,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class BadRequestFilter(logging.Filter):
+    """aiohttp logs a request it cannot parse (a URL over 8 KiB, a bad request line) as an ERROR
+    with a traceback, though it answers 400 and the fault is the client's: make it one line at
+    debug level ("bad request from ...: what was wrong"), shown only with ``--log-level debug``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is None:
+            return True
+        from aiohttp.http_exceptions import HttpProcessingError
+
+        if not isinstance(exc, HttpProcessingError) or not 400 <= (exc.code or 0) < 500:
+            return True
+        what = " ".join(str(exc.message).split())[:200]
+        try:
+            where = record.getMessage().replace("Error handling request", "bad request")
+        except (TypeError, ValueError):
+            where = "bad request"
+        record.msg, record.args = "%s: %d %s", (where, exc.code, what)
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        record.exc_info = record.exc_text = None
+        return logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
 def setup_logging(level: str) -> None:
     logging.basicConfig(
         level=getattr(logging, level.upper()),
@@ -142,6 +166,7 @@ def setup_logging(level: str) -> None:
         stream=sys.stderr,
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.server").addFilter(BadRequestFilter())
 
 
 # --- run -----------------------------------------------------------------------------------------
