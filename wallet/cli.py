@@ -9,7 +9,7 @@ Synopsis::
       balance
       send ADDRESS AMOUNT [ADDRESS AMOUNT]... [--fee-rate R] [--dry-run] [--wait [N]]
       bump-fee TXID [--fee-rate R] [--dry-run] [--wait [N]]
-      history
+      history [--limit N] [--page P]
       utxos
       info
 
@@ -22,7 +22,10 @@ else ``TALLY_WALLET_PASSWORD``, else a prompt on the terminal. A BIP39 passphras
 
 Amounts are decimal TLY (``1.5``); fee rates base units per byte. With ``--json`` each command
 prints one JSON document on stdout (amounts in integer base units, as the node's API); otherwise
-aligned tables. Progress (``--wait``) and warnings go to stderr.
+aligned tables. Progress (``--wait``) and warnings go to stderr. ``send`` and ``bump-fee`` check
+every argument before anything is broadcast and print their summary before waiting; a wait that
+cannot finish says "sent, still unconfirmed". Prompts are read from the terminal (``/dev/tty``,
+echo off for secrets), never from stdin.
 
 Errors: one line ``tally-wallet: <what is wrong>`` on stderr and exit status 1 (2 for a usage
 error, 130 if interrupted); never a traceback (set ``TALLY_WALLET_DEBUG=1`` to get one for an

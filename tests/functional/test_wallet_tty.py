@@ -122,6 +122,17 @@ def test_a_wrong_password_at_the_prompt_is_one_line(node: NodeProcess, tmp_path:
     assert status == 1 and "the two passwords differ" in shown
     assert not other.exists()
 
+    # restore: the mnemonic typed at its prompt (shown), then the password twice (not shown)
+    words = "legal winner thank year wave sausage worth useful legal winner thank yellow"
+    restored = tmp_path / "restored.json"
+    child = spawn(node, restored, "restore")
+    type_password(child, "Mnemonic (12 or 24 words): ", words)
+    type_password(child, "New wallet password: ")
+    type_password(child, "Repeat the password: ")
+    status, shown = finish(child)
+    assert status == 0 and "Restored wallet" in shown, shown
+    assert PASSWORD not in shown
+
     # end of input at the prompt (Ctrl-D): one line, no traceback
     child = spawn(node, wallet, "balance")
     child.expect_exact("Wallet password: ")
