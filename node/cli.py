@@ -216,20 +216,20 @@ def cmd_reindex(settings: Settings) -> int:
 # --- client --------------------------------------------------------------------------------------
 
 
-def node_url(settings: Settings, explicit: bool) -> tuple[str, str]:
-    """Where a client command reaches the node, and where that came from: ``--bind``/``--port``
-    when given (``explicit``), else the URL the running node wrote to ``<datadir>/.url``, else
-    the settings' bind and port."""
-    from node.service import URL_FILE, read_url
+def node_url(settings: Settings, explicit: bool) -> str:
+    """Where a client command reaches the node: ``--bind``/``--port`` when given (``explicit``),
+    else the URL the running node wrote to ``<datadir>/.url``, else the settings' bind and
+    port."""
+    from node.service import read_url
 
     if not explicit:
         written = read_url(settings.datadir)
         if written is not None:
-            return written.rstrip("/"), f"from {settings.datadir / URL_FILE}"
+            return written.rstrip("/")
     host = "127.0.0.1" if settings.bind in ("0.0.0.0", "::") else settings.bind  # noqa: S104
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{settings.port}", f"no {URL_FILE} in {settings.datadir}"
+    return f"http://{host}:{settings.port}"
 
 
 def _request(settings: Settings, base: str, method: str, path: str, body: Any = None) -> Any:
@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(settings)
         if args.command == "reindex":
             return cmd_reindex(settings)
-        base, _ = node_url(settings, explicit=args.port is not None or args.bind is not None)
+        base = node_url(settings, explicit=args.port is not None or args.bind is not None)
         if args.command == "info":
             return cmd_info(settings, base)
         if args.command == "generate":
