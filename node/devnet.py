@@ -31,6 +31,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 import urllib.error
 import urllib.request
@@ -400,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(
             name,
             help=text,
-            description=text,
+            description=textwrap.fill(text, 79),
             epilog=EPILOG,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )

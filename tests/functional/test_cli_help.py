@@ -95,3 +95,5 @@ def test_help_ends_with_the_environment(prog: str, path: tuple[str, ...]) -> Non
     assert last_block.startswith("environment"), done.stdout
     for variable in VARIABLES[prog]:
         assert variable in last_block, f"{prog} {' '.join(path)}: {variable} missing"
+    width = max(len(line) for line in done.stdout.splitlines())
+    assert width <= 100, f"{prog} {' '.join(path)}: a help line of {width} characters"
