@@ -197,8 +197,9 @@ function kvTable(caption, rows) {
  */
 function listTable({ caption, columns, rows, empty, id }) {
   const head = h("tr", { role: "row" }, columns.map((c) =>
-    h("th", { scope: "col", role: "columnheader", class: c.num ? "num" : null, title: c.title ?? null },
-      c.label)));
+    h("th", {
+      scope: "col", role: "columnheader", class: c.num ? "num" : null, title: c.title ?? null,
+    }, c.label)));
   const body = h("tbody", { role: "rowgroup" });
   for (const row of rows) {
     const cells = columns.map((c) => {
@@ -596,7 +597,9 @@ async function viewAddress([address], query) {
   if (after !== null && !HEX64.test(after)) throw notFound("No such page of transactions");
   const offset = after === null ? 0 : Math.max(0, Number.parseInt(query.get("n") ?? "0", 10) || 0);
   // the cursors of the pages between the newest and this one, so "Newer" goes back one page
-  const trail = after === null ? [] : (query.get("trail") ?? "").split(",").filter((t) => HEX64.test(t));
+  const trail = after === null
+    ? []
+    : (query.get("trail") ?? "").split(",").filter((t) => HEX64.test(t));
   const allUtxos = query.get("utxos") === "all";
   const enc = encodeURIComponent(address);
   const [summary, txs, utxos] = await Promise.all([
