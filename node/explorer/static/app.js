@@ -33,8 +33,9 @@ const COINBASE_MATURITY = 100; // SPEC 2.6, the same on every network
 const HEX64 = /^[0-9a-fA-F]{64}$/;
 const BASE58 = /^[1-9A-HJ-NP-Za-km-z]{20,60}$/; // looks like an address (Base58Check)
 const UNITS_PER_BYTE = "base units per byte of the transaction (1 TLY = 100,000,000 base units)";
-const WTXID_TITLE = "The hash of the whole transaction, signatures included (the transaction id "
-  + "leaves them out, so it cannot be changed by re-signing); the block's merkle root commits to it";
+const WTXID_TITLE = "The hash of the whole transaction, signatures included (the transaction "
+  + "id leaves them out, so it cannot be changed by re-signing); the block's merkle root commits "
+  + "to it";
 
 // --- 1. Formatting ------------------------------------------------------------------------------
 
