@@ -7,8 +7,9 @@
     tally-node reindex                                               (offline)
 
 Settings come from flags, then ``TALLY_*`` variables, then the TOML file (``node.config``).
-Client subcommands find the node through the same settings (network, datadir, bind, port) and
-authenticate with the token in ``<datadir>/.cookie``. SIGTERM and SIGINT stop a node cleanly.
+Client subcommands find the node at the URL it wrote to ``<datadir>/.url`` (SPEC 3.7), or at
+``--bind``/``--port`` when those are given, and authenticate with the token in
+``<datadir>/.cookie``. SIGTERM and SIGINT stop a node cleanly.
 Logging is configured here, once, at start-up; errors are one line on stderr and exit status 1.
 """
 
@@ -24,30 +25,103 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from node.config import ConfigError, Settings, resolve
+from consensus import get_params
+from node.config import SETTING_NAMES, ConfigError, Settings, env_name, flag_name, resolve
 
 log = logging.getLogger("tally")
 
 
+def _environment() -> str:
+    """The epilog of every ``tally-node`` command (as ``bitcoind -help`` ends with its
+    settings): each setting's variable beside its flag, from ``node.config``."""
+    pairs = [(env_name(n), flag_name(n)) for n in SETTING_NAMES] + [("TALLY_CONFIG", "--config")]
+    lines = ["environment (a flag wins over its variable, a variable over the --config file):"]
+    lines += [f"  {var:<20} {flag}" for var, flag in pairs]
+    return "\n".join(lines)
+
+
+ENVIRONMENT = _environment()
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--network", choices=["main", "test", "regtest"])
-    parser.add_argument("--datadir")
-    parser.add_argument("--bind")
-    parser.add_argument("--port", type=int)
-    parser.add_argument("--config", help="TOML file with settings")
-    parser.add_argument("--log-level", dest="log_level")
+    parser.add_argument(
+        "--network",
+        choices=["main", "test", "regtest"],
+        help="which chain: main, test or regtest (default: main)",
+    )
+    parser.add_argument(
+        "--datadir",
+        metavar="DIR",
+        help="the node's data directory, with its chain, .cookie and .url "
+        "(default: ~/.tally/<network>)",
+    )
+    parser.add_argument(
+        "--bind",
+        metavar="HOST",
+        help="address the HTTP API listens on (default: 127.0.0.1); client commands: where "
+        "to reach the node, instead of <datadir>/.url",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        metavar="N",
+        help="HTTP port (default: the network's: "
+        + ", ".join(f"{get_params(n).default_port} {n}" for n in ("main", "test", "regtest"))
+        + "); client commands: where to reach the node, instead of <datadir>/.url",
+    )
+    parser.add_argument(
+        "--config", metavar="FILE", help="TOML file with any of these settings (default: none)"
+    )
+    parser.add_argument(
+        "--log-level",
+        dest="log_level",
+        metavar="LEVEL",
+        help="debug, info, warning or error (default: info)",
+    )
+
+
+def _command(sub: Any, name: str, text: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name,
+        help=text,
+        description=text,
+        epilog=ENVIRONMENT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _common(parser)
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="tally-node", description="A Tally proof-of-work node and its client commands."
+        prog="tally-node",
+        description="A Tally proof-of-work node and its client commands.",
+        epilog=ENVIRONMENT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    run = sub.add_parser("run", help="run a node in the foreground")
-    _common(run)
-    run.add_argument("--peer", action="append", dest="peers", metavar="URL", default=[])
-    run.add_argument("--mine-to", dest="mine_to", metavar="ADDR")
-    run.add_argument("--block-time", dest="block_time", type=float, metavar="S")
+    run = _command(sub, "run", "run a node in the foreground")
+    run.add_argument(
+        "--peer",
+        action="append",
+        dest="peers",
+        metavar="URL",
+        default=[],
+        help="a peer's URL, e.g. http://10.0.0.1:18833 (repeatable; default: none)",
+    )
+    run.add_argument(
+        "--mine-to",
+        dest="mine_to",
+        metavar="ADDR",
+        help="mine, paying the blocks to ADDR (default: no mining)",
+    )
+    run.add_argument(
+        "--block-time",
+        dest="block_time",
+        type=float,
+        metavar="S",
+        help="when mining, a block every S seconds (default: back to back)",
+    )
     run.add_argument(
         "--allow-host",
         action="append",
@@ -59,19 +133,41 @@ def build_parser() -> argparse.ArgumentParser:
         "and [::1] when bound to loopback [env TALLY_ALLOW_HOST, comma-separated]",
     )
     for name, text in (
-        ("info", "show a running node's state"),
-        ("stop", "ask a running node to stop"),
+        ("info", "show a running node's state (found through <datadir>/.url)"),
+        ("stop", "ask a running node to stop (needs its <datadir>/.cookie)"),
         ("reindex", "rebuild the chainstate from stored blocks (node must be stopped)"),
     ):
-        _common(sub.add_parser(name, help=text))
-    gen = sub.add_parser("generate", help="mine N blocks at once (regtest)")
-    _common(gen)
-    gen.add_argument("count", type=int)
-    gen.add_argument("--to", required=True, metavar="ADDR")
-    peer = sub.add_parser("add-peer", help="connect a running node to a peer")
-    _common(peer)
-    peer.add_argument("url")
+        _command(sub, name, text)
+    gen = _command(sub, "generate", "mine N blocks at once (regtest; needs <datadir>/.cookie)")
+    gen.add_argument("count", type=int, metavar="N", help="how many blocks")
+    gen.add_argument("--to", required=True, metavar="ADDR", help="the address paid (required)")
+    peer = _command(sub, "add-peer", "connect a running node to a peer (needs <datadir>/.cookie)")
+    peer.add_argument("url", metavar="URL", help="the peer's URL, e.g. http://127.0.0.1:18945")
     return parser
+
+
+class BadRequestFilter(logging.Filter):
+    """aiohttp logs a request it cannot parse (a URL over 8 KiB, a bad request line) as an ERROR
+    with a traceback, though it answers 400 and the fault is the client's: make it one line at
+    debug level ("bad request from ...: what was wrong"), shown only with ``--log-level debug``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is None:
+            return True
+        from aiohttp.http_exceptions import HttpProcessingError
+
+        if not isinstance(exc, HttpProcessingError) or not 400 <= (exc.code or 0) < 500:
+            return True
+        what = " ".join(str(exc.message).split())[:200]
+        try:
+            where = record.getMessage().replace("Error handling request", "bad request")
+        except (TypeError, ValueError):
+            where = "bad request"
+        record.msg, record.args = "%s: %d %s", (where, exc.code, what)
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        record.exc_info = record.exc_text = None
+        return logging.getLogger().isEnabledFor(logging.DEBUG)
 
 
 def setup_logging(level: str) -> None:
@@ -81,6 +177,7 @@ def setup_logging(level: str) -> None:
         stream=sys.stderr,
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.server").addFilter(BadRequestFilter())
 
 
 # --- run -----------------------------------------------------------------------------------------
@@ -130,21 +227,37 @@ def cmd_reindex(settings: Settings) -> int:
 # --- client --------------------------------------------------------------------------------------
 
 
-def _request(settings: Settings, method: str, path: str, body: Any = None) -> Any:
+def node_url(settings: Settings, explicit: bool) -> str:
+    """Where a client command reaches the node: ``--bind``/``--port`` when given (``explicit``),
+    else the URL the running node wrote to ``<datadir>/.url``, else the settings' bind and
+    port."""
+    from node.service import read_url
+
+    if not explicit:
+        written = read_url(settings.datadir)
+        if written is not None:
+            return written.rstrip("/")
+    host = "127.0.0.1" if settings.bind in ("0.0.0.0", "::") else settings.bind  # noqa: S104
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}"
+
+
+def _request(settings: Settings, base: str, method: str, path: str, body: Any = None) -> Any:
     from node.service import read_cookie
 
-    host = "127.0.0.1" if settings.bind in ("0.0.0.0", "::") else settings.bind  # noqa: S104
-    url = f"http://{host}:{settings.port}/api/v1{path}"
+    url = f"{base}/api/v1{path}"
     headers = {"Content-Type": "application/json"}
     if path.startswith("/admin/"):
         try:
             headers["Authorization"] = f"Bearer {read_cookie(settings.datadir)}"
         except OSError:
             raise SystemExit(
-                f"tally-node: no cookie in {settings.datadir}: is the node running there?"
+                f"tally-node: no cookie in {settings.datadir}: is the node running with that "
+                "--datadir? (admin commands read its .cookie; give the node's --datadir)"
             ) from None
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310 - http(s) only (read_url)
     try:
         with urllib.request.urlopen(request, timeout=600) as response:  # noqa: S310
             return json.loads(response.read())
@@ -156,27 +269,31 @@ def _request(settings: Settings, method: str, path: str, body: Any = None) -> An
             message = f"HTTP {err.code}"
         raise SystemExit(f"tally-node: {message}") from None
     except (urllib.error.URLError, OSError) as err:
-        raise SystemExit(f"tally-node: cannot reach the node at {url}: {err}") from None
+        reason = getattr(err, "reason", err)
+        raise SystemExit(
+            f"tally-node: cannot reach the node at {base} ({reason}); is it running with "
+            f"--datadir {settings.datadir}?"
+        ) from None
 
 
-def cmd_info(settings: Settings) -> int:
-    print(json.dumps(_request(settings, "GET", "/info"), indent=2))
+def cmd_info(settings: Settings, base: str) -> int:
+    print(json.dumps(_request(settings, base, "GET", "/info"), indent=2))
     return 0
 
 
-def cmd_generate(settings: Settings, count: int, address: str) -> int:
-    result = _request(settings, "POST", "/admin/generate", {"count": count, "address": address})
-    print(json.dumps(result, indent=2))
+def cmd_generate(settings: Settings, base: str, count: int, address: str) -> int:
+    body = {"count": count, "address": address}
+    print(json.dumps(_request(settings, base, "POST", "/admin/generate", body), indent=2))
     return 0
 
 
-def cmd_add_peer(settings: Settings, url: str) -> int:
-    print(json.dumps(_request(settings, "POST", "/admin/peers", {"url": url}), indent=2))
+def cmd_add_peer(settings: Settings, base: str, url: str) -> int:
+    print(json.dumps(_request(settings, base, "POST", "/admin/peers", {"url": url}), indent=2))
     return 0
 
 
-def cmd_stop(settings: Settings) -> int:
-    _request(settings, "POST", "/admin/stop", {})
+def cmd_stop(settings: Settings, base: str) -> int:
+    _request(settings, base, "POST", "/admin/stop", {})
     print("stopping")
     return 0
 
@@ -195,14 +312,15 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(settings)
         if args.command == "reindex":
             return cmd_reindex(settings)
+        base = node_url(settings, explicit=args.port is not None or args.bind is not None)
         if args.command == "info":
-            return cmd_info(settings)
+            return cmd_info(settings, base)
         if args.command == "generate":
-            return cmd_generate(settings, args.count, args.to)
+            return cmd_generate(settings, base, args.count, args.to)
         if args.command == "add-peer":
-            return cmd_add_peer(settings, args.url)
+            return cmd_add_peer(settings, base, args.url)
         if args.command == "stop":
-            return cmd_stop(settings)
+            return cmd_stop(settings, base)
     except SystemExit as exit_:
         if isinstance(exit_.code, str):
             print(exit_.code, file=sys.stderr)

@@ -139,10 +139,20 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return {name: _convert(name, value, f"config file {path}") for name, value in data.items()}
 
 
+def env_name(name: str) -> str:
+    """The environment variable of setting ``name`` (``peers``: ``TALLY_PEERS``)."""
+    return f"TALLY_{name.upper()}"
+
+
+def flag_name(name: str) -> str:
+    """The command-line flag of setting ``name`` (``peers``: ``--peer``, repeated)."""
+    return "--peer" if name == "peers" else "--" + name.replace("_", "-")
+
+
 def read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for name in SETTING_NAMES:
-        var = "TALLY_PEERS" if name == "peers" else f"TALLY_{name.upper()}"
+        var = env_name(name)
         if var in environ:
             found[name] = _convert(name, environ[var], f"environment {var}")
     return found

@@ -11,7 +11,8 @@ event loop never runs validation and never sees them half-updated; libsecp256k1 
 so signature checks there leave the loop responsive. Proof of work runs in worker processes.
 
 Start-up writes ``<datadir>/.cookie`` (``__cookie__:<token>``, mode 0600, a new token every
-start, as bitcoind does); the admin routes require that token. Stop removes it.
+start, as bitcoind does); the admin routes require that token. Beside it, ``<datadir>/.url``
+holds the API's URL, so client commands need only the data directory. Stop removes both.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from node.storage import KeyValueStore, LevelDBStore, StorageError
 log = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
+URL_FILE = ".url"
 T = TypeVar("T")
 
 
@@ -80,6 +82,25 @@ def write_cookie(datadir: Path, token: str) -> Path:
         os.close(fd)
     os.replace(tmp, path)
     return path
+
+
+def write_url(datadir: Path, url: str) -> Path:
+    """Write the API's URL (``http://host:port``, one line) to ``<datadir>/.url``, atomically,
+    for the client commands and tools that know only the data directory (SPEC 3.7)."""
+    path = datadir / URL_FILE
+    tmp = datadir / (URL_FILE + ".tmp")
+    tmp.write_text(url + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_url(datadir: Path) -> str | None:
+    """The URL in ``<datadir>/.url``, or None if there is none (no node running there)."""
+    try:
+        text = (datadir / URL_FILE).read_text().strip()
+    except OSError:
+        return None
+    return text if text.startswith(("http://", "https://")) else None
 
 
 def read_cookie(datadir: Path) -> str:
@@ -205,6 +226,7 @@ class NodeService:
         site = web.TCPSite(self._runner, s.bind, s.port)
         await site.start()
         write_cookie(s.datadir, self.token)
+        write_url(s.datadir, self.own_url)
         log.info("listening on http://%s:%d", s.bind, s.port)
         await self.p2p.start()
         if s.mine_to:
@@ -228,6 +250,7 @@ class NodeService:
         await self.call(self.store.close)
         self._state.shutdown(wait=True)
         (self.settings.datadir / ".cookie").unlink(missing_ok=True)
+        (self.settings.datadir / URL_FILE).unlink(missing_ok=True)
         log.info("stopped")
 
     def _background(self, work: Coroutine[Any, Any, None], what: str) -> asyncio.Task[None]:

@@ -1,9 +1,10 @@
-# Sourced by scripts/test.sh, scripts/devnet.sh and scripts/fuzz.sh: make .venv if missing and
-# install Tally into it from the lock files, so every machine gets the same versions:
-# requirements/runtime.lock (a plain install) or, with EXTRAS="[test]", requirements/test.lock
-# (runtime and test dependencies; an install with them also serves a plain one). Both pin every
-# package, pip and the build backend included, with their hashes; `scripts/lock.sh` refreshes them
-# from pyproject.toml's ranges. The install runs again only when a lock file or pyproject.toml changed.
+# Sourced by scripts/test.sh, scripts/devnet.sh, scripts/install.sh and scripts/fuzz.sh: make
+# .venv if missing and install Tally into it from the lock files, so every machine gets the same
+# versions: requirements/runtime.lock (a plain install) or, with EXTRAS="[test]",
+# requirements/test.lock (runtime and test dependencies; an install with them also serves a plain
+# one). Both pin every package, pip and the build backend included, with their hashes;
+# `scripts/lock.sh` refreshes them from pyproject.toml's ranges. The install runs again only when
+# a lock file or pyproject.toml changed.
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     echo "== creating .venv with $($PYTHON --version)"

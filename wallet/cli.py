@@ -9,7 +9,7 @@ Synopsis::
       balance
       send ADDRESS AMOUNT [ADDRESS AMOUNT]... [--fee-rate R] [--dry-run] [--wait [N]]
       bump-fee TXID [--fee-rate R] [--dry-run] [--wait [N]]
-      history
+      history [--limit N] [--page P]
       utxos
       info
 
@@ -22,7 +22,10 @@ else ``TALLY_WALLET_PASSWORD``, else a prompt on the terminal. A BIP39 passphras
 
 Amounts are decimal TLY (``1.5``); fee rates base units per byte. With ``--json`` each command
 prints one JSON document on stdout (amounts in integer base units, as the node's API); otherwise
-aligned tables. Progress (``--wait``) and warnings go to stderr.
+aligned tables. Progress (``--wait``) and warnings go to stderr. ``send`` and ``bump-fee`` check
+every argument before anything is broadcast and print their summary before waiting; a wait that
+cannot finish says "sent, still unconfirmed". Prompts are read from the terminal (``/dev/tty``,
+echo off for secrets), never from stdin.
 
 Errors: one line ``tally-wallet: <what is wrong>`` on stderr and exit status 1 (2 for a usage
 error, 130 if interrupted); never a traceback (set ``TALLY_WALLET_DEBUG=1`` to get one for an
@@ -32,9 +35,12 @@ unexpected error). Options may come before or after the command.
 from __future__ import annotations
 
 import argparse
+import getpass
+import io
 import json
 import os
 import sys
+import time
 import traceback
 from collections.abc import Sequence
 from decimal import Decimal
@@ -56,7 +62,14 @@ from wallet.keys import (
     new_mnemonic,
     normalize_mnemonic,
 )
-from wallet.service import SendResult, Wallet, WalletError, fee_rate_of, parse_address
+from wallet.service import (
+    FEE_TARGET,
+    SendResult,
+    Wallet,
+    WalletError,
+    fee_rate_of,
+    parse_address,
+)
 
 PROG = "tally-wallet"
 PASSWORD_ENV = "TALLY_WALLET_PASSWORD"  # noqa: S105 - the variable's name, not a password
@@ -64,6 +77,8 @@ PASSPHRASE_ENV = "TALLY_WALLET_BIP39_PASSPHRASE"  # noqa: S105
 NODE_ENV = "TALLY_NODE_URL"
 NETWORK_ENV = "TALLY_NETWORK"
 DEBUG_ENV = "TALLY_WALLET_DEBUG"
+HISTORY_PAGE = 20
+"""Rows ``history`` shows at once unless ``--limit`` says otherwise."""
 
 
 class UsageError(Exception):
@@ -73,35 +88,100 @@ class UsageError(Exception):
 # --- arguments -----------------------------------------------------------------------------------
 
 
+ENVIRONMENT = f"""\
+environment:
+  {NETWORK_ENV:<31}the network when --network is not given (default: main)
+  {NODE_ENV:<31}the node's URL when --node is not given
+  {PASSWORD_ENV:<31}the wallet password (instead of the prompt)
+  {PASSPHRASE_ENV:<31}the BIP39 passphrase (instead of the prompt)
+  {DEBUG_ENV:<31}1: a traceback for an unexpected error"""
+"""The epilog of every ``tally-wallet`` command (as ``bitcoind -help`` ends with its settings)."""
+
+
 def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
     """The global options; on subcommands with SUPPRESS defaults so either position works."""
     d: dict[str, Any] = {"default": argparse.SUPPRESS} if suppress else {}
-    parser.add_argument("--wallet", metavar="FILE", help="wallet file", **d)
-    parser.add_argument("--node", metavar="URL", help="the node's HTTP API", **d)
-    parser.add_argument("--network", choices=sorted(NETWORKS), help="main, test or regtest", **d)
-    parser.add_argument("--json", action="store_true", help="one JSON document on stdout", **d)
-    parser.add_argument("--password-file", metavar="F", help="read the password from F", **d)
+    parser.add_argument(
+        "--wallet",
+        metavar="FILE",
+        help="the wallet file (default: ~/.tally/wallet-<network>.json)",
+        **d,
+    )
+    parser.add_argument(
+        "--node",
+        metavar="URL",
+        help=f"the node's root URL, e.g. http://127.0.0.1:18944 (default: ${NODE_ENV}, else "
+        "http://127.0.0.1:<the network's port>)",
+        **d,
+    )
+    parser.add_argument(
+        "--network",
+        choices=sorted(NETWORKS),
+        help=f"main, test or regtest (default: ${NETWORK_ENV}, else main; an existing "
+        "wallet file's own network wins)",
+        **d,
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON document on stdout, amounts in base units (default: tables)",
+        **d,
+    )
+    parser.add_argument(
+        "--password-file",
+        metavar="F",
+        help=f"read the password from F's first line (default: ${PASSWORD_ENV}, else a prompt)",
+        **d,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=PROG, description="Tally wallet: keys, balances and payments, talking to a node."
+        prog=PROG,
+        description="Tally wallet: keys, balances and payments, talking to a node.",
+        epilog=ENVIRONMENT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _common(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=ENVIRONMENT,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         _common(p, suppress=True)
         return p
 
     p = command("create", "create a new wallet and show its mnemonic once")
-    p.add_argument("--words", type=int, choices=sorted(WORD_COUNTS), default=12)
-    p.add_argument("--bip39-passphrase", action="store_true", help="also use a BIP39 passphrase")
+    p.add_argument(
+        "--words",
+        type=int,
+        choices=sorted(WORD_COUNTS),
+        default=12,
+        help="length of the mnemonic (default: 12)",
+    )
+    p.add_argument(
+        "--bip39-passphrase",
+        action="store_true",
+        help=f"also use a BIP39 passphrase (from ${PASSPHRASE_ENV} or a prompt; default: none)",
+    )
     p = command("restore", "restore a wallet from its mnemonic (stdin or prompt)")
-    p.add_argument("--bip39-passphrase", action="store_true", help="the wallet has a passphrase")
+    p.add_argument(
+        "--bip39-passphrase",
+        action="store_true",
+        help=f"the wallet has a BIP39 passphrase (from ${PASSPHRASE_ENV} or a prompt; "
+        "default: none)",
+    )
     p = command("address", "show the current receive address")
-    p.add_argument("--new", action="store_true", help="hand out a fresh receive address")
+    p.add_argument(
+        "--new",
+        action="store_true",
+        help="hand out a fresh receive address (default: show the current one)",
+    )
     command("balance", "confirmed, unconfirmed and immature balance")
     for name, text in (
         ("send", "send TLY to one or more addresses"),
@@ -109,21 +189,47 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         p = command(name, text)
         if name == "send":
-            p.add_argument("pairs", nargs="+", metavar="ADDRESS AMOUNT", help="recipients")
+            p.add_argument(
+                "pairs",
+                nargs="+",
+                metavar="ADDRESS AMOUNT",
+                help="recipients and amounts in TLY (1.5), as many pairs as wanted",
+            )
         else:
-            p.add_argument("txid", metavar="TXID")
-        p.add_argument("--fee-rate", metavar="R", help="base units per byte (default: estimate)")
-        p.add_argument("--dry-run", action="store_true", help="build and sign, do not send")
+            p.add_argument("txid", metavar="TXID", help="the unconfirmed transaction to replace")
+        p.add_argument(
+            "--fee-rate",
+            metavar="R",
+            help=f"base units per byte (default: the node's estimate for {FEE_TARGET} blocks, "
+            "at least 1)",
+        )
+        p.add_argument(
+            "--dry-run", action="store_true", help="build and sign, do not send (default: send)"
+        )
         p.add_argument(
             "--wait",
             nargs="?",
-            type=int,
+            type=_positive_int,
             const=1,
             default=None,
             metavar="N",
-            help="wait for N confirmations (default 1)",
+            help="after sending, wait for N confirmations (N default 1; without --wait: "
+            "do not wait)",
         )
-    command("history", "the wallet's transactions, newest first")
+    p = command("history", "the wallet's transactions, newest first")
+    p.add_argument(
+        "--limit",
+        type=_positive_int,
+        metavar="N",
+        help=f"at most N rows (default {HISTORY_PAGE} in the table, all with --json)",
+    )
+    p.add_argument(
+        "--page",
+        type=_positive_int,
+        default=1,
+        metavar="P",
+        help="which page of --limit rows, 1 the newest (default 1)",
+    )
     command("utxos", "the wallet's unspent outputs")
     command("info", "network, derivation path, keystore and node")
     return parser
@@ -150,6 +256,8 @@ class Context:
         else:
             self.path = Path.home() / ".tally" / f"wallet-{self.network}.json"
         self._node_arg: str | None = getattr(args, "node", None)
+        self.unlocked_with = ""
+        """The password that opened the wallet (``bump-fee`` re-encrypts with it)."""
 
     def node_url(self, network: str) -> str:
         url = self._node_arg or os.environ.get(NODE_ENV)
@@ -178,27 +286,43 @@ class Context:
 
     # --- secrets ---
 
-    def _tty(self) -> TextIO | None:
+    @staticmethod
+    def _tty() -> TextIO | None:
+        """The controlling terminal, read and written unbuffered as ``getpass`` does (a text
+        file opened ``"r+"`` on a terminal is not seekable: ``io.UnsupportedOperation``)."""
         try:
-            return open("/dev/tty", "r+", encoding="utf-8")
+            fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
         except OSError:
+            return None
+        try:
+            return io.TextIOWrapper(io.FileIO(fd, "r+"), encoding="utf-8", write_through=True)
+        except (OSError, ValueError):
+            os.close(fd)
             return None
 
     def _ask(self, prompt: str, hidden: bool = True) -> str:
+        """Ask on the terminal (echo off when ``hidden``), never on stdin, which may be a pipe
+        carrying something else (the mnemonic of ``restore``)."""
         tty = self._tty()
         if tty is None:
             raise WalletError(
                 f"no terminal to ask for {prompt.rstrip(': ').lower()}: set {PASSWORD_ENV} "
                 "or use --password-file"
             )
-        with tty:
-            if hidden:
-                import getpass
-
-                return getpass.getpass(prompt, stream=tty)
-            tty.write(prompt)
-            tty.flush()
-            return tty.readline().rstrip("\n")
+        try:
+            with tty:
+                if hidden:
+                    return getpass.getpass(prompt, stream=tty)
+                tty.write(prompt)
+                tty.flush()
+                line = tty.readline()
+                if not line:
+                    raise EOFError
+                return line.rstrip("\n")
+        except EOFError:
+            raise WalletError(
+                f"no {prompt.rstrip(': ').lower()} given (end of input); nothing was changed"
+            ) from None
 
     def password(self, new: bool = False) -> str:
         file = getattr(self.args, "password_file", None)
@@ -240,7 +364,8 @@ class Context:
 
     def open(self, store: keystore.Keystore | None = None, node: bool = True) -> Wallet:
         store = store or self.load()
-        secret = store.unlock(self.password())
+        self.unlocked_with = self.password()
+        secret = store.unlock(self.unlocked_with)
         client = self.client(store.network) if node else None
         return Wallet(self.path, store, secret, client)
 
@@ -288,8 +413,9 @@ def _send_json(result: SendResult, wallet: Wallet) -> dict[str, Any]:
         "sent": result.sent,
         "fee": s.fee,
         "size": s.size,
-        "fee_rate": float(fee_rate_of(s)),
-        "requested_fee_rate": str(s.fee_rate),
+        # both JSON numbers, base units per byte: what was paid (to 3 decimals) and asked for
+        "fee_rate": round(float(fee_rate_of(s)), 3),
+        "requested_fee_rate": float(s.fee_rate),
         "inputs": [
             {"txid": u.txid[::-1].hex(), "index": u.index, "amount": u.amount} for u in s.inputs
         ],
@@ -487,12 +613,18 @@ def _fee_rate(ctx: Context) -> Decimal | None:
     return None if text is None else parse_fee_rate(text)
 
 
-def _wait(ctx: Context, wallet: Wallet, txid: str) -> None:
-    n = ctx.args.wait
-    if n is None:
-        return
-    if n < 1:
-        raise UsageError("--wait N needs N >= 1")
+def _positive_int(text: str) -> int:
+    """``--wait N`` and ``--limit N``: checked by the parser, before anything is sent."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"needs a number >= 1, not {value}")
+    return value
+
+
+def _wait(ctx: Context, wallet: Wallet, txid: str, n: int) -> dict[str, Any]:
     interactive = ctx.stderr.isatty()
 
     def progress(count: int) -> None:
@@ -503,20 +635,33 @@ def _wait(ctx: Context, wallet: Wallet, txid: str) -> None:
         else:
             ctx.note(text)
 
-    wallet.wait(txid, n, progress)
+    return wallet.wait(txid, n, progress)
 
 
 def _finish_send(ctx: Context, wallet: Wallet, result: SendResult) -> int:
-    if result.sent:
-        try:
-            _wait(ctx, wallet, result.txid)
-        except KeyboardInterrupt:
-            ctx.note(f"{PROG}: stopped waiting; {result.txid} was sent and stays pending")
-            raise
+    """The summary first (txid, amounts, fee), then the wait: once a transaction is out, no
+    failure may read as if nothing had been sent."""
     data = _send_json(result, wallet)
-    if result.sent and ctx.args.wait is not None:
-        data["confirmations"] = int(wallet.client.tx_status(result.txid)["confirmations"])
-    ctx.emit(data, _send_text(result, wallet))
+    n = ctx.args.wait
+    if not result.sent or n is None:
+        ctx.emit(data, _send_text(result, wallet))
+        return 0
+    if not ctx.json:
+        ctx.out(_send_text(result, wallet))
+        ctx.stdout.flush()
+    try:
+        status = _wait(ctx, wallet, result.txid, n)
+    except KeyboardInterrupt:
+        ctx.note(f"{PROG}: stopped waiting; {result.txid} was sent and stays pending")
+        raise
+    except (NodeUnreachableError, NodeError, WalletError) as err:
+        if ctx.json:
+            data.update(confirmations=None, wait_error=str(err))
+            ctx.emit(data, "")
+        return _fail(ctx.stderr, f"sent, still unconfirmed: {result.txid} ({err})")
+    if ctx.json:
+        data["confirmations"] = int(status.get("confirmations") or 0)
+        ctx.emit(data, "")
     return 0
 
 
@@ -534,33 +679,68 @@ def cmd_bump_fee(ctx: Context) -> int:
     rate = _fee_rate(ctx)
     wallet = ctx.open(store)
     result = wallet.bump_fee(ctx.args.txid, rate, ctx.args.dry_run)
+    if result.sent and result.replaces is not None:
+        try:
+            wallet.record_replacement(ctx.unlocked_with, result.replaces, result.txid)
+        except keystore.KeystoreError as err:  # the replacement is out: say so, then go on
+            ctx.note(f"{PROG}: warning: the replacement was not recorded for 'history': {err}")
     return _finish_send(ctx, wallet, result)
+
+
+def _when(row: dict[str, Any]) -> str:
+    if row["height"] is None or row["time"] is None:
+        return "unconfirmed"
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(int(row["time"])))
+
+
+def _counterparty(row: dict[str, Any]) -> str:
+    others = row["counterparties"]
+    if row["direction"] == "mined":
+        return "(coinbase)"
+    if not others:
+        return "(this wallet)"
+    return str(others[0]) + (f" (+{len(others) - 1})" if len(others) > 1 else "")
 
 
 def cmd_history(ctx: Context) -> int:
     wallet = ctx.open()
     scan = wallet.scan(with_utxos=False)
     rows = wallet.history(scan)
-    ctx.emit(
-        rows,
-        table(
-            ["height", "confs", "txid", "amount (TLY)", "fee (TLY)", ""],
+    limit: int | None = ctx.args.limit
+    if limit is None and not ctx.json:
+        limit = HISTORY_PAGE
+    page: int = ctx.args.page
+    start = 0 if limit is None else (page - 1) * limit
+    shown = rows[start:] if limit is None else rows[start : start + limit]
+    if ctx.json:
+        ctx.emit(shown, "")
+        return 0
+    if not rows:
+        ctx.out("no transactions yet")
+        return 0
+    if not shown:
+        raise UsageError(f"--page {page} is past the end ({len(rows)} transactions)")
+    text = table(
+        ["date (UTC)", "direction", "counterparty", "amount (TLY)", "fee (TLY)", "confs", "txid"],
+        [
             [
-                [
-                    "mempool" if r["height"] is None else r["height"],
-                    r["confirmations"],
-                    r["txid"],
-                    tly(r["net"], sign=True),
-                    "" if r["fee"] is None else tly(r["fee"]),
-                    "mined" if r["coinbase"] else "",
-                ]
-                for r in rows
-            ],
-            right=[0, 1, 3, 4],
-        )
-        if rows
-        else "no transactions yet",
+                _when(r),
+                r["direction"],
+                _counterparty(r),
+                tly(r["net"], sign=True),
+                "" if r["fee"] is None else tly(r["fee"]),
+                r["confirmations"],
+                r["txid"] + (f"  replaced by {r['replaced_by']}" if r["replaced_by"] else ""),
+            ]
+            for r in shown
+        ],
+        right=[3, 4, 5],
     )
+    end = start + len(shown)
+    footer = f"transactions {start + 1}-{end} of {len(rows)}, newest first"
+    if end < len(rows):
+        footer += f"; older: --page {page + 1}" + (f" --limit {limit}" if ctx.args.limit else "")
+    ctx.out(text + "\n\n" + footer)
     return 0
 
 

@@ -52,6 +52,13 @@ class NodeClient:
         parsed = urllib.parse.urlsplit(url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ValueError(f"node URL {url!r} is not an http:// URL")
+        path = parsed.path.rstrip("/")
+        if path == API or path.startswith(API + "/"):
+            root = urllib.parse.urlunsplit((parsed.scheme, parsed.netloc, "", "", ""))
+            raise ValueError(
+                f"node URL {url!r} names the API, not the node: give the node's root URL, "
+                f"{root} (the wallet adds {API} itself)"
+            )
         self.url = url.rstrip("/")
         self.timeout = timeout
 

@@ -13,7 +13,8 @@ File format (``"format": "tally-wallet"``, ``"version": 1``)::
     }
 
 The ciphertext is AES-256-GCM, under a key that scrypt derives from the password and the salt,
-of a JSON object ``{"mnemonic": ..., "passphrase": ...}`` (the BIP39 words and passphrase). The
+of a JSON object ``{"mnemonic": ..., "passphrase": ..., "replaced": [[original, replacement],
+...]}`` (the BIP39 words and passphrase; the txids ``bump-fee`` replaced, optional). The
 associated data binds the clear fields that say whose keys these are (format, version, network,
 coin type, account path), so a file moved to another network fails to open instead of signing
 there. Nothing secret is in clear: no mnemonic, seed, extended key, private or public key, nor
@@ -65,6 +66,9 @@ MAX_FILE_BYTES = 1 << 20
 SALT_BYTES = 16
 NONCE_BYTES = 12
 FILE_MODE = 0o600
+MAX_REPLACED = 50
+"""Replacements the wallet remembers (``Secrets.replaced``); older ones are forgotten, as the
+node forgets them too."""
 
 
 class KeystoreError(Exception):
@@ -77,10 +81,18 @@ class WrongPasswordError(KeystoreError):
 
 @dataclass(frozen=True)
 class Secrets:
-    """What the keystore protects: the BIP39 mnemonic and passphrase."""
+    """What the keystore protects: the BIP39 mnemonic and passphrase, and the wallet's own
+    record of the transactions it replaced (``bump-fee``): ``(original, replacement)`` txid
+    pairs, newest last, at most ``MAX_REPLACED``. Those are private like addresses (they lead to
+    them), so they are encrypted too."""
 
     mnemonic: str
     passphrase: str = ""
+    replaced: tuple[tuple[str, str], ...] = ()
+
+    def with_replacement(self, original: str, replacement: str) -> Secrets:
+        kept = tuple(p for p in self.replaced if p[0] != original)
+        return replace(self, replaced=(*kept, (original, replacement))[-MAX_REPLACED:])
 
     def __repr__(self) -> str:  # never print secrets by accident
         return "Secrets(<hidden>)"
@@ -199,7 +211,10 @@ class Keystore:
             raise WrongPasswordError("wrong password (or the wallet file was altered)") from None
         try:
             data = json.loads(plain)
-            return Secrets(_str(data["mnemonic"]), _str(data.get("passphrase", "")))
+            replaced = tuple(
+                (_txid(a), _txid(b)) for a, b in data.get("replaced", [])[-MAX_REPLACED:]
+            )
+            return Secrets(_str(data["mnemonic"]), _str(data.get("passphrase", "")), replaced)
         except (ValueError, KeyError, TypeError) as err:
             raise KeystoreError(f"the wallet's encrypted contents are malformed: {err}") from None
 
@@ -233,6 +248,13 @@ def _int(value: Any, low: int = 0) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < low:
         raise ValueError(f"expected an integer >= {low}, got {value!r}")
     return value
+
+
+def _txid(value: Any) -> str:
+    text = _str(value)
+    if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
+        raise ValueError(f"expected a txid, got {text!r}")
+    return text
 
 
 def _str(value: Any) -> str:
@@ -269,10 +291,25 @@ def seal(
         ciphertext=b"",
         created=int(time.time()),
     )
-    plain = json.dumps({"mnemonic": secret.mnemonic, "passphrase": secret.passphrase}).encode()
+    content: dict[str, Any] = {"mnemonic": secret.mnemonic, "passphrase": secret.passphrase}
+    if secret.replaced:
+        content["replaced"] = [list(p) for p in secret.replaced]
     key = derive_key(password, params)
-    sealed = AESGCM(key).encrypt(store.nonce, plain, store.associated_data())
+    sealed = AESGCM(key).encrypt(store.nonce, json.dumps(content).encode(), store.associated_data())
     return replace(store, ciphertext=sealed)
+
+
+def reseal(store: Keystore, secret: Secrets, password: str) -> Keystore:
+    """``store`` with its encrypted part replaced by ``secret`` under ``password`` (fresh salt
+    and nonce, the same key-derivation cost); the clear fields are kept."""
+    fresh = seal(secret, password, store.network, store.coin_type, store.account_path, store.kdf)
+    return replace(
+        fresh,
+        receive_index=store.receive_index,
+        receive_used=store.receive_used,
+        change_index=store.change_index,
+        created=store.created,
+    )
 
 
 def load(path: Path) -> Keystore:

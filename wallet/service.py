@@ -23,7 +23,7 @@ are derived only to sign, in this process.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -57,6 +57,7 @@ INCREMENTAL_FEE_RATE = 1
 it evicts plus this many base units per byte of its own size."""
 MIN_RELAY_FEE_RATE = Decimal(1)
 POLL_SECONDS = 0.5
+HEX = frozenset("0123456789abcdef")
 
 _ADDRESS_REASONS = {
     "bad-checksum": "bad checksum",
@@ -170,6 +171,7 @@ class Wallet:
         if self.account.path != store.account_path:
             raise WalletError(f"wallet {path} uses path {store.account_path}, not supported")
         self._client = client
+        self.secret = secret
 
     # --- plumbing -------------------------------------------------------------------------------
 
@@ -291,37 +293,42 @@ class Wallet:
         return rows
 
     def history(self, scan: Scan) -> list[dict[str, Any]]:
-        """Every transaction touching the wallet, newest first, with its net effect."""
+        """Every transaction touching the wallet, newest first (unconfirmed ones on top), with
+        its net effect, direction and counterparty; and the wallet's own replaced transactions
+        (``bump-fee``) the node still remembers, marked with what replaced them."""
         used = [a for a in scan.addresses if a.used]
         pages = self.client.map(self._all_txs, [a.address for a in used])
         txs: dict[str, dict[str, Any]] = {}
         for page in pages:
             for tx in page:
                 txs.setdefault(tx["txid"], tx)
-        mine = scan.by_address
-        rows = []
-        for tx in txs.values():
-            received = sum(o["amount"] for o in tx["outputs"] if o["address"] in mine)
-            sent = sum(i["amount"] for i in tx["inputs"] if i.get("address") in mine)
-            coinbase = bool(tx["inputs"] and tx["inputs"][0].get("coinbase"))
-            status = tx["status"]
-            rows.append(
-                {
-                    "txid": tx["txid"],
-                    "height": status["block_height"],
-                    "confirmations": status["confirmations"],
-                    "time": status["block_time"],
-                    "received": received,
-                    "sent": sent,
-                    "net": received - sent,
-                    "fee": tx["fee"] if sent else None,
-                    "coinbase": coinbase,
-                }
-            )
+        rows = [history_row(tx, scan.by_address) for tx in txs.values()]
+        originals = [o for o, _ in self.secret.replaced if o not in txs]
+        for original in self.client.map(self._replaced_tx, originals):
+            if original is not None:
+                rows.append(history_row(original, scan.by_address))
         rows.sort(
             key=lambda r: (r["height"] is not None, -(r["height"] or 0), r["txid"]),
         )
         return rows
+
+    def _replaced_tx(self, txid: str) -> dict[str, Any] | None:
+        """``GET /tx/{txid}`` of a transaction this wallet replaced, if the node still knows it
+        as replaced (a node that forgot it, or never knew, gives None)."""
+        try:
+            tx = self.client.tx(txid)
+        except NodeError as err:
+            if err.status == 404:
+                return None
+            raise
+        return tx if replacement_of(tx.get("status")) is not None else None
+
+    def record_replacement(self, password: str, original: str, replacement: str) -> None:
+        """Remember (encrypted, in the wallet file) that ``replacement`` replaced ``original``,
+        so ``history`` can show it (re-encrypting costs one key derivation)."""
+        secret = self.secret.with_replacement(original, replacement)
+        self.save(keystore.reseal(self.store, secret, password))
+        self.secret = secret
 
     def _all_txs(self, address: str) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -397,10 +404,10 @@ class Wallet:
             if err.status == 404:
                 raise WalletError(f"the node does not know transaction {txid}") from None
             raise
-        replaced_by = original["status"].get("replaced_by")
-        if replaced_by:
+        replaced_by = replacement_of(original.get("status"))
+        if replaced_by is not None:
             raise WalletError(
-                f"transaction {txid} was already replaced by {replaced_by}; bump that one"
+                f"transaction {txid} was already replaced by {replaced_by}; bump that one instead"
             )
         if original["status"]["confirmed"]:
             raise WalletError(
@@ -517,8 +524,9 @@ class Wallet:
                         f"transaction {txid} is no longer known to the node (replaced or evicted)"
                     ) from None
                 raise
-            if status.get("replaced_by"):
-                raise WalletError(f"transaction {txid} was replaced by {status['replaced_by']}")
+            replaced_by = replacement_of(status)
+            if replaced_by is not None:
+                raise WalletError(f"transaction {txid} was replaced by {replaced_by}")
             count = int(status["confirmations"]) if status["confirmed"] else 0
             if count != shown:
                 progress(count)
@@ -526,6 +534,59 @@ class Wallet:
             if count >= confirmations:
                 return status
             time.sleep(poll)
+
+
+def history_row(tx: dict[str, Any], mine: Mapping[str, Any]) -> dict[str, Any]:
+    """One ``history`` row from the node's ``GET /tx`` shape (SPEC 3.5); ``mine`` holds the
+    wallet's addresses. ``direction`` is ``received``, ``sent``, ``to self`` (every output is the
+    wallet's own), ``mined`` (a coinbase) or ``replaced``; ``counterparty`` is the first address
+    on the other side (None for a coinbase or a payment to self), ``counterparties`` all of them."""
+    inputs, outputs = tx.get("inputs") or [], tx.get("outputs") or []
+    received = sum(int(o["amount"]) for o in outputs if o.get("address") in mine)
+    sent = sum(int(i["amount"]) for i in inputs if i.get("address") in mine)
+    coinbase = bool(inputs and inputs[0].get("coinbase"))
+    status = tx.get("status") or {}
+    replaced_by = replacement_of(status)
+    if sent:
+        others = [o["address"] for o in outputs if o.get("address") not in mine]
+    else:
+        others = [i["address"] for i in inputs if i.get("address") and i["address"] not in mine]
+    others = list(dict.fromkeys(others))
+    if replaced_by is not None:
+        direction = "replaced"
+    elif coinbase:
+        direction = "mined"
+    elif sent and not others:
+        direction = "to self"
+    else:
+        direction = "sent" if sent else "received"
+    return {
+        "txid": tx["txid"],
+        "height": status.get("block_height"),
+        "confirmations": int(status.get("confirmations") or 0),
+        "time": status.get("block_time"),
+        "direction": direction,
+        "counterparty": others[0] if others else None,
+        "counterparties": others,
+        "received": received,
+        "sent": sent,
+        "net": received - sent,
+        "fee": tx.get("fee") if sent else None,
+        "coinbase": coinbase,
+        "replaced_by": replaced_by,
+    }
+
+
+def replacement_of(status: Any) -> str | None:
+    """The txid that replaced a transaction, from the node's ``status`` object
+    (``{"confirmed": false, "replaced_by": TXID}``, SPEC 3.5), or None: a node that never heard
+    of replacements, or an answer that is not a txid, gives None."""
+    if not isinstance(status, dict):
+        return None
+    value = status.get("replaced_by")
+    if isinstance(value, str) and len(value) == 64 and all(c in HEX for c in value):
+        return value
+    return None
 
 
 def fee_rate_of(selection: Selection) -> Decimal:
@@ -542,4 +603,5 @@ __all__ = [
     "fee_for",
     "fee_rate_of",
     "parse_address",
+    "replacement_of",
 ]

@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from consensus import Block
+from consensus import Block, encode_address
 from node.chainstate import ChainEvent, Chainstate, TipChanged
 from node.mempool import Mempool, MempoolEntry
 from node.miner.pow import PowSearcher
@@ -133,7 +133,8 @@ class Miner:
                 )
                 return None
             self.blocks_mined += 1
-            log.info(
+            # debug: the chainstate's "block N connected" line already says it at info level
+            log.debug(
                 "mined block %d: %s, %d tx, %d in fees",
                 template.height,
                 block.hash_hex(),
@@ -155,7 +156,7 @@ class Miner:
         """Mine until cancelled: a block about every ``block_time`` seconds, or back to back."""
         log.info(
             "mining to %s%s",
-            pubkey_hash.hex(),
+            encode_address(pubkey_hash, self.chainstate.params),
             f", a block about every {block_time:g} s" if block_time else "",
         )
         last = time.monotonic()

@@ -1,7 +1,8 @@
 """``tally-devnet`` and ``scripts/devnet.sh`` as a newcomer uses them (issue: a local network in
 one command, and tests that run the README).
 
-- The quickstart block of ``README.md`` is read from the README itself and run with bash, so the
+- The quickstart block of ``README.md`` is read from the README itself and run with bash in a
+  pseudo-terminal (the wallet's commands prompt for the password and the test types it), so the
   README cannot drift from the code. It runs in a scratch folder that links to this checkout's
   sources, ``scripts`` and ``.venv``, so its ``.devnet`` is the test's own. (Regression: with
   only ``scripts`` and ``pyproject.toml`` linked, a fresh CI venv was re-installed from the
@@ -24,9 +25,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pexpect
 import pytest
 
 from consensus import check_proof_of_work, get_params
+from node.devnet import DEV_PASSWORD
 from tests.functional.node_process import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,18 +89,31 @@ def test_the_readme_quickstart_runs_as_written(tmp_path: Path) -> None:
     assert "scripts/devnet.sh" in block and "tally-devnet down" in block
     work = scratch_checkout(tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TALLY_")}
-    done = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", block],
-        cwd=work,
+    # In a pseudo-terminal, as a person runs it: the wallet asks for the password at a prompt
+    # (echo off), and the test types it each time.
+    child = pexpect.spawn(
+        "bash",
+        ["-euo", "pipefail", "-c", block],
+        cwd=str(work),
         env=env,
-        capture_output=True,
-        text=True,
+        encoding="utf-8",
         timeout=300,
+        dimensions=(50, 250),
     )
+    shown: list[str] = []
+    prompts = 0
+    while child.expect_exact(["Wallet password: ", pexpect.EOF]) == 0:
+        shown.append(child.before + "Wallet password: ")
+        child.sendline(DEV_PASSWORD)
+        prompts += 1
+    shown.append(child.before)
+    child.close()
     devnet = work / ".devnet"
     try:
-        assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
-        out = done.stdout
+        out = "".join(shown).replace("\r\n", "\n")
+        assert child.exitstatus == 0, out
+        assert prompts >= 4, out  # balance, address --new, send, history
+        assert f"Wallet password: {DEV_PASSWORD}" not in out  # what was typed is not echoed
         assert "explorer:  http://127.0.0.1:18944/" in out
         assert re.search(r"node 2\s+http://127.0.0.1:18946\s+height \d+\s+peers [12]", out)
         assert re.search(r"confirmed\s+\d+\.\d{8}", out)  # balance

@@ -217,7 +217,8 @@ def test_send_with_wait(env: Env, alice: Person, bob: Person) -> None:
     miner.join(10)
     assert env.tip() == tip + 1
     assert sent["sent"] is True and sent["confirmations"] >= 1
-    assert sent["requested_fee_rate"] == "1"  # a fresh regtest network: the estimate floor
+    assert sent["requested_fee_rate"] == 1  # a fresh regtest network: the estimate floor
+    assert isinstance(sent["fee_rate"], float) and isinstance(sent["requested_fee_rate"], float)
     assert sent["fee"] == 1 * sent["size"] == len(bytes.fromhex(sent["raw"]))
     assert sent["change_address"] == alice.account.address(CHANGE, 0)
     status = env.node.get(f"{API}/tx/{sent['txid']}").json()

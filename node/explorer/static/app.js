@@ -31,6 +31,11 @@ const TXS_PAGE = 25; // the API's page size for block and address transactions
 const UTXOS_SHOWN = 25; // unspent outputs listed before "show all"
 const COINBASE_MATURITY = 100; // SPEC 2.6, the same on every network
 const HEX64 = /^[0-9a-fA-F]{64}$/;
+const BASE58 = /^[1-9A-HJ-NP-Za-km-z]{20,60}$/; // looks like an address (Base58Check)
+const UNITS_PER_BYTE = "base units per byte of the transaction (1 TLY = 100,000,000 base units)";
+const WTXID_TITLE = "The hash of the whole transaction, signatures included (the transaction "
+  + "id leaves them out, so it cannot be changed by re-signing); the block's merkle root commits "
+  + "to it";
 
 // --- 1. Formatting ------------------------------------------------------------------------------
 
@@ -77,7 +82,8 @@ function bytes(n) {
 function feeRate(fee, size) {
   if (!size) return "\u2014";
   const tenths = Math.round((fee * 10) / size);
-  return `${count(Math.floor(tenths / 10))}.${tenths % 10} units/B`;
+  return fragment(`${count(Math.floor(tenths / 10))}.${tenths % 10} `,
+    h("abbr", { title: UNITS_PER_BYTE }, "units/B"));
 }
 
 function utc(t) {
@@ -150,7 +156,7 @@ const link = {
   tx: (txid) => h("a", { href: href.tx(txid), class: "hash", title: txid }, short(txid)),
   address: (address) => (address == null
     ? h("span", { class: "unknown" }, "unknown")
-    : h("a", { href: href.address(address), class: "mono" }, address)),
+    : h("a", { href: href.address(address), class: "mono addr" }, address)),
   outpoint: (txid, index) => {
     const attrs = { href: href.tx(txid), class: "hash", title: `${txid}:${index}` };
     return h("a", attrs, `${short(txid)}:${index}`);
@@ -192,7 +198,9 @@ function kvTable(caption, rows) {
  */
 function listTable({ caption, columns, rows, empty, id }) {
   const head = h("tr", { role: "row" }, columns.map((c) =>
-    h("th", { scope: "col", role: "columnheader", class: c.num ? "num" : null }, c.label)));
+    h("th", {
+      scope: "col", role: "columnheader", class: c.num ? "num" : null, title: c.title ?? null,
+    }, c.label)));
   const body = h("tbody", { role: "rowgroup" });
   for (const row of rows) {
     const cells = columns.map((c) => {
@@ -329,7 +337,8 @@ async function viewHome() {
         id: "mempool-recent",
         columns: [
           { label: "Transaction", key: "txid", wide: true },
-          { label: "Amount", key: "value", num: true },
+          { label: "Output total", key: "value", num: true,
+            title: "The sum of all outputs, change back to the sender included" },
           { label: "Fee", key: "fee", num: true },
           { label: "Size", key: "size", num: true },
           { label: "Fee rate", key: "rate", num: true },
@@ -472,11 +481,20 @@ async function viewTx([txid]) {
     ? null
     : tx.inputs.reduce((sum, i) => sum + i.amount, 0);
   const totalOut = tx.outputs.reduce((sum, o) => sum + o.amount, 0);
-  const statusLine = s.confirmed
-    ? h("p", { class: "status ok" },
+  const replacedBy = !s.confirmed && HEX64.test(s.replaced_by ?? "") ? s.replaced_by : null;
+  let statusLine;
+  if (s.confirmed) {
+    statusLine = h("p", { class: "status ok" },
       "Confirmed in block ", link.height(s.block_height, s.block_hash),
-      ` \u00b7 ${plural(s.confirmations, "confirmation")}`)
-    : h("p", { class: "status pending" }, "Unconfirmed: waiting in the mempool to be mined.");
+      ` \u00b7 ${plural(s.confirmations, "confirmation")}`);
+  } else if (replacedBy) {
+    statusLine = h("p", { class: "status alert", "data-field": "replaced-by" },
+      "Replaced by ", link.tx(replacedBy),
+      ": a transaction spending the same coins took its place; this one will not confirm.");
+  } else {
+    statusLine = h("p", { class: "status pending" },
+      "Unconfirmed: waiting in the mempool to be mined.");
+  }
   const spentCell = (o, n) => {
     const spender = outspends && outspends[n];
     if (spender && spender.spent) {
@@ -490,8 +508,10 @@ async function viewTx([txid]) {
     statusLine,
     kvTable("Transaction details", [
       ["Transaction id", h("span", { class: "mono" }, tx.txid), "txid"],
-      ["Status", s.confirmed ? "Confirmed" : "Unconfirmed (in the mempool)", "status"],
-      ["Confirmations", count(s.confirmations), "confirmations"],
+      ["Status", s.confirmed ? "Confirmed"
+        : replacedBy ? fragment("Replaced by ", link.tx(replacedBy))
+          : "Unconfirmed (in the mempool)", "status"],
+      ["Confirmations", count(s.confirmations ?? 0), "confirmations"],
       s.confirmed
         ? ["Block", fragment(
           link.height(s.block_height, s.block_hash), " (", link.block(s.block_hash), ")",
@@ -505,7 +525,8 @@ async function viewTx([txid]) {
       ["Total out", amount(totalOut), "total-out"],
       ["Version", String(tx.version), "version"],
       ["Locktime", String(tx.locktime), "locktime"],
-      ["Witness txid", h("span", { class: "mono" }, tx.wtxid), "wtxid"],
+      [h("abbr", { title: WTXID_TITLE }, "Witness txid"), h("span", { class: "mono" }, tx.wtxid),
+        "wtxid"],
     ]),
     h("div", { class: "io" },
       listTable({
@@ -576,6 +597,10 @@ async function viewAddress([address], query) {
   const after = query.get("after");
   if (after !== null && !HEX64.test(after)) throw notFound("No such page of transactions");
   const offset = after === null ? 0 : Math.max(0, Number.parseInt(query.get("n") ?? "0", 10) || 0);
+  // the cursors of the pages between the newest and this one, so "Newer" goes back one page
+  const trail = after === null
+    ? []
+    : (query.get("trail") ?? "").split(",").filter((t) => HEX64.test(t));
   const allUtxos = query.get("utxos") === "all";
   const enc = encodeURIComponent(address);
   const [summary, txs, utxos] = await Promise.all([
@@ -592,8 +617,24 @@ async function viewAddress([address], query) {
   const range = `${count(offset + 1)}\u2013${count(offset + txs.length)}`;
   const utxoParam = allUtxos ? { utxos: "all" } : {};
   const older = more
-    ? { after: txs[txs.length - 1].txid, n: String(offset + txs.length), ...utxoParam }
+    ? {
+      after: txs[txs.length - 1].txid,
+      n: String(offset + txs.length),
+      ...(after ? { trail: [...trail, after].join(",") } : {}),
+      ...utxoParam,
+    }
     : null;
+  let newer = null;
+  if (after && trail.length) {
+    newer = {
+      after: trail[trail.length - 1],
+      n: String(Math.max(0, offset - TXS_PAGE)),
+      ...(trail.length > 1 ? { trail: trail.slice(0, -1).join(",") } : {}),
+      ...utxoParam,
+    };
+  } else if (after) {
+    newer = utxoParam; // one page below the newest
+  }
 
   // newest first: unconfirmed, then by height; within one transaction by output index
   const newest = (u) => (u.height == null ? Infinity : u.height);
@@ -645,6 +686,7 @@ async function viewAddress([address], query) {
         after
           ? buttonLink(addressRoute(summary.address, utxoParam), "\u2190 Newest", "first")
           : null,
+        newer ? buttonLink(addressRoute(summary.address, newer), "\u2190 Newer", "prev") : null,
         more ? buttonLink(addressRoute(summary.address, older), "Older \u2192", "next") : null,
       ])),
     h("section", { id: "utxos" },
@@ -678,14 +720,41 @@ async function viewAddress([address], query) {
   return { view: "address", title: `Address ${summary.address}`, node };
 }
 
-function nothingFound(q) {
+const ADDRESS_REASONS = {
+  "bad-checksum": "it is not a valid address: its checksum does not match (a mistyped character?)",
+  "wrong-network": "it is an address of another network",
+  "bad-character": "it has a character no address has (0, O, I and l are never used)",
+  "bad-length": "it is not a valid address: it has the wrong length",
+};
+
+/** Why `q`, which looks like an address, is not one of this network (the API knows), or null. */
+async function addressProblem(q) {
+  if (!BASE58.test(q)) return null;
+  try {
+    await api(`address/${encodeURIComponent(q)}`);
+    return null;
+  } catch (err) {
+    if (!(err instanceof ApiError) || err.code !== "bad-address") return null;
+    const reason = String(err.message).split(":", 1)[0];
+    const detail = String(err.message).slice(reason.length + 1).trim();
+    const words = ADDRESS_REASONS[reason];
+    if (!words) return null;
+    return { reason, text: reason === "wrong-network" && detail ? `${words} (${detail})` : words };
+  }
+}
+
+function nothingFound(q, problem = null) {
+  const line = problem
+    ? `Nothing found for \u201c${q}\u201d: ${problem.text}.`
+    : `Nothing found for \u201c${q}\u201d.`;
   return {
     view: "search",
     title: "Nothing found",
     error: true,
     node: fragment(
       heading("Nothing found"),
-      h("p", { class: "status alert", role: "alert" }, `Nothing found for \u201c${q}\u201d.`),
+      h("p", { class: "status alert", role: "alert", "data-reason": problem?.reason ?? null },
+        line),
       h("p", {}, "Search takes a block height, a block hash, a transaction id or an address, "
         + "as this node knows them. A transaction this node never received cannot be found."),
       h("p", {}, h("a", { href: "#/" }, "Back to the overview")),
@@ -701,7 +770,7 @@ async function viewSearch([q = ""]) {
     found = await api(`search?q=${encodeURIComponent(q)}`);
   } catch (err) {
     const unknown = err instanceof ApiError && (err.status === 404 || err.status === 400);
-    if (unknown) return nothingFound(q);
+    if (unknown) return nothingFound(q, await addressProblem(q));
     throw err;
   }
   const target = { block: href.block, tx: href.tx, address: href.address }[found.type];
@@ -759,6 +828,7 @@ const conn = document.getElementById("conn");
 let renderSeq = 0;
 let navigating = false;
 let firstRender = true;
+let lastPath = null; // the route last shown, without its query (paging stays on one page)
 let loadingTimer = 0;
 
 /** "#/address/x?after=y" -> {parts: ["address", "x"], query: URLSearchParams} */
@@ -846,12 +916,20 @@ async function route({ refresh = false } = {}) {
   main.setAttribute("aria-busy", "false");
   document.title = `${result.title} \u00b7 Tally explorer`;
   markNav(result.view);
+  const path = (location.hash || "#/").split("?", 1)[0];
+  const paging = !refresh && !firstRender && path === lastPath && result.view === "address";
   if (refresh) {
     restoreFocus(key);
+  } else if (paging) {
+    // another page of the same address: stay at its history instead of jumping to the top
+    const pagerLink = main.querySelector("#history nav.pager a");
+    main.querySelector("#history")?.scrollIntoView({ block: "start" });
+    (pagerLink ?? main.querySelector("h1"))?.focus({ preventScroll: true });
   } else {
     window.scrollTo(0, 0);
     if (!firstRender) main.querySelector("h1")?.focus();
   }
+  lastPath = path;
   firstRender = false;
 }
 
