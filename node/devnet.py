@@ -215,6 +215,7 @@ class Devnet:
         try:
             self._wait_ready(entries, started)
             self._prepare_wallet(state)
+            self._wait_synced(entries, started)
         except BaseException:
             print("stopping the nodes started now", file=sys.stderr)
             for entry in fresh:
@@ -300,6 +301,22 @@ class Devnet:
                 return
             time.sleep(0.2)
         raise DevnetError("the nodes did not connect to each other")
+
+    def _wait_synced(self, entries: list[dict[str, Any]], started: float) -> None:
+        """Until every node has caught up with the first one's height as it was when funded:
+        ``up`` returns a devnet whose nodes agree, so a command pasted against any node sees the
+        dev wallet's coins (SPEC 6: a command spanning nodes returns when they agree)."""
+        deadline = started + START_TIMEOUT
+        target = int(_http(f"{entries[0]['url']}/api/v1/info")["height"])
+        while True:
+            heights = [int(_http(f"{e['url']}/api/v1/info")["height"]) for e in entries]
+            if min(heights) >= target:
+                return
+            if time.monotonic() > deadline:
+                raise DevnetError(
+                    f"the nodes did not catch up with node 0 (heights {heights}, want {target})"
+                )
+            time.sleep(0.1)
 
     def _token(self, entry: dict[str, Any]) -> str:
         return (Path(entry["datadir"]) / ".cookie").read_text().strip().split(":", 1)[1]
