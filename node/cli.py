@@ -47,6 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--peer", action="append", dest="peers", metavar="URL", default=[])
     run.add_argument("--mine-to", dest="mine_to", metavar="ADDR")
     run.add_argument("--block-time", dest="block_time", type=float, metavar="S")
+    run.add_argument(
+        "--whitelist",
+        action="append",
+        dest="whitelist",
+        metavar="NET",
+        default=[],
+        help="peers in this network (CIDR, e.g. 127.0.0.0/8; repeatable) are scored and "
+        "banned per listening URL instead of per IP (default: none)",
+    )
     for name, text in (
         ("info", "show a running node's state"),
         ("stop", "ask a running node to stop"),

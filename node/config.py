@@ -12,6 +12,7 @@ defaults. Every setting has the same name in all three places::
     --mine-to         TALLY_MINE_TO          mine_to      (none: no mining)
     --block-time      TALLY_BLOCK_TIME       block_time   (none: back to back when mining)
     --log-level       TALLY_LOG_LEVEL        log_level    info
+    --whitelist (rep) TALLY_WHITELIST (a,b)  whitelist    []   (CIDR networks scored per URL)
     --config          TALLY_CONFIG           -            (none)
 
 A wrong value anywhere is a ``ConfigError`` naming where it came from. This module reads the
@@ -20,6 +21,7 @@ environment and the file it is told about; it starts nothing.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -39,6 +41,7 @@ SETTING_NAMES = (
     "mine_to",
     "block_time",
     "log_level",
+    "whitelist",
 )
 
 
@@ -56,6 +59,8 @@ class Settings:
     mine_to: str | None = None
     block_time: float | None = None
     log_level: str = "info"
+    whitelist: tuple[str, ...] = ()
+    """Networks (CIDR) whose peers are scored and banned per listening URL, not per IP."""
 
     @property
     def params(self) -> NetworkParams:
@@ -92,6 +97,14 @@ def _convert(name: str, value: Any, source: str) -> Any:
             for url in value:
                 if not url.startswith(("http://", "https://")):
                     raise ValueError(f"{url!r} is not an http:// URL")
+            return tuple(value)
+        if name == "whitelist":
+            if isinstance(value, str):
+                value = [p for p in (v.strip() for v in value.split(",")) if p]
+            if not isinstance(value, list | tuple) or not all(isinstance(p, str) for p in value):
+                raise ValueError("expected a list of networks (CIDR)")
+            for net in value:
+                ipaddress.ip_network(net, strict=False)  # ValueError names the bad one
             return tuple(value)
         if name == "mine_to":
             return None if value in (None, "") else str(value)

@@ -152,6 +152,7 @@ class Devnet:
                     str(datadir),
                     "--port",
                     str(port),
+                    "--whitelist=127.0.0.0/8",
                     *peers,
                 ],
                 stdout=log,
