@@ -90,6 +90,9 @@ class Relay:
         self._flush = asyncio.Event()
         self._wake = asyncio.Event()
         self.on_orphan: Callable[[Peer], None] = lambda peer: None
+        self.syncing: Callable[[], bool] = lambda: False
+        """True while headers-first sync runs: transactions wait (their inputs may be in the
+        blocks still to come), as Core does not fetch transactions during initial download."""
         self.on_block_shown: Callable[[Peer, int], None] = lambda peer, work: None
 
     # --- outgoing -------------------------------------------------------------------------------
@@ -223,6 +226,8 @@ class Relay:
             for i in range(0, len(blocks), policy.DOWNLOAD_BATCH):
                 batch = [h for _, h in blocks[i : i + policy.DOWNLOAD_BATCH]]
                 self._spawn(self._fetch(peer, "block", batch))
+            if self.syncing():
+                continue
             txs = self.tracker.select(
                 url, now, policy.TX_REQUEST_TIMEOUT, policy.MAX_IN_FLIGHT_PER_PEER, "tx"
             )

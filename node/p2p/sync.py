@@ -71,6 +71,8 @@ class Sync:
         self.relay = relay
         self._lock = asyncio.Lock()
         self._wanted = asyncio.Event()
+        self.running = False
+        """True while a sync runs (relay holds transaction requests meanwhile)."""
         self.rounds = 0
         """``getheaders`` rounds so far (for tests of spinning)."""
 
@@ -93,13 +95,17 @@ class Sync:
     async def sync(self) -> None:
         """Catch up with the peers believed to have more work than us, headers first."""
         async with self._lock:
-            while True:
-                ahead = self.ahead()
-                if not ahead:
-                    return
-                source = max(ahead, key=lambda p: p.work)
-                if not await self._sync_round(source):
-                    source.failed_claim()  # it showed nothing more: believe what it showed
+            self.running = True
+            try:
+                while True:
+                    ahead = self.ahead()
+                    if not ahead:
+                        return
+                    source = max(ahead, key=lambda p: p.work)
+                    if not await self._sync_round(source):
+                        source.failed_claim()  # it showed nothing more: believe what it showed
+            finally:
+                self.running = False
 
     async def _sync_round(self, source: Peer) -> bool:
         """One round of headers and blocks from ``source``; True if the tip moved."""
