@@ -201,6 +201,7 @@ class NodeService:
         app = make_app(self)
         self._guard = ConnectionGuard(self.p2p.banman.whitelisted)
         app.middlewares.insert(0, self._guard.middleware)
+        app.middlewares.append(self._guard.cut_middleware)
         self._runner = web.AppRunner(
             app, access_log=None, keepalive_timeout=p2p_policy.IDLE_TIMEOUT
         )

@@ -14,9 +14,10 @@ either bound takes the place of the oldest idle one (of that address, for the pe
 bound), or is closed at once when none is idle. So idle sockets, however many, neither keep a
 client out nor exhaust the process's open files, and a trickled request is cut off.
 
-A request reaches the guard through ``middleware`` (which marks the connection busy while its
-handler runs); long-lived answers (the events stream) are busy, not idle, and never cut off
-once their request has arrived whole.
+A request reaches the guard through ``middleware`` (outermost: marks the connection busy while
+its handler runs) and ``cut_middleware`` (innermost: a handler whose connection the guard cut
+mid-body answers a quiet 408 instead of logging a crash); long-lived answers (the events
+stream) are busy, not idle, and never cut off once their request has arrived whole.
 
 State: the open connections, on the event loop thread. Leaves to others: what the requests
 say (the routes), who is banned (``banman``).
@@ -30,7 +31,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import ClientConnectionResetError, web
 
 from node.p2p import policy
 
@@ -52,6 +53,8 @@ class _Watched(asyncio.Protocol):
         self.busy = 0
         self.request: web.BaseRequest | None = None
         self.started = now
+        self.cut = False
+        """Closed by the guard mid-request (the handler's read then fails: not a crash)."""
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -166,6 +169,25 @@ class ConnectionGuard:
                 conn.request = None
                 conn.idle_since = self.monotonic()
 
+    @web.middleware
+    async def cut_middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """Innermost: a handler whose request the guard cut off gets a quiet 408 (nobody reads
+        it), not an error logged as a crash further out."""
+        try:
+            return await handler(request)
+        except (ConnectionError, ClientConnectionResetError):
+            conn = self.open.get(request.transport) if request.transport is not None else None
+            if (
+                conn is None
+                or conn.cut
+                or request.transport is None
+                or request.transport.is_closing()
+            ):
+                return web.Response(status=408, text="the request came too slowly")
+            raise
+
     def check(self) -> None:
         """Close every connection past its time (the watchdog calls this each second)."""
         now = self.monotonic()
@@ -174,6 +196,7 @@ class ConnectionGuard:
                 request = conn.request
                 body_done = request is None or request.content.is_eof()
                 if not body_done and now - conn.started > policy.BODY_TIMEOUT:
+                    conn.cut = True
                     conn.close("request body too slow")
             elif conn.pending_since is not None:
                 if now - conn.pending_since > policy.HEADER_TIMEOUT:
