@@ -4,7 +4,8 @@
 Job: every connection the server accepts is watched (``_Watched`` sits between the event loop
 and aiohttp's own protocol, only observing) and closed when it is
 
-- idle (no request in progress) for ``IDLE_TIMEOUT`` seconds,
+- silent for ``FIRST_REQUEST_TIMEOUT`` seconds after it was accepted, or idle (no request in
+  progress) for ``IDLE_TIMEOUT`` seconds after its last answer,
 - part-way through a request's headers ``HEADER_TIMEOUT`` seconds after their first byte, or
 - part-way through a request's body ``BODY_TIMEOUT`` seconds after its headers arrived.
 
@@ -54,6 +55,7 @@ class _Watched(asyncio.Protocol):
         self.request: web.BaseRequest | None = None
         self.started = now
         self.cut = False
+        self.served = 0
         """Closed by the guard mid-request (the handler's read then fails: not a crash)."""
 
     # asyncio.Protocol
@@ -165,6 +167,7 @@ class ConnectionGuard:
             return await handler(request)
         finally:
             conn.busy -= 1
+            conn.served += 1
             if not conn.busy:
                 conn.request = None
                 conn.idle_since = self.monotonic()
@@ -201,8 +204,10 @@ class ConnectionGuard:
             elif conn.pending_since is not None:
                 if now - conn.pending_since > policy.HEADER_TIMEOUT:
                     conn.close("request headers too slow")
-            elif conn.idle_since is not None and now - conn.idle_since > policy.IDLE_TIMEOUT:
-                conn.close("idle")
+            elif conn.idle_since is not None:
+                limit = policy.IDLE_TIMEOUT if conn.served else policy.FIRST_REQUEST_TIMEOUT
+                if now - conn.idle_since > limit:
+                    conn.close("idle")
 
     async def _watch(self) -> None:
         while True:

@@ -88,7 +88,7 @@ whole outbound pool."""
 MAX_CLIENT_CONNECTIONS = 64
 """Open client connections to all peers together."""
 CLIENT_KEEPALIVE = 10.0
-"""Idle client connections are closed after this (below the server's ``IDLE_TIMEOUT``)."""
+"""Idle client connections are closed after this (well below the server's ``IDLE_TIMEOUT``)."""
 
 MAX_IN_FLIGHT_PER_PEER = 1_000
 """Objects requested from one peer and not yet answered, at most."""
@@ -119,8 +119,10 @@ MAX_ADDRESSES = 1_000
 
 # --- inbound connections (the HTTP server) --------------------------------------------------------
 
-IDLE_TIMEOUT = 15.0
-"""A connection with no request in progress is closed after this many seconds."""
+FIRST_REQUEST_TIMEOUT = 10.0
+"""A new connection that has sent no byte of a request after this many seconds is closed."""
+IDLE_TIMEOUT = 60.0
+"""A kept-alive connection with no request in progress is closed after this many seconds."""
 HEADER_TIMEOUT = 10.0
 """A request whose headers have not all arrived this long after its first byte is closed."""
 BODY_TIMEOUT = 20.0

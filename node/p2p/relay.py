@@ -91,8 +91,9 @@ class Relay:
         self._wake = asyncio.Event()
         self.on_orphan: Callable[[Peer], None] = lambda peer: None
         self.syncing: Callable[[], bool] = lambda: False
-        """True while headers-first sync runs: transactions wait (their inputs may be in the
-        blocks still to come), as Core does not fetch transactions during initial download."""
+        """True while headers-first sync downloads blocks: transactions wait (their inputs may
+        be in the blocks still to come), as Core does not fetch transactions during initial
+        download."""
         self.on_block_shown: Callable[[Peer, int], None] = lambda peer, work: None
 
     # --- outgoing -------------------------------------------------------------------------------

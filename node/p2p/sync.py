@@ -72,7 +72,9 @@ class Sync:
         self._lock = asyncio.Lock()
         self._wanted = asyncio.Event()
         self.running = False
-        """True while a sync runs (relay holds transaction requests meanwhile)."""
+        """True while blocks of a sync download (relay holds transaction requests meanwhile:
+        their inputs may be in those blocks). Not while headers are asked for, so a peer that
+        claims work it does not have cannot hold up transaction relay."""
         self.rounds = 0
         """``getheaders`` rounds so far (for tests of spinning)."""
 
@@ -95,17 +97,13 @@ class Sync:
     async def sync(self) -> None:
         """Catch up with the peers believed to have more work than us, headers first."""
         async with self._lock:
-            self.running = True
-            try:
-                while True:
-                    ahead = self.ahead()
-                    if not ahead:
-                        return
-                    source = max(ahead, key=lambda p: p.work)
-                    if not await self._sync_round(source):
-                        source.failed_claim()  # it showed nothing more: believe what it showed
-            finally:
-                self.running = False
+            while True:
+                ahead = self.ahead()
+                if not ahead:
+                    return
+                source = max(ahead, key=lambda p: p.work)
+                if not await self._sync_round(source):
+                    source.failed_claim()  # it showed nothing more: believe what it showed
 
     async def _sync_round(self, source: Peer) -> bool:
         """One round of headers and blocks from ``source``; True if the tip moved."""
@@ -162,7 +160,11 @@ class Sync:
         )
         if not missing:
             return self.chain.tip.hash != start_tip
-        await self._download(source, missing, best_height)
+        self.running = True
+        try:
+            await self._download(source, missing, best_height)
+        finally:
+            self.running = False
         return self.chain.tip.hash != start_tip
 
     def _blocks_lacking(self, hashes: list[bytes]) -> list[bytes]:

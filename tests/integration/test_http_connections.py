@@ -2,8 +2,8 @@
 
 On ``bad5a2c`` 1,100 idle sockets made ``/info`` time out (the node ran out of open files) and a
 slowly trickled request stayed open for minutes. Now connections are bounded (the oldest idle
-one makes room) and closed when idle for ``IDLE_TIMEOUT``, when their headers take longer than
-``HEADER_TIMEOUT`` or their body longer than ``BODY_TIMEOUT``.
+one makes room) and closed when silent for ``FIRST_REQUEST_TIMEOUT`` after connecting, when their
+headers take longer than ``HEADER_TIMEOUT`` or their body longer than ``BODY_TIMEOUT``.
 """
 
 from __future__ import annotations
