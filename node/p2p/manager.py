@@ -106,7 +106,7 @@ class PeerManager:
         self.peerset.on_work = lambda peer: self.sync.want()
         self.relay.on_orphan = self._orphan
         self.relay.on_block_shown = lambda peer, work: peer.showed(work)
-        self.relay.syncing = lambda: self.sync.running
+        self.relay.syncing = lambda: self.sync.running or bool(self.sync.ahead())
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
 

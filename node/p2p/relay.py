@@ -11,7 +11,8 @@ way.
 Job, incoming: an ``inv`` from a connected peer is checked against what we have (one trip to
 the state thread per ``inv``), the lacking hashes are recorded in the ``TxRequestTracker`` and
 the ``requester`` loop asks each announcer for its share in ``getdata`` of at most
-``MAX_GETDATA`` items (blocks ``DOWNLOAD_BATCH`` at a time), each with a timeout; what is not
+``MAX_GETDATA`` items (blocks ``DOWNLOAD_BATCH`` at a time, one block request in flight per
+peer, so blocks arrive in order), each with a timeout; what is not
 delivered (timeout, missing from the answer, invalid, mutated) is asked of the next announcer.
 Transactions of one answer are accepted in one trip to the state thread. A block fetched this
 way is stored only if its chain has more work than our tip (a low-work fork costs nothing but
@@ -86,14 +87,17 @@ class Relay:
         self.queues: dict[str, dict[str, OrderedDict[bytes, None]]] = {}
         self._failures: dict[str, int] = {}
         self._sending: set[str] = set()
+        self._fetching_blocks: set[str] = set()
+        """Peers with a block request in flight: one at a time each, so blocks announced one
+        after another arrive (and connect) in order instead of as orphans."""
         self._requests: set[asyncio.Task[None]] = set()
         self._flush = asyncio.Event()
         self._wake = asyncio.Event()
         self.on_orphan: Callable[[Peer], None] = lambda peer: None
         self.syncing: Callable[[], bool] = lambda: False
-        """True while headers-first sync downloads blocks: transactions wait (their inputs may
-        be in the blocks still to come), as Core does not fetch transactions during initial
-        download."""
+        """True while we are behind a peer (sync runs or is due): transactions wait (their
+        inputs may be in the blocks still to come), as Core does not fetch transactions during
+        initial download. Their announcements are kept meanwhile."""
         self.on_block_shown: Callable[[Peer, int], None] = lambda peer, work: None
 
     # --- outgoing -------------------------------------------------------------------------------
@@ -221,12 +225,13 @@ class Relay:
             if peer is None:
                 self.tracker.disconnected(url)
                 continue
-            blocks = self.tracker.select(
-                url, now, policy.BLOCK_REQUEST_TIMEOUT, policy.MAX_IN_FLIGHT_PER_PEER, "block"
-            )
-            for i in range(0, len(blocks), policy.DOWNLOAD_BATCH):
-                batch = [h for _, h in blocks[i : i + policy.DOWNLOAD_BATCH]]
-                self._spawn(self._fetch(peer, "block", batch))
+            if url not in self._fetching_blocks:
+                blocks = self.tracker.select(
+                    url, now, policy.BLOCK_REQUEST_TIMEOUT, policy.DOWNLOAD_BATCH, "block"
+                )
+                if blocks:
+                    self._fetching_blocks.add(url)
+                    self._spawn(self._fetch(peer, "block", [h for _, h in blocks]))
             if self.syncing():
                 continue
             txs = self.tracker.select(
@@ -268,6 +273,8 @@ class Relay:
             for h in hashes:
                 if h not in delivered:
                     self.tracker.not_delivered(peer.url, (kind, h))
+            if kind == "block":
+                self._fetching_blocks.discard(peer.url)
             self._wake.set()
 
     async def _receive_txs(self, peer: Peer, raws: list[bytes], wanted: set[bytes]) -> set[bytes]:

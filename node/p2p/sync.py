@@ -150,6 +150,8 @@ class Sync:
         best_height = parent.height + len(headers)
         hashes = [h.hash() for h in headers]
         missing = await self.call(self._blocks_lacking, hashes)
+        # Blocks relay is fetching already (announced one by one) are not asked for twice.
+        missing = [h for h in missing if not self.relay.tracker.requested(("block", h))]
         start_tip = self.chain.tip.hash
         log.info(
             "syncing from %s: %d header(s) up to height %d, %d block(s) to download",

@@ -59,6 +59,13 @@ class TxRequestTracker:
     def announcers(self, key: Key) -> list[str]:
         return list(self._objects.get(key, {}))
 
+    def requested(self, key: Key) -> bool:
+        """Some announcer is being asked for ``key`` now."""
+        return any(
+            a.requested_until is not None and not a.completed
+            for a in self._objects.get(key, {}).values()
+        )
+
     def in_flight(self, peer: str) -> int:
         return self._in_flight.get(peer, 0)
 
