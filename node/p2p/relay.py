@@ -2,7 +2,7 @@
 
 Job, outgoing: every new block on the active chain and every transaction accepted into the
 mempool is queued for each peer not known to have it; the ``announcer`` loop sends each peer its
-queue in one ``inv`` per kind per ``relay_interval`` (100 ms on regtest, 2 s elsewhere; at most
+queue in one ``inv`` per kind per ``relay_interval`` (50 ms on regtest, 2 s elsewhere; at most
 ``MAX_INV`` hashes an ``inv``), blocks at once. An ``inv`` refused (429 for rate, or lost) goes
 back to the front of the queue and is sent again later, so an honest node's relay stays inside
 the rate limit it enforces itself and loses nothing. A new peer hears of our whole mempool this
@@ -12,11 +12,11 @@ Job, incoming: an ``inv`` from a connected peer is checked against what we have 
 the state thread per ``inv``), the lacking hashes are recorded in the ``TxRequestTracker`` and
 the ``requester`` loop asks each announcer for its share in ``getdata`` of at most
 ``MAX_GETDATA`` items (blocks ``DOWNLOAD_BATCH`` at a time, one block request in flight per
-peer, so blocks arrive in order), each with a timeout; what is not
-delivered (timeout, missing from the answer, invalid, mutated) is asked of the next announcer.
-Transactions of one answer are accepted in one trip to the state thread. A block fetched this
-way is stored only if its chain has more work than our tip (a low-work fork costs nothing but
-its download); one whose parent we lack hands its sender to sync.
+peer, so blocks arrive in order), each with a timeout; what is not delivered (timeout, missing
+from the answer, invalid, mutated) is asked of the next announcer. Transactions of one answer
+are accepted ``ACCEPT_CHUNK`` a trip to the state thread. A block fetched this way is stored
+only if its chain has more work than our tip (a low-work fork costs nothing but its download);
+one whose parent we lack hands its sender to sync.
 
 Serving: ``getdata`` answers each hash once, only to a connected peer, and stops adding items at
 ``MAX_GETDATA_ANSWER_BYTES``.
@@ -278,8 +278,10 @@ class Relay:
             self._wake.set()
 
     async def _receive_txs(self, peer: Peer, raws: list[bytes], wanted: set[bytes]) -> set[bytes]:
-        """Accept the transactions of one answer in one trip; the txids delivered."""
-        results = await self.call(self._accept_txs, raws, wanted)
+        """Accept the transactions of one answer, ``ACCEPT_CHUNK`` a trip; the txids delivered."""
+        results: list[tuple[bytes | None, str | None]] = []
+        for i in range(0, len(raws), policy.ACCEPT_CHUNK):
+            results += await self.call(self._accept_txs, raws[i : i + policy.ACCEPT_CHUNK], wanted)
         delivered: set[bytes] = set()
         for txid, code in results:
             self.metrics.p2p_downloaded.labels("tx").inc()
