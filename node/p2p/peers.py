@@ -105,6 +105,10 @@ class Peer:
     def showed(self, work: int) -> None:
         self.shown = max(self.shown, work)
 
+    def stalled(self) -> bool:
+        """It failed a claim or a download recently (within ``CLAIM_RETRY``)."""
+        return time.monotonic() < self.failed_until
+
     def failed_claim(self) -> None:
         """It had nothing (or nothing it would send) to back its claimed work."""
         self.failed_until = time.monotonic() + policy.CLAIM_RETRY
@@ -192,6 +196,8 @@ class PeerSet:
         self.clock = clock
         self.nonce = os.urandom(8)
         self.peers: dict[str, Peer] = {}
+        self._distrusted: dict[str, float] = {}
+        """``Peer.failed_until`` of peers that left, by URL: reconnecting does not clear it."""
         self.on_joined: Callable[[Peer], None] = lambda peer: None
         self.on_left: Callable[[Peer], None] = lambda peer: None
         self.on_work: Callable[[Peer], None] = lambda peer: None
@@ -230,6 +236,7 @@ class PeerSet:
                 outbound,
                 connected_at=self.clock(),
             )
+            peer.failed_until = self._distrusted.pop(url, 0.0)
             self.peers[url] = peer
             log.info(
                 "peer %s joined (%s, height %d)",
@@ -247,9 +254,26 @@ class PeerSet:
             self.on_work(peer)
         return peer
 
+    def failed(self, peer: Peer) -> None:
+        """``peer`` failed to back its claim or stalled a download: not believed ahead, nor
+        asked for blocks, for ``CLAIM_RETRY`` seconds, even if it reconnects meanwhile."""
+        peer.failed_claim()
+        current = self.peers.get(peer.url)
+        if current is not None:
+            current.failed_until = max(current.failed_until, peer.failed_until)
+        elif len(self._distrusted) < policy.MAX_ADDRESSES:
+            self._distrusted[peer.url] = peer.failed_until
+
     def drop(self, url: str, reason: str) -> None:
         peer = self.peers.pop(url, None)
         if peer is not None:
+            now = time.monotonic()
+            if peer.failed_until > now:
+                self._distrusted[url] = peer.failed_until
+                if len(self._distrusted) > policy.MAX_ADDRESSES:
+                    self._distrusted = {u: t for u, t in self._distrusted.items() if t > now}
+                    while len(self._distrusted) > policy.MAX_ADDRESSES:
+                        del self._distrusted[next(iter(self._distrusted))]
             log.info("peer %s left: %s", url, reason)
             self.metrics.peers.set(len(self.peers))
             self.on_left(peer)

@@ -103,7 +103,7 @@ class Sync:
                     return
                 source = max(ahead, key=lambda p: p.work)
                 if not await self._sync_round(source):
-                    source.failed_claim()  # it showed nothing more: believe what it showed
+                    self.peers.failed(source)  # it showed nothing more: believe what it showed
 
     async def _sync_round(self, source: Peer) -> bool:
         """One round of headers and blocks from ``source``; True if the tip moved."""
@@ -221,7 +221,8 @@ class Sync:
             for i in range(0, len(hashes), policy.DOWNLOAD_BATCH)
         ]
         live = [p for p in self.ahead() if p is not source]
-        live = [source, *live] if source.url in self.peers.peers else live
+        if source.url in self.peers.peers and not source.stalled():
+            live = [source, *live]
         if not live:
             return None
 
@@ -230,7 +231,7 @@ class Sync:
             got: dict[bytes, tuple[Peer, bytes]] = {}
             for attempt in range(len(live)):
                 peer = live[(n + attempt) % len(live)]
-                if peer.url not in self.peers.peers:
+                if peer.url not in self.peers.peers or peer.stalled():
                     continue
                 try:
                     answer = await self.transport.post(
@@ -241,9 +242,9 @@ class Sync:
                         policy.BLOCK_REQUEST_TIMEOUT,
                     )
                 except PeerError as err:
-                    log.info(
-                        "block download from %s stalled (%s): asking another peer", peer.url, err
-                    )
+                    if not peer.stalled():
+                        log.info("block download from %s stalled (%s): next peer", peer.url, err)
+                    self.peers.failed(peer)  # not asked for blocks (nor synced from) for a while
                     continue
                 by_hash: dict[bytes, bytes] = {}
                 for raw in answer["items"]:

@@ -226,3 +226,33 @@ def test_whitelisted_loopback_scores_per_url(cluster: Cluster) -> None:
     assert p2p_post(node.url, "inv", b"\xc1", "http://127.0.0.1:4000").status == 403
     assert p2p_post(node.url, "inv", b"\xc1", "http://127.0.0.1:4001").status == 400
     assert banned(node) == {"http://127.0.0.1:4000"}
+
+
+def test_stalled_block_download_moves_to_another_peer(cluster: Cluster) -> None:
+    """Defect 2 (SPEC 3.4 "a download that stalls moves to another peer"): a peer serves the
+    honest chain's headers, claims more work, and never answers ``getdata``. The batches first
+    asked of it move to the honest peer after ``BLOCK_REQUEST_TIMEOUT`` (15 s), not after the
+    30 s request timeout of ``bad5a2c``."""
+    honest = cluster.start("honest")
+    honest.generate(150, A0)
+    asked = m.encode({"locator": [REGTEST.genesis_hash], "stop": bytes(32)})
+    headers = m.parse(
+        "headers", p2p_post(honest.url, "getheaders", asked, "http://127.0.0.1:1").body
+    )
+    node = cluster.start("node")
+    staller = hostile(
+        cluster,
+        claim_work=HUGE,
+        claim_height=150,
+        headers=headers["headers"],
+        headers_delay=2,  # the honest peer connects meanwhile: both are there for the download
+        withhold=True,
+    )
+    assert staller.handshake(node.url).status == 200
+    add_peer(node, honest.url)
+    started = time.monotonic()
+    cluster.wait(lambda: tip(node) == tip(honest), "the node to sync around the staller", 90)
+    took = time.monotonic() - started
+    assert staller.count("getdata") >= 1  # it was asked, and did not deliver
+    assert took < 28, f"sync took {took:.1f} s around a peer that never sends blocks"
+    cluster.check_logs()
