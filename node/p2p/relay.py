@@ -113,10 +113,20 @@ class Relay:
 
     def announce_mempool(self, peer: Peer) -> None:
         """A new peer hears of our whole mempool (after a restart, say, it may lack it)."""
-        txids = [t for t in list(self.mempool.entries) if not peer.knows(t)]
-        for t in txids:
+        self._spawn(self._announce_mempool(peer))
+
+    async def _announce_mempool(self, peer: Peer) -> None:
+        txids = await self.call(self.mempool_txids)  # read on the state thread that owns it
+        if peer.url not in self.peers.peers:
+            return
+        fresh = [t for t in txids if not peer.knows(t)]
+        for t in fresh:
             peer.learn(t)
-        self._queue(peer.url, "tx", txids)
+        self._queue(peer.url, "tx", fresh)
+
+    def mempool_txids(self, limit: int = policy.RELAY_QUEUE_LIMIT) -> list[bytes]:
+        """State thread: the mempool's txids, oldest first, at most ``limit``."""
+        return list(self.mempool.entries)[:limit]
 
     def _queue(self, url: str, kind: str, hashes: list[bytes]) -> None:
         queue = self.queues.setdefault(url, {}).setdefault(kind, OrderedDict())
