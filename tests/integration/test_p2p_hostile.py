@@ -256,3 +256,20 @@ def test_stalled_block_download_moves_to_another_peer(cluster: Cluster) -> None:
     assert staller.count("getdata") >= 1  # it was asked, and did not deliver
     assert took < 28, f"sync took {took:.1f} s around a peer that never sends blocks"
     cluster.check_logs()
+
+
+def test_a_peer_that_leaves_is_logged_in_words(cluster: Cluster) -> None:
+    """Issue 15 point 10: a peer that left was logged with aiohttp's exception text
+    (``ClientConnectorError Cannot connect to host ... [Connect call failed ...]``); now in
+    words."""
+    node = cluster.start("node")
+    gone = hostile(cluster)
+    assert gone.handshake(node.url).status == 200
+    cluster.wait(lambda: gone.url in connected(node), "the peer to connect")
+    gone.stop()
+    cluster.fakes.remove(gone)
+    cluster.wait(lambda: gone.url not in connected(node), "the node to notice it left", 40)
+    left = [line for line in node.log().splitlines() if f"peer {gone.url} left" in line]
+    assert left, node.log()[-2000:]
+    assert "Error" not in left[-1] and "[" not in left[-1], left[-1]
+    assert "could not be made" in left[-1] or "did not answer" in left[-1] or "closed" in left[-1]
