@@ -132,6 +132,15 @@ def build_parser() -> argparse.ArgumentParser:
         "points at this machine); default: only the bind address, plus localhost, 127.0.0.1 "
         "and [::1] when bound to loopback [env TALLY_ALLOW_HOST, comma-separated]",
     )
+    run.add_argument(
+        "--whitelist",
+        action="append",
+        dest="whitelist",
+        metavar="NET",
+        default=[],
+        help="peers in this network (CIDR, e.g. 127.0.0.0/8; repeatable) are scored and "
+        "banned per listening URL instead of per IP (default: none)",
+    )
     for name, text in (
         ("info", "show a running node's state (found through <datadir>/.url)"),
         ("stop", "ask a running node to stop (needs its <datadir>/.cookie)"),

@@ -15,6 +15,7 @@ defaults. Every setting has the same name in all three places::
     --allow-host NAME (repeat)
                       TALLY_ALLOW_HOST (a,b) allow_host   [] (the bind address, and the loopback
                                                           names when bound to loopback, always)
+    --whitelist (rep) TALLY_WHITELIST (a,b)  whitelist    []   (CIDR networks scored per URL)
     --config          TALLY_CONFIG           -            (none)
 
 A wrong value anywhere is a ``ConfigError`` naming where it came from. This module reads the
@@ -23,6 +24,7 @@ environment and the file it is told about; it starts nothing.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -44,6 +46,7 @@ SETTING_NAMES = (
     "block_time",
     "log_level",
     "allow_host",
+    "whitelist",
 )
 
 
@@ -63,6 +66,8 @@ class Settings:
     log_level: str = "info"
     allow_host: tuple[str, ...] = ()
     """Extra names a request's ``Host`` may give (``node.api.guards``), normalized."""
+    whitelist: tuple[str, ...] = ()
+    """Networks (CIDR) whose peers are scored and banned per listening URL, not per IP."""
 
     @property
     def params(self) -> NetworkParams:
@@ -99,6 +104,14 @@ def _convert(name: str, value: Any, source: str) -> Any:
             for url in value:
                 if not url.startswith(("http://", "https://")):
                     raise ValueError(f"{url!r} is not an http:// URL")
+            return tuple(value)
+        if name == "whitelist":
+            if isinstance(value, str):
+                value = [p for p in (v.strip() for v in value.split(",")) if p]
+            if not isinstance(value, list | tuple) or not all(isinstance(p, str) for p in value):
+                raise ValueError("expected a list of networks (CIDR)")
+            for net in value:
+                ipaddress.ip_network(net, strict=False)  # ValueError names the bad one
             return tuple(value)
         if name == "mine_to":
             return None if value in (None, "") else str(value)

@@ -248,6 +248,7 @@ class Devnet:
                 str(datadir),
                 "--port",
                 str(port),
+                "--whitelist=127.0.0.0/8",  # loopback peers are scored per URL, not per IP
                 *peers,
             ],
             stdout=log,

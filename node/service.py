@@ -50,6 +50,9 @@ from node.mempool import ChainView, Mempool
 from node.metrics import NodeMetrics
 from node.miner.miner import Miner
 from node.miner.pow import PowSearcher
+from node.p2p import policy as p2p_policy
+from node.p2p.banman import parse_networks
+from node.p2p.listener import ConnectionGuard, GuardedSite
 from node.p2p.manager import PeerManager
 from node.sigcache import SignatureCache
 from node.storage import KeyValueStore, LevelDBStore, StorageError
@@ -130,6 +133,7 @@ class NodeService:
         self.failure: str | None = None
         self._state = ThreadPoolExecutor(max_workers=1, thread_name_prefix="state")
         self._runner: web.AppRunner | None = None
+        self._guard: ConnectionGuard | None = None
         self._searcher: PowSearcher | None = None
         self._mining_task: asyncio.Task[None] | None = None
         self._warmup: asyncio.Task[None] | None = None
@@ -210,6 +214,7 @@ class NodeService:
             self.call,
             own_url=self.own_url,
             configured=list(s.peers),
+            whitelist=parse_networks(s.whitelist),
             clock=self.clock,
         )
         self.chainstate.subscribe(self.p2p.on_chain_event)
@@ -221,9 +226,15 @@ class NodeService:
         )
         from node.api.app import make_app
 
-        self._runner = web.AppRunner(make_app(self), access_log=None)
+        app = make_app(self)
+        self._guard = ConnectionGuard(self.p2p.banman.whitelisted)
+        app.middlewares.insert(0, self._guard.middleware)
+        app.middlewares.append(self._guard.cut_middleware)
+        self._runner = web.AppRunner(
+            app, access_log=None, keepalive_timeout=p2p_policy.IDLE_TIMEOUT
+        )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, s.bind, s.port)
+        site = GuardedSite(self._runner, s.bind, s.port, self._guard)
         await site.start()
         write_cookie(s.datadir, self.token)
         write_url(s.datadir, self.own_url)
@@ -243,6 +254,8 @@ class NodeService:
             await self.p2p.stop()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._guard is not None:
+            await self._guard.stop()
         if self._warmup is not None:
             await asyncio.gather(self._warmup, return_exceptions=True)
         if self._searcher is not None:
@@ -373,7 +386,7 @@ class NodeService:
 
     async def add_peer(self, url: str) -> bool:
         """Connect to ``url`` now (and keep it among the addresses to reconnect to)."""
-        self.p2p.configured.add(url.rstrip("/"))
+        self.p2p.add_peer(url)
         return await self.p2p.connect(url) is not None
 
     def _count_block(self, event: ChainEvent) -> None:

@@ -1206,7 +1206,8 @@ def p2p_paths() -> dict[str, Schema]:
             32 * 1_024,
             msgpack_map("Hashes wanted.", {**hashes, "hashes": array(bin_(32), max_items=500)}),
             msgpack_map(
-                "The canonical bytes of each object the receiver has.",
+                "The canonical bytes of each object the receiver has, each hash once, at most "
+                "16 MiB; nothing to a sender that has not handshaken.",
                 {"items": array(bin_(description="a serialized object"), max_items=500)},
             ),
         ),
@@ -1243,7 +1244,8 @@ def p2p_paths() -> dict[str, Schema]:
         "in": "header",
         "required": False,
         "schema": string(pattern="^https?://", maxLength=200),
-        "description": "The sender's listening URL: its key for bans, scores and rates "
+        "description": "The sender's listening URL, believed when its host is the request's "
+        "address. Bans, scores and rates are per IP address; under `--whitelist` per this URL "
         "(`ip:<remote address>` without it).",
     }
     return {

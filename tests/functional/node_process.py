@@ -81,7 +81,8 @@ class NodeProcess:
         self.network = network
         self.port = free_port()
         self.args = list(args)
-        self.env = {**os.environ, **(env or {})}
+        # Loopback nodes share 127.0.0.1: scored per listening URL, as the devnet does (SPEC 3.4)
+        self.env = {"TALLY_WHITELIST": "127.0.0.0/8", **os.environ, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = datadir.parent / f"{datadir.name}.log"
 

@@ -1,0 +1,186 @@
+"""P2P policy: every limit, interval and score both sides of a link rely on, written once.
+
+Job: one home for the values a sender must respect because the receiver enforces them (message
+item limits, body limits per route, rate limits, relay batching), the timeouts of each request,
+the table bounds, and the misbehaviour score of each kind of bad input. The routes (receiving
+side) and the senders (``peers``, ``relay``, ``sync``) import them from here, never copy them, so
+an honest node's own traffic always stays inside the limits it enforces on others.
+
+The item limits of the wire schemas (``MAX_INV``, ``MAX_GETDATA``, ``MAX_HEADERS`` ...) are
+defined beside the schemas in ``node.p2p.messages`` (they are part of the wire format) and are
+re-exported here, so every user imports them from this one module.
+
+State: none (constants and pure functions). Leaves to others: enforcing them (routes, banman,
+relay, sync).
+"""
+
+from __future__ import annotations
+
+from consensus import NetworkParams
+from consensus import errors as codes
+from node.p2p.messages import MAX_ADDRS, MAX_GETDATA, MAX_HEADERS, MAX_INV, MAX_LOCATOR, MAX_URL
+
+__all__ = [
+    "MAX_ADDRS",
+    "MAX_GETDATA",
+    "MAX_HEADERS",
+    "MAX_INV",
+    "MAX_LOCATOR",
+    "MAX_URL",
+]
+
+# --- what a receiver accepts (and so what a sender may send) -------------------------------------
+
+BODY_LIMITS: dict[str, int] = {
+    "handshake": 1_024,
+    "inv": 64 * 1_024,
+    "getdata": 32 * 1_024,
+    "getheaders": 4 * 1_024,
+    "addr": 32 * 1_024,
+    "mempool": 64,
+}
+"""Largest request body per ``/p2p/`` route, in bytes. Every full message fits: an ``inv`` of
+``MAX_INV`` hashes is about 35 KB, a ``getdata`` of ``MAX_GETDATA`` hashes about 17.5 KB."""
+
+RATE_PER_SECOND = 200.0
+"""Requests per second a peer may send to one node (a token bucket)..."""
+RATE_BURST = 2_000.0
+"""... with bursts of this many."""
+
+ACCEPT_CHUNK = 100
+"""Transactions of one ``getdata`` answer accepted per trip to the state thread: small enough
+that the first are announced onwards while the rest are checked."""
+MAX_GETDATA_ANSWER_BYTES = 16 * 1_024 * 1_024
+"""A ``getdata`` answer stops adding items once it holds this many bytes (at least one item);
+the requester asks again for what is missing."""
+
+# --- relay ----------------------------------------------------------------------------------------
+
+RELAY_INTERVAL_REGTEST = 0.05
+RELAY_INTERVAL = 2.0
+
+
+def relay_interval(params: NetworkParams) -> float:
+    """Seconds between two ``inv`` batches to one peer: 50 ms on regtest (SPEC: at most 100),
+    2 s elsewhere (Core trickles transactions every few seconds)."""
+    return RELAY_INTERVAL_REGTEST if params.name == "regtest" else RELAY_INTERVAL
+
+
+RELAY_QUEUE_LIMIT = 100_000
+"""Hashes waiting to be announced to one peer at most (older ones are dropped first)."""
+RELAY_RETRY_LIMIT = 5
+"""An ``inv`` refused for rate (429) or lost is sent again this many times at most."""
+
+# --- requests and their timeouts ------------------------------------------------------------------
+
+CONNECT_TIMEOUT = 5.0
+HANDSHAKE_TIMEOUT = 10.0
+INV_TIMEOUT = 10.0
+ADDR_TIMEOUT = 10.0
+HEADERS_TIMEOUT = 5.0
+"""A ``getheaders`` not answered within this time moves sync to the next peer."""
+TX_REQUEST_TIMEOUT = 5.0
+"""A ``getdata`` for transactions not answered in this time: ask the next announcer."""
+BLOCK_REQUEST_TIMEOUT = 15.0
+"""A ``getdata`` for blocks (up to ``DOWNLOAD_BATCH``) not answered in this time: the download
+moves to another peer."""
+
+MAX_CONNECTIONS_PER_PEER = 4
+"""Open client connections to one peer (host and port) at most: one slow peer cannot take the
+whole outbound pool."""
+MAX_CLIENT_CONNECTIONS = 64
+"""Open client connections to all peers together."""
+CLIENT_KEEPALIVE = 10.0
+"""Idle client connections are closed after this (well below the server's ``IDLE_TIMEOUT``)."""
+
+MAX_IN_FLIGHT_PER_PEER = 1_000
+"""Objects requested from one peer and not yet answered, at most."""
+MAX_ANNOUNCED_PER_PEER = 10_000
+"""Announced objects remembered per peer while they wait to be fetched (Core: 5,000)."""
+MAX_TRACKED = 100_000
+"""Objects tracked for download from all peers together."""
+
+# --- sync -----------------------------------------------------------------------------------------
+
+CLAIM_RETRY = 30.0
+"""A peer that failed to back its claimed work is not synced from again for this long."""
+DOWNLOAD_BATCH = 16
+"""Blocks per ``getdata`` during sync."""
+DOWNLOAD_WINDOW = 128
+"""Blocks downloaded ahead of the one being connected."""
+
+# --- peers ----------------------------------------------------------------------------------------
+
+MAX_OUTBOUND = 8
+PING_INTERVAL = 10.0
+CONNECT_INTERVAL = 1.0
+BACKOFF_MAX = 60.0
+KNOWN_LIMIT = 50_000
+"""Hashes remembered per peer as known to it (not announced to it again)."""
+MAX_ADDRESSES = 1_000
+"""Learned peer addresses kept at most (configured ones always)."""
+
+# --- inbound connections (the HTTP server) --------------------------------------------------------
+
+FIRST_REQUEST_TIMEOUT = 10.0
+"""A new connection that has sent no byte of a request after this many seconds is closed."""
+IDLE_TIMEOUT = 60.0
+"""A kept-alive connection with no request in progress is closed after this many seconds."""
+HEADER_TIMEOUT = 10.0
+"""A request whose headers have not all arrived this long after its first byte is closed."""
+BODY_TIMEOUT = 20.0
+"""A request whose body has not all arrived this long after its headers is closed."""
+MAX_CONNECTIONS = 512
+"""Open inbound connections at most (well below a default limit of 1,024 open files)."""
+MAX_CONNECTIONS_PER_IP = 32
+"""Open inbound connections from one address at most (not for ``--whitelist`` addresses)."""
+
+# --- misbehaviour and bans ------------------------------------------------------------------------
+
+BAN_SCORE = 100
+BAN_SECONDS = 24 * 60 * 60
+SCORE_INVALID_OBJECT = 100
+SCORE_MUTATED = 100
+SCORE_MALFORMED = 20
+SCORE_UNCONNECTED_HEADERS = 20
+MAX_SCORES = 10_000
+"""Scored peers remembered at most (the oldest forgotten first)."""
+SCORE_SECONDS = 24 * 60 * 60
+"""A score not raised for this long is forgotten."""
+MAX_BANS = 10_000
+"""Bans kept at most (the one that ends soonest is lifted first)."""
+
+HARMLESS_BLOCK_CODES = frozenset({codes.DUPLICATE, codes.PREV_BLK_NOT_FOUND, codes.TIME_TOO_NEW})
+"""Block refusals that say nothing bad about the sender."""
+MUTATED_BLOCK_CODES = frozenset({codes.BAD_TXNMRKLROOT, codes.BAD_TXNS_DUPLICATE})
+"""A body that does not match its header: the sender is scored, the hash is never marked (a
+relayer can mutate a genuine block without changing its hash)."""
+POLICY_TX_CODES = frozenset(
+    {
+        codes.TXN_ALREADY_KNOWN,
+        codes.TXN_MEMPOOL_CONFLICT,
+        codes.INSUFFICIENT_FEE,
+        codes.MIN_RELAY_FEE_NOT_MET,
+        codes.MEMPOOL_FULL,
+        codes.TOO_LONG_MEMPOOL_CHAIN,
+        codes.BAD_TXNS_INPUTS_MISSINGORSPENT,  # may be a race with a block, not malice
+        codes.BAD_TXNS_NONFINAL,
+        codes.BAD_TXNS_PREMATURE_SPEND_OF_COINBASE,
+        codes.TX_SIZE,  # policy: a larger transaction may be valid in a block
+    }
+)
+"""Transaction refusals that say nothing bad about the sender."""
+
+
+def block_reject_score(code: str) -> int:
+    """Misbehaviour points for a block refused with ``code`` (the one place that decides)."""
+    if code in HARMLESS_BLOCK_CODES:
+        return 0
+    if code in MUTATED_BLOCK_CODES:
+        return SCORE_MUTATED
+    return SCORE_INVALID_OBJECT
+
+
+def tx_reject_score(code: str) -> int:
+    """Misbehaviour points for a transaction refused with ``code``."""
+    return 0 if code in POLICY_TX_CODES else SCORE_INVALID_OBJECT
