@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import msgpack
 
 from consensus import (
+    MAX_BLOCK_SIZE,
     Block,
     BlockUndo,
     BlockValidationResult,
@@ -72,9 +73,9 @@ log = logging.getLogger(__name__)
 
 MAX_ORPHANS = 200
 """Blocks kept while their parent is unknown; the oldest goes first."""
-MAX_ORPHAN_BYTES = 4_000_000
+MAX_ORPHAN_BYTES = 4 * MAX_BLOCK_SIZE
 """Serialized bytes of the blocks kept while their parent is unknown (four blocks of the
-largest size), whatever their count: the oldest goes first. Orphans are held as their bytes, so
+largest size, 4 MB), whatever their count: the oldest goes first. Orphans are held as their bytes, so
 this is what the pool holds in memory (plus a few hundred bytes of bookkeeping each)."""
 INDEX_CACHE_SIZE = 50_000
 COIN_CACHE_SIZE = 500_000
