@@ -74,9 +74,9 @@ log = logging.getLogger(__name__)
 MAX_ORPHANS = 200
 """Blocks kept while their parent is unknown; the oldest goes first."""
 MAX_ORPHAN_BYTES = 4 * MAX_BLOCK_SIZE
-"""Serialized bytes of the blocks kept while their parent is unknown (four blocks of the
-largest size, 4 MB), whatever their count: the oldest goes first. Orphans are held as their bytes, so
-this is what the pool holds in memory (plus a few hundred bytes of bookkeeping each)."""
+"""Serialized bytes of the blocks kept while their parent is unknown (four blocks of the largest
+size, 4 MB), whatever their count: the oldest goes first. Orphans are held as their bytes, so this
+is what the pool holds in memory (plus a few hundred bytes of bookkeeping each)."""
 INDEX_CACHE_SIZE = 50_000
 COIN_CACHE_SIZE = 500_000
 COMPACT_EVERY = 1_000
