@@ -388,8 +388,11 @@ class Views:
         }
 
     def _mempool_txids_for(self, pubkey_hash: bytes) -> list[bytes]:
-        """Newest first (acceptance order reversed)."""
-        txids = self.mempool.by_address.get(pubkey_hash, set())
+        """Newest first (acceptance order reversed). Walks the whole mempool when the address has
+        pooled transactions (the mempool keeps no per-address order); none: no walk."""
+        txids = self.mempool.by_address.get(pubkey_hash)
+        if not txids:
+            return []
         return [t for t in reversed(self.mempool.entries) if t in txids]
 
     def address_txs(self, pubkey_hash: bytes, after_txid: bytes | None) -> list[dict[str, Any]]:
