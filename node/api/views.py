@@ -9,8 +9,9 @@ Costs: a query reads in proportion to what it returns. A confirmed transaction i
 record of the chainstate (the transaction and the coins it spent), never its block; an address
 page is 25 of those plus their outputs' spender entries; the immature balance reads only the
 address's recent coinbase outputs; an active-chain block's summary and transaction pages come
-from the chainstate's per-block records. Only a block off the active chain (no such records),
-``/block/{hash}/raw`` and the merkle proof (which needs every leaf) read a whole block.
+from the chainstate's per-block records. Only a block off the active chain (no such records) and
+``/block/{hash}/raw`` read a whole block; a merkle proof reads every leaf of its block (64 bytes
+a transaction, never decoded), since it needs them all.
 """
 
 from __future__ import annotations
@@ -314,9 +315,10 @@ class Views:
         found = self.find_tx(txid)
         if found.entry is None:
             raise NotFoundError("the transaction is not in a block yet")
-        block = self._block(found.entry)
-        # The header's root is over the wtxids (SPEC 2.4): the proof's leaf is the wtxid.
-        branch = merkle_branch(block.wtxids(), found.position)
+        # The header's root is over the wtxids (SPEC 2.4): the proof's leaf is the wtxid. They
+        # come from the block's ``j`` records (64 bytes a transaction), not from decoding it.
+        wtxids = self.chain.block_wtxids(found.entry.hash) or self._block(found.entry).wtxids()
+        branch = merkle_branch(wtxids, found.position)
         return {
             "block_height": found.entry.height,
             "block_hash": display(found.entry.hash),

@@ -398,8 +398,13 @@ class Chainstate:
         seek to ``start``: earlier ones are not read); nothing for a block off it."""
         prefix = k.P_BLOCK_TX + block_hash
         after = None if start <= 0 else k.block_tx_key(block_hash, start - 1)
-        for _, txid in self.store.iterate(prefix, after=after):
-            yield txid
+        for _, ids in self.store.iterate(prefix, after=after):
+            yield ids[:32]
+
+    def block_wtxids(self, block_hash: bytes) -> list[bytes]:
+        """The wtxids of an active-chain block in block order (the merkle tree's leaves), read
+        from its ``j`` records, 64 bytes a transaction; empty for a block off the active chain."""
+        return [ids[32:] for _, ids in self.store.iterate(k.P_BLOCK_TX + block_hash)]
 
     def immature_amount(self, pubkey_hash: bytes) -> int:
         """The address's coinbase outputs that cannot be spent in the next block yet.
@@ -1118,7 +1123,7 @@ class Chainstate:
             if add:
                 record = [block_hash, pos, tx.serialize(), [c.to_obj() for c in spent]]
                 batch.put(k.tx_key(txid), msgpack.packb(record, use_bin_type=True))
-                batch.put(k.block_tx_key(block_hash, pos), txid)
+                batch.put(k.block_tx_key(block_hash, pos), txid + tx.wtxid())
                 for pkh in addresses:
                     batch.put(k.addr_tx_key(pkh, height, pos), txid)
                 for n, txin in enumerate(tx.inputs if pos > 0 else ()):

@@ -25,7 +25,7 @@ key                                   value                                     
 ``A`` + pkh                           msgpack [funded_sum, spent_sum, tx_count]       (dis)connect
 ``i`` + pkh + height u32 + index u32  coinbase output to that address: amount u64 BE   connect
 ``k`` + hash                          block summary: msgpack [tx_count, size, fees]   connect
-``j`` + hash + position u32 BE        txid at that position of an active-chain block  connect
+``j`` + hash + position u32 BE        txid + wtxid at that position (active chain)    connect
 ====================================  ==============================================  ============
 
 ``t`` holds the transaction itself (its canonical bytes) and ``spent``, the coins its inputs spent
@@ -35,7 +35,8 @@ undo data, at the price of storing active-chain transactions twice (in ``b`` and
 ``i`` lets the immature balance of an address be summed by reading only its coinbase outputs of
 the last ``coinbase_maturity`` blocks (newest first, stopping at the first mature one); entries
 are not pruned when they mature (one small key per coinbase output, never read again). ``k``
-and ``j`` let a block's summary and a page of its transactions be answered without decoding it.
+and ``j`` let a block's summary, a page of its transactions and a merkle proof (``j`` holds the
+wtxids, the tree's leaves) be answered without decoding it.
 
 Everything from ``T`` down to ``j`` describes the active chain and moves in one synced write batch
 per connected or disconnected block, so a crash leaves either the old state or the new one.

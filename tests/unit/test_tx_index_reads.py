@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from consensus import Block, OutPoint, Transaction, TxOut, block_subsidy
+from consensus import Block, OutPoint, Transaction, TxOut, block_subsidy, verify_merkle_proof
 from node.api.views import TXS_PAGE, Views
 from node.chainstate import Chainstate
 from node.chainstate import schema as k
@@ -204,6 +204,13 @@ def test_block_summary_and_pages_read_no_body(node: Node) -> None:
     assert [t["txid"] for t in page] == [t.txid()[::-1].hex() for t in block.txs[50:]]
     txids, _, bodies = read_cost(node, node.views.block_txids, block.hash())
     assert bodies == [] and txids == [t.txid()[::-1].hex() for t in block.txs]
+    # A merkle proof reads the leaves (wtxids) from the block's records, and proves the wtxid.
+    tx = block.txs[37]
+    proof, leaves_bytes, bodies = read_cost(node, node.views.merkle_proof, tx.txid())
+    assert bodies == [] and proof["pos"] == 37
+    assert leaves_bytes < 64 * len(block.txs) + 1_000  # the leaves and one t record
+    branch = [bytes.fromhex(h)[::-1] for h in proof["merkle"]]
+    assert verify_merkle_proof(tx.wtxid(), 37, branch, block.header.merkle_root)
 
 
 def test_immature_balance_from_its_index_across_a_disconnect(node: Node) -> None:
