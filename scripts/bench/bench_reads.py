@@ -26,7 +26,9 @@ c. ``GET /info``: latency sampled every 10 ms, first on an idle node, then while
    subprocess, a thread each, a keep-alive connection each) page through the ``BIG`` address
    with ``after_txid`` cursors, starting over at the end. Figures: 50th and 99th percentile and
    the maximum, idle and loaded, and the pages per second the clients got. Target:
-   ``info_p99_loaded_ms`` at most 50; ratio ``info_p99_loaded/idle`` for information.
+   ``info_p99_loaded_ms`` at most 50; ratio ``info_p99_loaded/idle`` for information. Then
+   ``GENERATES`` ``admin/generate`` calls of one block each, idle and while the clients page
+   (a command on the state thread, behind at most 4 reads): ``generate_loaded/idle``, info.
 
 Every answer is checked (status 200; a page has 25 rows; /tx/ the probe's txid).
 Output: a table on stdout; with ``--json OUT`` a JSON object ``{"name": "reads", "figures",
@@ -64,6 +66,7 @@ FEE = 1_000
 ROWS = 25
 MINER, FUNDS, SINK, BIG_ADDR = key(0), key(1), key(5), key(6)
 CLIENTS = 10
+GENERATES = 5
 TARGETS: dict[str, dict[str, float]] = {
     "tx_990k/1k": {"max": 2.0},
     "page_990k/1k": {"max": 2.0},
@@ -202,6 +205,18 @@ def sample_info(port: int, count: int, gap: float = 0.01) -> list[float]:
     return out
 
 
+def generate_times(node: bl.BenchNode, count: int) -> list[float]:
+    """Seconds of ``count`` ``admin/generate`` calls of one block each: a command on the state
+    thread (template, proof of work on regtest, connect), queued behind any reads there."""
+    out = []
+    to = bl.address_of(MINER.pubkey_hash)
+    for _ in range(count):
+        t0 = time.perf_counter()
+        node.generate(1, to)
+        out.append(time.perf_counter() - t0)
+    return out
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -282,8 +297,9 @@ def main(argv: list[str] | None = None) -> int:
 
             bl.log("c. /info idle ...")
             idle = sample_info(node.port, info_samples)
+            gen_idle = generate_times(node, GENERATES)
             address = bl.address_of(BIG_ADDR.pubkey_hash)
-            seconds = info_samples * 0.012 + 3
+            seconds = info_samples * 0.012 + 8
             bl.log(f"c. /info while {CLIENTS} clients page through {big:,} transactions ...")
             proc = subprocess.Popen(
                 [
@@ -302,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             loaded = sample_info(node.port, info_samples)
             sampled_for = time.perf_counter() - t0
+            gen_loaded = generate_times(node, GENERATES)
             out, _ = proc.communicate(timeout=seconds + 120)
             paged = json.loads(out)
             if paged["errors"]:
@@ -310,6 +327,11 @@ def main(argv: list[str] | None = None) -> int:
                 figures[f"info_p50_{name}_ms"] = 1e3 * percentile(values, 0.50)
                 figures[f"info_p99_{name}_ms"] = 1e3 * percentile(values, 0.99)
                 figures[f"info_max_{name}_ms"] = 1e3 * max(values)
+            figures["generate_idle_ms"] = 1e3 * statistics.median(gen_idle)
+            figures["generate_loaded_ms"] = 1e3 * statistics.median(gen_loaded)
+            ratios["generate_loaded/idle"] = (
+                figures["generate_loaded_ms"] / figures["generate_idle_ms"]
+            )
             figures["pages_per_s"] = paged["pages"] / seconds
             figures["info_sampled_s"] = sampled_for
             ratios["info_p99_loaded/idle"] = (
@@ -357,6 +379,10 @@ def print_table(f: dict[str, float], r: dict[str, float]) -> None:
         f"{bl.verdict(TARGETS, 'info_p99_loaded_ms', f['info_p99_loaded_ms'])}"
     )
     print(f"  pages/s by {CLIENTS} clients: {f['pages_per_s']:.1f}")
+    print(
+        f"  admin/generate 1 block: idle {f['generate_idle_ms']:.1f} ms, while paging "
+        f"{f['generate_loaded_ms']:.1f} ms (ratio {r['generate_loaded/idle']:.2f})"
+    )
 
 
 if __name__ == "__main__":
