@@ -247,10 +247,11 @@ def make_app(service: NodeService) -> web.Application:
 
     @r.get(f"{API}/info")
     async def info(request: web.Request) -> web.Response:
-        status = service.status  # published by the state thread: no trip there
-        assert status is not None  # set by the call that opened the state, before serving
-        data = views.info_of(status, len(service.p2p.peers), service.p2p.synced(), VERSION)
-        return web.json_response(data)
+        peers, synced = len(service.p2p.peers), service.p2p.synced()
+        status = service.status  # published by the state thread after each call: no trip there
+        if status is None:  # not yet published (the call that opened the state publishes it)
+            return web.json_response(await call(views.info, peers, synced, VERSION))
+        return web.json_response(views.info_of(status, peers, synced, VERSION))
 
     @r.get(f"{API}/blocks/tip/height")
     async def tip_height(request: web.Request) -> web.Response:
