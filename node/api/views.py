@@ -186,7 +186,7 @@ class Views:
     def block_txids(self, block_hash: bytes) -> list[str]:
         entry = self.entry_or_404(block_hash)
         if self.chain.in_active_chain(entry):
-            return [display(t) for t in self.chain.block_txids(entry.hash)]
+            return [display(t) for t in self.chain.block_txids(entry)]
         return [display(t) for t in self._block(entry).txids()]
 
     def block_txs(self, block_hash: bytes, start_index: int) -> list[dict[str, Any]]:
@@ -200,7 +200,7 @@ class Views:
             block = self._block(entry)
             page = range(start_index, min(tx_count, start_index + TXS_PAGE))
             return [self._detached_tx(block.txs[pos]) for pos in page]
-        txids = islice(self.chain.block_txids(entry.hash, start_index), TXS_PAGE)
+        txids = islice(self.chain.block_txids(entry, start_index), TXS_PAGE)
         return [self.tx_json(self._confirmed(txid)) for txid in txids]
 
     def _detached_tx(self, tx: Transaction) -> dict[str, Any]:
@@ -317,7 +317,7 @@ class Views:
             raise NotFoundError("the transaction is not in a block yet")
         # The header's root is over the wtxids (SPEC 2.4): the proof's leaf is the wtxid. They
         # come from the block's ``j`` records (64 bytes a transaction), not from decoding it.
-        wtxids = self.chain.block_wtxids(found.entry.hash) or self._block(found.entry).wtxids()
+        wtxids = self.chain.block_wtxids(found.entry) or self._block(found.entry).wtxids()
         branch = merkle_branch(wtxids, found.position)
         return {
             "block_height": found.entry.height,

@@ -393,18 +393,25 @@ class Chainstate:
         tx_count, size, fees = msgpack.unpackb(raw)
         return BlockSummary(tx_count, size, fees)
 
-    def block_txids(self, block_hash: bytes, start: int = 0) -> Iterator[bytes]:
+    def _block_ids(self, entry: BlockIndexEntry, start: int) -> Iterator[bytes]:
+        """``txid + wtxid`` of each transaction of ``entry``'s block from position ``start`` on,
+        from its ``j`` records (a seek to ``start``); nothing for a block off the active chain
+        (the records are by height: they describe the active chain's block there)."""
+        if not self.in_active_chain(entry):
+            return iter(())
+        prefix = k.P_BLOCK_TX + k.u32(entry.height)
+        after = None if start <= 0 else k.block_tx_key(entry.height, start - 1)
+        return (ids for _, ids in self.store.iterate(prefix, after=after))
+
+    def block_txids(self, entry: BlockIndexEntry, start: int = 0) -> Iterator[bytes]:
         """The txids of an active-chain block from position ``start`` on, in block order (a
         seek to ``start``: earlier ones are not read); nothing for a block off it."""
-        prefix = k.P_BLOCK_TX + block_hash
-        after = None if start <= 0 else k.block_tx_key(block_hash, start - 1)
-        for _, ids in self.store.iterate(prefix, after=after):
-            yield ids[:32]
+        return (ids[:32] for ids in self._block_ids(entry, start))
 
-    def block_wtxids(self, block_hash: bytes) -> list[bytes]:
-        """The wtxids of an active-chain block in block order (the merkle tree's leaves), read
-        from its ``j`` records, 64 bytes a transaction; empty for a block off the active chain."""
-        return [ids[32:] for _, ids in self.store.iterate(k.P_BLOCK_TX + block_hash)]
+    def block_wtxids(self, entry: BlockIndexEntry) -> list[bytes]:
+        """The wtxids of an active-chain block in block order (the merkle tree's leaves), 64
+        bytes read a transaction, nothing decoded; empty for a block off the active chain."""
+        return [ids[32:] for ids in self._block_ids(entry, 0)]
 
     def immature_amount(self, pubkey_hash: bytes) -> int:
         """The address's coinbase outputs that cannot be spent in the next block yet.
@@ -1123,7 +1130,7 @@ class Chainstate:
             if add:
                 record = [block_hash, pos, tx.serialize(), [c.to_obj() for c in spent]]
                 batch.put(k.tx_key(txid), msgpack.packb(record, use_bin_type=True))
-                batch.put(k.block_tx_key(block_hash, pos), txid + tx.wtxid())
+                batch.put(k.block_tx_key(height, pos), txid + tx.wtxid())
                 for pkh in addresses:
                     batch.put(k.addr_tx_key(pkh, height, pos), txid)
                 for n, txin in enumerate(tx.inputs if pos > 0 else ()):
@@ -1138,7 +1145,7 @@ class Chainstate:
                     fees += sum(c.output.amount for c in spent) - tx.total_out()
             else:
                 batch.delete(k.tx_key(txid))
-                batch.delete(k.block_tx_key(block_hash, pos))
+                batch.delete(k.block_tx_key(height, pos))
                 for pkh in addresses:
                     batch.delete(k.addr_tx_key(pkh, height, pos))
                 for txin in tx.inputs if pos > 0 else ():

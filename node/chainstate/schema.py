@@ -25,7 +25,7 @@ key                                   value                                     
 ``A`` + pkh                           msgpack [funded_sum, spent_sum, tx_count]       (dis)connect
 ``i`` + pkh + height u32 + index u32  coinbase output to that address: amount u64 BE   connect
 ``k`` + hash                          block summary: msgpack [tx_count, size, fees]   connect
-``j`` + hash + position u32 BE        txid + wtxid at that position (active chain)    connect
+``j`` + height u32 + position u32     txid + wtxid there, in the active chain         connect
 ====================================  ==============================================  ============
 
 ``t`` holds the transaction itself (its canonical bytes) and ``spent``, the coins its inputs spent
@@ -204,5 +204,5 @@ def block_summary_key(block_hash: bytes) -> bytes:
     return P_BLOCK_SUMMARY + block_hash
 
 
-def block_tx_key(block_hash: bytes, position: int) -> bytes:
-    return P_BLOCK_TX + block_hash + u32(position)
+def block_tx_key(height: int, position: int) -> bytes:
+    return P_BLOCK_TX + u32(height) + u32(position)
