@@ -225,8 +225,9 @@ def cmd_reindex(settings: Settings) -> int:
     if not path.exists():
         raise SystemExit(f"tally-node: no chainstate in {settings.datadir}")
     with LevelDBStore(path, create_if_missing=False) as store:
-        chainstate = Chainstate(store, settings.params)
-        chainstate.reindex()
+        chainstate = Chainstate(store, settings.params, upgrade=True)  # an older schema too
+        if not chainstate.reindexed_at_open:
+            chainstate.reindex()
         info = chainstate.utxo_set_info()
         print(f"reindexed to height {info.height}: {info.count} coins")
         print(f"UTXO set hash {info.hash.hex()}")

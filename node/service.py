@@ -9,6 +9,12 @@ mining on/off, invalidate and reconsider a block, stop); the read models are
 Threading: chainstate and mempool are touched only on one "state" thread (``call``), so the
 event loop never runs validation and never sees them half-updated; libsecp256k1 releases the GIL,
 so signature checks there leave the loop responsive. Proof of work runs in worker processes.
+API reads go through ``read``: at most ``READS_IN_FLIGHT`` of them are queued on (or running on)
+the state thread at once, the rest wait on the event loop, so a block or transaction from a peer
+never waits behind more than that many reads, each of which costs what it returns (see
+``node.api.views``). After every call the state thread publishes a ``NodeStatus`` (tip, mempool
+count and bytes), an immutable object the event loop reads without a trip to the state thread:
+``/info`` answers at once even while a block is validated (docs/DECISIONS.md, "Reads").
 
 Start-up writes ``<datadir>/.cookie`` (``__cookie__:<token>``, mode 0600, a new token every
 start, as bitcoind does); the admin routes require that token. Beside it, ``<datadir>/.url``
@@ -36,6 +42,7 @@ from consensus import (
     ValidationError,
     decode_address,
 )
+from node.api.views import NodeStatus
 from node.chainstate import (
     AcceptResult,
     BlockConnected,
@@ -62,6 +69,10 @@ log = logging.getLogger(__name__)
 VERSION = "0.1.0"
 URL_FILE = ".url"
 T = TypeVar("T")
+
+READS_IN_FLIGHT = 4
+"""API reads queued on (or running on) the state thread at once; more wait their turn on the
+event loop. What a command (a block, a transaction) may find ahead of it, at most."""
 
 
 class CommandError(Exception):
@@ -132,6 +143,9 @@ class NodeService:
         self.stopped = asyncio.Event()
         self.failure: str | None = None
         self._state = ThreadPoolExecutor(max_workers=1, thread_name_prefix="state")
+        self._read_slots = asyncio.Semaphore(READS_IN_FLIGHT)
+        self.status: NodeStatus | None = None
+        """Published by the state thread after every call (``None`` before the state opens)."""
         self._runner: web.AppRunner | None = None
         self._guard: ConnectionGuard | None = None
         self._searcher: PowSearcher | None = None
@@ -155,10 +169,28 @@ class NodeService:
         memory and what is on disk. The error is re-raised to the caller as well.
         """
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._state, fn, *args)
+            return await asyncio.get_running_loop().run_in_executor(
+                self._state, self._run_and_publish, fn, *args
+            )
         except StorageError as err:
             self.fail(f"storage failed: {err}")
             raise
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run the query ``fn(*args)`` on the state thread, behind at most
+        ``READS_IN_FLIGHT - 1`` other reads (the API's reads come through here)."""
+        async with self._read_slots:
+            return await self.call(fn, *args)
+
+    def _run_and_publish(self, fn: Callable[..., T], *args: Any) -> T:
+        """On the state thread: run ``fn``, then publish the status it left."""
+        try:
+            return fn(*args)
+        finally:
+            if hasattr(self, "mempool"):
+                self.status = NodeStatus(
+                    self.chainstate.tip, len(self.mempool), self.mempool.total_bytes
+                )
 
     def fail(self, reason: str) -> None:
         """Stop the node because it cannot go on safely; the exit status will be 1."""

@@ -1,8 +1,17 @@
 """Read models of the HTTP API: the JSON shapes of SPEC 3.5, built from chainstate and mempool.
 
 Every function here is a query: it reads, never writes, and runs on the node's state thread
-(handlers reach it through ``NodeService.call``). Amounts are base units, hashes display hex
-(reversed), times Unix seconds. ``NotFoundError`` means the object is unknown (HTTP 404).
+(handlers reach it through ``NodeService.read``, which bounds how many wait there ahead of the
+node's own work). Amounts are base units, hashes display hex (reversed), times Unix seconds.
+``NotFoundError`` means the object is unknown (HTTP 404).
+
+Costs: a query reads in proportion to what it returns. A confirmed transaction is one ``t``
+record of the chainstate (the transaction and the coins it spent), never its block; an address
+page is 25 of those plus their outputs' spender entries; the immature balance reads only the
+address's recent coinbase outputs; an active-chain block's summary and transaction pages come
+from the chainstate's per-block records. Only a block off the active chain (no such records) and
+``/block/{hash}/raw`` read a whole block; a merkle proof reads every leaf of its block (64 bytes
+a transaction, never decoded), since it needs them all.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ from consensus import (
     encode_address,
     merkle_branch,
 )
-from node.chainstate import BlockIndexEntry, Chainstate
+from node.chainstate import BlockIndexEntry, BlockSummary, Chainstate
 from node.mempool import Mempool
 
 BLOCKS_PAGE = 10
@@ -42,6 +51,17 @@ class NotFoundError(LookupError):
 def display(h: bytes) -> str:
     """A hash as Bitcoin shows it: byte-reversed hex."""
     return h[::-1].hex()
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """What ``/info`` shows of the chainstate and the mempool, as of the end of the latest call
+    on the state thread: published there (``NodeService``), read on any thread (it is never
+    changed, only replaced)."""
+
+    tip: BlockIndexEntry
+    mempool_count: int
+    mempool_bytes: int
 
 
 @dataclass(frozen=True)
@@ -87,42 +107,54 @@ class Views:
         pooled = self.mempool.get(txid)
         if pooled is not None:
             return FoundTx(pooled.tx, pooled.spent, None, -1)
-        found = self.chain.get_transaction(txid)
+        return self._confirmed(txid)
+
+    def _confirmed(self, txid: bytes) -> FoundTx:
+        """An active-chain transaction: one read of its own record, never its block."""
+        found = self.chain.get_confirmed_tx(txid)
         if found is None:
             replaced = self.mempool.replaced_by(txid)
             if replaced is not None:
                 return FoundTx(replaced.entry.tx, replaced.entry.spent, None, -1, replaced.by)
             raise NotFoundError(f"transaction {display(txid)} not found")
-        tx, entry, position = found
-        spent: tuple[Coin, ...] = ()
-        if position > 0:
-            undo = self.chain.get_undo(entry.hash)
-            if undo is not None:
-                spent = undo.spent[position - 1]
-        return FoundTx(tx, spent, entry, position)
+        return FoundTx(found.tx, found.spent, found.entry, found.position)
 
     # --- chain ----------------------------------------------------------------------------------
 
     def info(self, peers: int, synced: bool, version: str) -> dict[str, Any]:
-        tip = self.chain.tip
+        """``/info`` from the chainstate and mempool themselves (on the state thread)."""
+        return self.info_of(
+            NodeStatus(self.chain.tip, len(self.mempool), self.mempool.total_bytes),
+            peers,
+            synced,
+            version,
+        )
+
+    def info_of(self, status: NodeStatus, peers: int, synced: bool, version: str) -> dict[str, Any]:
+        """``/info`` from a published status: safe on any thread (touches nothing mutable)."""
+        tip = status.tip
         return {
             "network": self.params.name,
             "height": tip.height,
             "best_hash": display(tip.hash),
             "chainwork": f"{tip.chainwork:064x}",
             "peers": peers,
-            "mempool": {"count": len(self.mempool), "bytes": self.mempool.total_bytes},
+            "mempool": {"count": status.mempool_count, "bytes": status.mempool_bytes},
             "synced": synced,
             "version": version,
         }
 
+    def _summary(self, entry: BlockIndexEntry) -> BlockSummary:
+        """Count, size and fees: the chainstate's record for an active-chain block; a block off
+        it is decoded (it has no undo data, so its fees show as 0)."""
+        summary = self.chain.block_summary(entry.hash)
+        if summary is None:
+            block = self._block(entry)
+            summary = BlockSummary(len(block.txs), block.size(), 0)
+        return summary
+
     def block_json(self, entry: BlockIndexEntry) -> dict[str, Any]:
-        block = self._block(entry)
-        undo = self.chain.get_undo(entry.hash) if entry.height > 0 else None
-        fees = 0
-        if undo is not None:
-            for tx, coins in zip(block.txs[1:], undo.spent, strict=True):
-                fees += sum(c.output.amount for c in coins) - tx.total_out()
+        summary = self._summary(entry)
         in_best = self.chain.in_active_chain(entry)
         next_hash = self.chain.hash_at_height(entry.height + 1) if in_best else None
         h = entry.header
@@ -137,9 +169,9 @@ class Views:
             "median_time": self.chain.median_time_past(entry),
             "bits": h.bits,
             "nonce": h.nonce,
-            "tx_count": len(block.txs),
-            "size": block.size(),
-            "total_fees": fees,
+            "tx_count": summary.tx_count,
+            "size": summary.size,
+            "total_fees": summary.total_fees,
             "confirmations": self.confirmations(entry),
             "in_best_chain": in_best,
         }
@@ -157,25 +189,24 @@ class Views:
         return out
 
     def block_txids(self, block_hash: bytes) -> list[str]:
-        block = self._block(self.entry_or_404(block_hash))
-        return [display(t) for t in block.txids()]
+        entry = self.entry_or_404(block_hash)
+        if self.chain.in_active_chain(entry):
+            return [display(t) for t in self.chain.block_txids(entry)]
+        return [display(t) for t in self._block(entry).txids()]
 
     def block_txs(self, block_hash: bytes, start_index: int) -> list[dict[str, Any]]:
         entry = self.entry_or_404(block_hash)
-        block = self._block(entry)
-        if start_index % TXS_PAGE or (start_index and start_index >= len(block.txs)):
+        tx_count = self._summary(entry).tx_count
+        if start_index % TXS_PAGE or (start_index and start_index >= tx_count):
             raise NotFoundError(f"no page at start_index {start_index}")
-        page = range(start_index, min(len(block.txs), start_index + TXS_PAGE))
         if not self.chain.in_active_chain(entry):
             # A block off the best chain has no undo data: show each transaction as this node
             # knows it now (confirmed elsewhere, in the mempool), or with unknown inputs.
+            block = self._block(entry)
+            page = range(start_index, min(tx_count, start_index + TXS_PAGE))
             return [self._detached_tx(block.txs[pos]) for pos in page]
-        undo = self.chain.get_undo(entry.hash)
-        out = []
-        for pos in page:
-            spent = undo.spent[pos - 1] if undo is not None and pos > 0 else ()
-            out.append(self.tx_json(FoundTx(block.txs[pos], spent, entry, pos)))
-        return out
+        txids = islice(self.chain.block_txids(entry, start_index), TXS_PAGE)
+        return [self.tx_json(self._confirmed(txid)) for txid in txids]
 
     def _detached_tx(self, tx: Transaction) -> dict[str, Any]:
         try:
@@ -292,9 +323,10 @@ class Views:
         found = self.find_tx(txid)
         if found.entry is None:
             raise NotFoundError("the transaction is not in a block yet")
-        block = self._block(found.entry)
-        # The header's root is over the wtxids (SPEC 2.4): the proof's leaf is the wtxid.
-        branch = merkle_branch(block.wtxids(), found.position)
+        # The header's root is over the wtxids (SPEC 2.4): the proof's leaf is the wtxid. They
+        # come from the block's ``j`` records (64 bytes a transaction), not from decoding it.
+        wtxids = self.chain.block_wtxids(found.entry) or self._block(found.entry).wtxids()
+        branch = merkle_branch(wtxids, found.position)
         return {
             "block_height": found.entry.height,
             "block_hash": display(found.entry.hash),
@@ -337,21 +369,7 @@ class Views:
 
     def _immature(self, pubkey_hash: bytes) -> int:
         """Unspent coinbase outputs to the address that are not mature yet."""
-        tip = self.chain.height
-        oldest = tip - self.params.coinbase_maturity + 2  # spendable in the next block from here
-        total = 0
-        for txid, height, position in self.chain.address_history(pubkey_hash):
-            if height < oldest:
-                break
-            if position != 0:
-                continue
-            found = self.chain.get_transaction(txid)
-            if found is None:
-                continue
-            for n, out in enumerate(found[0].outputs):
-                if out.pubkey_hash == pubkey_hash and self.chain.get_coin(OutPoint(txid, n)):
-                    total += out.amount
-        return total
+        return self.chain.immature_amount(pubkey_hash)
 
     def address_summary(self, text: str, pubkey_hash: bytes) -> dict[str, Any]:
         stats = self.chain.address_stats(pubkey_hash)

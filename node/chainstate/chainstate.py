@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import msgpack
 
 from consensus import (
+    MAX_BLOCK_SIZE,
     Block,
     BlockUndo,
     BlockValidationResult,
@@ -72,6 +73,10 @@ log = logging.getLogger(__name__)
 
 MAX_ORPHANS = 200
 """Blocks kept while their parent is unknown; the oldest goes first."""
+MAX_ORPHAN_BYTES = 4 * MAX_BLOCK_SIZE
+"""Serialized bytes of the blocks kept while their parent is unknown (four blocks of the largest
+size, 4 MB), whatever their count: the oldest goes first. Orphans are held as their bytes, so this
+is what the pool holds in memory (plus a few hundred bytes of bookkeeping each)."""
 INDEX_CACHE_SIZE = 50_000
 COIN_CACHE_SIZE = 500_000
 COMPACT_EVERY = 1_000
@@ -114,6 +119,26 @@ class AddressStats:
     funded_sum: int
     spent_sum: int
     tx_count: int
+
+
+@dataclass(frozen=True)
+class ConfirmedTx:
+    """An active-chain transaction, the coins its inputs spent (empty for a coinbase), its block
+    and its position there: one ``t`` record (see ``node.chainstate.schema``)."""
+
+    tx: Transaction
+    spent: tuple[Coin, ...]
+    entry: BlockIndexEntry
+    position: int
+
+
+@dataclass(frozen=True)
+class BlockSummary:
+    """What ``/block/{hash}`` shows of an active-chain block's body, kept at connect."""
+
+    tx_count: int
+    size: int
+    total_fees: int
 
 
 @dataclass(frozen=True)
@@ -177,40 +202,69 @@ class Chainstate:
         clock: Callable[[], float] = time.time,
         verify: SignatureVerifier = verify_signature,
         max_orphans: int = MAX_ORPHANS,
+        max_orphan_bytes: int = MAX_ORPHAN_BYTES,
         sync: bool = True,
+        upgrade: bool = False,
     ) -> None:
+        """Open (or create) the chainstate in ``store``.
+
+        ``upgrade=True`` (``tally-node reindex``) accepts a database of an older schema whose
+        blocks this version reads (``schema.UPGRADABLE_BY_REINDEX``) and reindexes it at once;
+        without it such a database is refused, unchanged, with a message saying what to do.
+        """
         self.store = store
         self.params = params
         self._clock = clock
         self._verify = verify
         self._max_orphans = max_orphans
+        self._max_orphan_bytes = max_orphan_bytes
+        self._orphan_bytes = 0
         self._sync = sync
         self._coins = _StoredCoins(store, COIN_CACHE_SIZE)
         self._index_cache: dict[bytes, BlockIndexEntry] = {}
-        self._orphans: OrderedDict[bytes, Block] = OrderedDict()
+        # hash -> (parent hash, serialized block): bytes, not decoded objects (~9x the size)
+        self._orphans: OrderedDict[bytes, tuple[bytes, bytes]] = OrderedDict()
         self._listeners: list[Callable[[ChainEvent], None]] = []
         self._tip: BlockIndexEntry | None = None
         self._stats = UtxoStats()
-        self._open()
+        self.reindexed_at_open = False
+        """True if opening ran a reindex (an upgrade, or one a crash interrupted)."""
+        self._open(upgrade)
 
     # --- start-up -------------------------------------------------------------------------------
 
-    def _open(self) -> None:
+    def _open(self, upgrade: bool) -> None:
         version = self.store.get(k.K_VERSION)
+        upgrading = False
         if version is None:
             self._initialise()
         elif len(version) != 4:
             raise ChainstateError("the schema version key is corrupt: not a Tally database?")
         elif k.read_u32(version) != k.SCHEMA_VERSION:
-            raise ChainstateError(k.schema_mismatch_message(k.read_u32(version)))
+            found = k.read_u32(version)
+            if not (upgrade and found in k.UPGRADABLE_BY_REINDEX):
+                raise ChainstateError(k.schema_mismatch_message(found))
+            upgrading = True
         network = (self.store.get(k.K_NETWORK) or b"").decode("ascii", "replace")
         if network != self.params.name:
             raise ChainstateError(
                 f"this data directory holds the {network!r} network, not {self.params.name!r}"
             )
+        if upgrading:
+            log.warning(
+                "upgrading the chainstate from schema %d to %d: reindexing",
+                k.read_u32(version or b""),
+                k.SCHEMA_VERSION,
+            )
+            # One batch: a crash after it finds the new version with a reindex in progress.
+            with self.store.write_batch(sync=self._sync) as batch:
+                batch.put(k.K_REINDEX, b"1")
+                batch.put(k.K_VERSION, k.u32(k.SCHEMA_VERSION))
         if self.store.get(k.K_REINDEX) is not None:
-            log.warning("a reindex was interrupted; reindexing again")
+            if not upgrading:
+                log.warning("a reindex was interrupted; reindexing again")
             self.reindex()
+            self.reindexed_at_open = True
             return
         if self.store.get(k.K_TIP) is None:
             log.warning("finishing an interrupted creation of the database")
@@ -309,19 +363,70 @@ class Chainstate:
         raw = self.store.get(k.tx_key(txid))
         if raw is None:
             return None
-        block_hash, position = msgpack.unpackb(raw, raw=True)
+        block_hash, position = msgpack.unpackb(raw, raw=True)[:2]
         entry = self.get_entry(block_hash)
         return None if entry is None else (entry, position)
 
+    def get_confirmed_tx(self, txid: bytes) -> ConfirmedTx | None:
+        """The active-chain transaction ``txid`` with the coins it spent: one read of its own
+        ``t`` record, whatever the size of its block (the block is neither read nor decoded)."""
+        raw = self.store.get(k.tx_key(txid))
+        if raw is None:
+            return None
+        block_hash, position, raw_tx, spent = msgpack.unpackb(raw, raw=True)
+        entry = self.get_entry(block_hash)
+        if entry is None:
+            return None
+        coins = tuple(Coin.from_obj(c) for c in spent)
+        return ConfirmedTx(Transaction.deserialize(raw_tx), coins, entry, position)
+
     def get_transaction(self, txid: bytes) -> tuple[Transaction, BlockIndexEntry, int] | None:
-        located = self.get_tx_location(txid)
-        if located is None:
+        found = self.get_confirmed_tx(txid)
+        return None if found is None else (found.tx, found.entry, found.position)
+
+    def block_summary(self, block_hash: bytes) -> BlockSummary | None:
+        """Transaction count, size and fees of an active-chain block (one small read); ``None``
+        for a block off the active chain."""
+        raw = self.store.get(k.block_summary_key(block_hash))
+        if raw is None:
             return None
-        entry, position = located
-        block = self.get_block(entry.hash)
-        if block is None:
-            return None
-        return block.txs[position], entry, position
+        tx_count, size, fees = msgpack.unpackb(raw)
+        return BlockSummary(tx_count, size, fees)
+
+    def _block_ids(self, entry: BlockIndexEntry, start: int) -> Iterator[bytes]:
+        """``txid + wtxid`` of each transaction of ``entry``'s block from position ``start`` on,
+        from its ``j`` records (a seek to ``start``); nothing for a block off the active chain
+        (the records are by height: they describe the active chain's block there)."""
+        if not self.in_active_chain(entry):
+            return iter(())
+        prefix = k.P_BLOCK_TX + k.u32(entry.height)
+        after = None if start <= 0 else k.block_tx_key(entry.height, start - 1)
+        return (ids for _, ids in self.store.iterate(prefix, after=after))
+
+    def block_txids(self, entry: BlockIndexEntry, start: int = 0) -> Iterator[bytes]:
+        """The txids of an active-chain block from position ``start`` on, in block order (a
+        seek to ``start``: earlier ones are not read); nothing for a block off it."""
+        return (ids[:32] for ids in self._block_ids(entry, start))
+
+    def block_wtxids(self, entry: BlockIndexEntry) -> list[bytes]:
+        """The wtxids of an active-chain block in block order (the merkle tree's leaves), 64
+        bytes read a transaction, nothing decoded; empty for a block off the active chain."""
+        return [ids[32:] for ids in self._block_ids(entry, 0)]
+
+    def immature_amount(self, pubkey_hash: bytes) -> int:
+        """The address's coinbase outputs that cannot be spent in the next block yet.
+
+        Reads the address's ``i`` entries newest first and stops at the first one old enough:
+        the cost is the number of immature outputs, not the address's history. Such an output
+        is unspent on the active chain by consensus (spending it would break maturity).
+        """
+        oldest = self.height - self.params.coinbase_maturity + 2
+        total = 0
+        for key, raw in self.store.iterate(k.P_IMMATURE + pubkey_hash, reverse=True):
+            if k.read_u32(key[21:25]) < oldest:
+                break
+            total += k.read_u64(raw)
+        return total
 
     def get_spender(self, outpoint: OutPoint) -> tuple[bytes, int] | None:
         """The active-chain transaction spending ``outpoint``, and its input index."""
@@ -435,6 +540,10 @@ class Chainstate:
 
     def orphan_count(self) -> int:
         return len(self._orphans)
+
+    def orphan_bytes(self) -> int:
+        """Serialized bytes of the blocks in the orphan pool (at most ``max_orphan_bytes``)."""
+        return self._orphan_bytes
 
     # --- events ---------------------------------------------------------------------------------
 
@@ -578,10 +687,22 @@ class Chainstate:
         return 0 if raw is None else k.read_u64(raw)
 
     def _add_orphan(self, block_hash: bytes, block: Block) -> None:
-        self._orphans[block_hash] = block
-        while len(self._orphans) > self._max_orphans:
-            self._orphans.popitem(last=False)
-        log.debug("kept orphan %s (%d waiting)", block.hash_hex(), len(self._orphans))
+        """Keep ``block``'s bytes until its parent comes; evict the oldest beyond either bound
+        (count or bytes). The newest always stays: no block exceeds the byte bound alone."""
+        raw = block.serialize()
+        if len(raw) > self._max_orphan_bytes:
+            log.info("orphan %s larger than the whole pool: not kept", block.hash_hex())
+            return
+        self._orphans[block_hash] = (block.header.prev_hash, raw)
+        self._orphan_bytes += len(raw)
+        while len(self._orphans) > self._max_orphans or self._orphan_bytes > self._max_orphan_bytes:
+            self._orphan_bytes -= len(self._orphans.popitem(last=False)[1][1])
+        log.debug(
+            "kept orphan %s (%d waiting, %d bytes)",
+            block.hash_hex(),
+            len(self._orphans),
+            self._orphan_bytes,
+        )
 
     def _adopt_orphans(self, parent_hash: bytes) -> list[BlockIndexEntry]:
         """Accept every orphan that descends from ``parent_hash``; return their entries."""
@@ -589,9 +710,11 @@ class Chainstate:
         queue = [parent_hash]
         while queue:
             parent_hash = queue.pop()
-            children = [h for h, b in self._orphans.items() if b.header.prev_hash == parent_hash]
+            children = [h for h, (prev, _) in self._orphans.items() if prev == parent_hash]
             for child_hash in children:
-                child = self._orphans.pop(child_hash)
+                _, raw = self._orphans.pop(child_hash)
+                self._orphan_bytes -= len(raw)
+                child = Block.deserialize(raw)  # checked when it came (check_block)
                 parent = self.get_entry(parent_hash)
                 assert parent is not None
                 try:
@@ -994,30 +1117,47 @@ class Chainstate:
     def _write_tx_indexes(
         batch: WriteBatch, block: Block, height: int, undo: BlockUndo, *, add: bool
     ) -> None:
-        """Transaction, spender and address-history entries of ``block``, added or removed."""
+        """Transaction (with its bytes and spent coins), spender, address-history,
+        immature-coinbase, block-position and block-summary entries of ``block``, added or
+        removed."""
         block_hash = block.hash()
+        fees = 0
         for pos, tx in enumerate(block.txs):
             txid = tx.txid()
+            spent = undo.spent[pos - 1] if pos > 0 else ()
             addresses = {out.pubkey_hash for out in tx.outputs}
-            if pos > 0:
-                addresses.update(c.output.pubkey_hash for c in undo.spent[pos - 1])
+            addresses.update(c.output.pubkey_hash for c in spent)
             if add:
-                batch.put(k.tx_key(txid), msgpack.packb([block_hash, pos], use_bin_type=True))
+                record = [block_hash, pos, tx.serialize(), [c.to_obj() for c in spent]]
+                batch.put(k.tx_key(txid), msgpack.packb(record, use_bin_type=True))
+                batch.put(k.block_tx_key(height, pos), txid + tx.wtxid())
                 for pkh in addresses:
                     batch.put(k.addr_tx_key(pkh, height, pos), txid)
-                if pos > 0:
-                    for n, txin in enumerate(tx.inputs):
-                        batch.put(
-                            k.spender_key(txin.prevout.txid, txin.prevout.index),
-                            msgpack.packb([txid, n], use_bin_type=True),
-                        )
+                for n, txin in enumerate(tx.inputs if pos > 0 else ()):
+                    batch.put(
+                        k.spender_key(txin.prevout.txid, txin.prevout.index),
+                        msgpack.packb([txid, n], use_bin_type=True),
+                    )
+                if pos == 0:
+                    for n, out in enumerate(tx.outputs):
+                        batch.put(k.immature_key(out.pubkey_hash, height, n), k.u64(out.amount))
+                else:
+                    fees += sum(c.output.amount for c in spent) - tx.total_out()
             else:
                 batch.delete(k.tx_key(txid))
+                batch.delete(k.block_tx_key(height, pos))
                 for pkh in addresses:
                     batch.delete(k.addr_tx_key(pkh, height, pos))
-                if pos > 0:
-                    for txin in tx.inputs:
-                        batch.delete(k.spender_key(txin.prevout.txid, txin.prevout.index))
+                for txin in tx.inputs if pos > 0 else ():
+                    batch.delete(k.spender_key(txin.prevout.txid, txin.prevout.index))
+                if pos == 0:
+                    for n, out in enumerate(tx.outputs):
+                        batch.delete(k.immature_key(out.pubkey_hash, height, n))
+        if add:
+            summary = [len(block.txs), block.size(), fees]
+            batch.put(k.block_summary_key(block_hash), msgpack.packb(summary))
+        else:
+            batch.delete(k.block_summary_key(block_hash))
 
     def _put_now(self, write: Callable[[WriteBatch], None], *, sync: bool | None = None) -> None:
         """One atomic batch; synced unless ``sync=False`` (see ``_store_block``)."""

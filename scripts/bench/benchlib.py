@@ -450,8 +450,11 @@ def chain_datadirs(heights: Iterable[int], loaded: bool = False) -> dict[int, Pa
     global _ROOT
     if _ROOT is None:
         _ROOT = _cache_root()
+    from node.chainstate.schema import SCHEMA_VERSION
+
     kind = "loaded" if loaded else "plain"
-    root = _ROOT / f"chain-v{CHAIN_VERSION}-{kind}"
+    # The directories are chainstates: one of another schema would be refused by the node.
+    root = _ROOT / f"chain-v{CHAIN_VERSION}-s{SCHEMA_VERSION}-{kind}"
     wanted = sorted(set(heights))
     out = {h: root / f"h{h}" for h in wanted}
     missing = [h for h in wanted if not (out[h] / "complete").exists()]

@@ -201,7 +201,9 @@ def app_routes() -> set[tuple[str, str]]:
     ``make_app`` only keeps a reference to the service, so a stand-in is enough to build the
     real router.
     """
-    stand_in = SimpleNamespace(views=None, call=None, p2p=None, settings=Settings(port=1))
+    stand_in = SimpleNamespace(
+        views=None, call=None, read=None, p2p=None, settings=Settings(port=1)
+    )
     app = make_app(cast(Any, stand_in))
     routes = set()
     for route in app.router.routes():
