@@ -41,8 +41,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from consensus import NETWORKS, encode_address, get_params
-from wallet import keystore
+from consensus import NETWORKS, AddressError, encode_address, get_params
+from wallet import cli_offline, cli_payments, keystore
 from wallet.amounts import AmountError, format_amount, parse_amount, parse_fee_rate
 from wallet.builder import BuildError
 from wallet.client import NodeClient, NodeError, NodeUnreachableError
@@ -56,14 +56,35 @@ from wallet.keys import (
     new_mnemonic,
     normalize_mnemonic,
 )
+from wallet.message import MessageSignatureError
+from wallet.payments import WatchTimeoutError
+from wallet.qr import QRError
 from wallet.service import SendResult, Wallet, WalletError, fee_rate_of, parse_address
+from wallet.unsigned import UnsignedError
+from wallet.uri import PaymentURIError
+from wallet.watchonly import WatchOnlyError
 
 PROG = "tally-wallet"
 PASSWORD_ENV = "TALLY_WALLET_PASSWORD"  # noqa: S105 - the variable's name, not a password
 PASSPHRASE_ENV = "TALLY_WALLET_BIP39_PASSPHRASE"  # noqa: S105
-NODE_ENV = "TALLY_NODE_URL"
+NODE_ENV = "TALLY_NODE"
+NODE_ENV_ALIAS = "TALLY_NODE_URL"
+"""The older name of ``TALLY_NODE``, still read (after it)."""
+WALLET_ENV = "TALLY_WALLET"
 NETWORK_ENV = "TALLY_NETWORK"
 DEBUG_ENV = "TALLY_WALLET_DEBUG"
+
+
+EXTRA_ERRORS: tuple[type[Exception], ...] = (
+    UnsignedError,
+    WatchOnlyError,
+    PaymentURIError,
+    QRError,
+    MessageSignatureError,
+    AddressError,
+    WatchTimeoutError,
+)
+"""Errors of the payment, spending and offline modules: one line each, like the others."""
 
 
 class UsageError(Exception):
@@ -97,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("create", "create a new wallet and show its mnemonic once")
     p.add_argument("--words", type=int, choices=sorted(WORD_COUNTS), default=12)
+    cli_offline.add_watch_only_option(p)
     p.add_argument("--bip39-passphrase", action="store_true", help="also use a BIP39 passphrase")
     p = command("restore", "restore a wallet from its mnemonic (stdin or prompt)")
     p.add_argument("--bip39-passphrase", action="store_true", help="the wallet has a passphrase")
@@ -109,7 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         p = command(name, text)
         if name == "send":
-            p.add_argument("pairs", nargs="+", metavar="ADDRESS AMOUNT", help="recipients")
+            p.add_argument(
+                "pairs", nargs="+", metavar="ADDRESS AMOUNT", help="recipients, or one URI"
+            )
         else:
             p.add_argument("txid", metavar="TXID")
         p.add_argument("--fee-rate", metavar="R", help="base units per byte (default: estimate)")
@@ -126,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     command("history", "the wallet's transactions, newest first")
     command("utxos", "the wallet's unspent outputs")
     command("info", "network, derivation path, keystore and node")
+    for module in EXTRA_COMMANDS:
+        module.add_commands(command)
     return parser
 
 
@@ -141,25 +167,61 @@ class Context:
         self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
         network = getattr(args, "network", None)
         wallet = getattr(args, "wallet", None)
-        self.network_given = network is not None
+        self.network_given = network is not None or bool(os.environ.get(NETWORK_ENV))
         self.network: str = network or os.environ.get(NETWORK_ENV) or "main"
         if self.network not in NETWORKS:
             raise UsageError(f"unknown network {self.network!r} (from {NETWORK_ENV})")
+        wallet = wallet or os.environ.get(WALLET_ENV)
+        self.path_given = bool(wallet)
         if wallet:
             self.path = Path(wallet).expanduser()
         else:
-            self.path = Path.home() / ".tally" / f"wallet-{self.network}.json"
+            self.path = default_wallet_path(self.network)
         self._node_arg: str | None = getattr(args, "node", None)
 
-    def node_url(self, network: str) -> str:
-        url = self._node_arg or os.environ.get(NODE_ENV)
+    def explicit_node(self) -> str | None:
+        """The node named on this command line or in the environment, if any."""
+        return self._node_arg or os.environ.get(NODE_ENV) or os.environ.get(NODE_ENV_ALIAS)
+
+    def node_url(self, network: str, store: keystore.Keystore | None = None) -> str:
+        url = self.explicit_node() or (store.node_url if store is not None else None)
         return url or f"http://127.0.0.1:{get_params(network).default_port}"
 
-    def client(self, network: str) -> NodeClient:
+    def client(self, network: str, store: keystore.Keystore | None = None) -> NodeClient:
         try:
-            return NodeClient(self.node_url(network))
+            return NodeClient(self.node_url(network, store))
         except ValueError as err:
             raise UsageError(str(err)) from None
+
+    def new_wallet_network(self) -> tuple[str, str | None]:
+        """For ``create``/``restore``: the network (the node's, when a node is named) and the
+        node URL to remember; a ``--network`` the node disagrees with is an error."""
+        url = self.explicit_node()
+        if url is None:
+            return self.network, None
+        try:
+            info = NodeClient(url).info()
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+        except NodeUnreachableError as err:
+            if not self.network_given:
+                raise WalletError(
+                    f"{err}; the wallet's network comes from its node: start the node, or give "
+                    "--network to make the wallet without it"
+                ) from None
+            self.note(f"{PROG}: warning: {err}; the wallet is made for {self.network}")
+            return self.network, url
+        network = info.get("network")
+        if network not in NETWORKS:
+            raise WalletError(f"the node at {url} is on an unknown network {network!r}")
+        if self.network_given and network != self.network:
+            raise WalletError(
+                f"the node at {url} is on the {network} network, not {self.network} "
+                "(--network only overrides; leave it out to follow the node)"
+            )
+        if not self.path_given:
+            self.path = default_wallet_path(network)
+        return str(network), url
 
     # --- output ---
 
@@ -240,9 +302,15 @@ class Context:
 
     def open(self, store: keystore.Keystore | None = None, node: bool = True) -> Wallet:
         store = store or self.load()
-        secret = store.unlock(self.password())
-        client = self.client(store.network) if node else None
-        return Wallet(self.path, store, secret, client)
+        secret, key = (None, None) if store.watch_only else store.unlock_with_key(self.password())
+        client = self.client(store.network, store) if node else None
+        wallet = Wallet(self.path, store, secret, client, key)
+        wallet.upgrade_format()
+        return wallet
+
+
+def default_wallet_path(network: str) -> Path:
+    return Path.home() / ".tally" / f"wallet-{network}.json"
 
 
 # --- formatting ----------------------------------------------------------------------------------
@@ -337,7 +405,9 @@ def _send_text(result: SendResult, wallet: Wallet) -> str:
 
 
 def cmd_create(ctx: Context) -> int:
-    network = ctx.network
+    network, node = ctx.new_wallet_network()
+    if ctx.args.watch_only is not None:
+        return cli_offline.create_watch_only(ctx, network, node)
     if ctx.path.exists():
         raise WalletError(f"a wallet already exists at {ctx.path}; it was left as it is")
     params = get_params(network)
@@ -350,7 +420,7 @@ def cmd_create(ctx: Context) -> int:
         network,
         params.coin_type,
         account_path(params),
-    )
+    ).with_node(node)
     keystore.save(ctx.path, store, exclusive=True)
     wallet = Wallet(ctx.path, store, keystore.Secrets(mnemonic, passphrase), None)
     key, address = wallet.receive_address()
@@ -368,6 +438,7 @@ def cmd_create(ctx: Context) -> int:
             "mnemonic": mnemonic,
             "address": address,
             "address_path": wallet.account.key_path(key),
+            "node": node,
         },
         "\n".join(
             [
@@ -393,7 +464,7 @@ def _read_mnemonic(ctx: Context) -> str:
 
 
 def cmd_restore(ctx: Context) -> int:
-    network = ctx.network
+    network, node = ctx.new_wallet_network()
     if ctx.path.exists():
         raise WalletError(f"a wallet already exists at {ctx.path}; it was left as it is")
     params = get_params(network)
@@ -402,8 +473,9 @@ def cmd_restore(ctx: Context) -> int:
     passphrase = ctx.bip39_passphrase(ctx.args.bip39_passphrase, new=True)
     secret = keystore.Secrets(mnemonic, passphrase)
     store = keystore.seal(secret, password, network, params.coin_type, account_path(params))
+    store = store.with_node(node)
     keystore.save(ctx.path, store, exclusive=True)
-    wallet = Wallet(ctx.path, store, secret, ctx.client(network))
+    wallet = Wallet(ctx.path, store, secret, ctx.client(network, store))
     data: dict[str, Any] = {
         "wallet": str(ctx.path),
         "network": network,
@@ -472,6 +544,8 @@ def cmd_balance(ctx: Context) -> int:
 
 
 def _parse_payments(ctx: Context, pairs: list[str], network: str) -> list[tuple[str, int]]:
+    if cli_payments.is_uri(pairs):
+        return [cli_payments.payment_from_uri(pairs[0], get_params(network))]
     if len(pairs) % 2:
         raise UsageError("send takes ADDRESS AMOUNT pairs (an amount is missing)")
     params = get_params(network)
@@ -605,7 +679,11 @@ def cmd_info(ctx: Context) -> int:
             height=info.get("height"),
             version=info.get("version"),
         )
-    kdf = f"scrypt(n={store.kdf.n}, r={store.kdf.r}, p={store.kdf.p})"
+    kdf = (
+        f"scrypt(n={store.kdf.n}, r={store.kdf.r}, p={store.kdf.p})"
+        if store.kdf is not None
+        else "none (watch-only: no secrets)"
+    )
     data: dict[str, Any] = {
         "wallet": str(ctx.path),
         "network": store.network,
@@ -619,8 +697,10 @@ def cmd_info(ctx: Context) -> int:
         "account_xpub": wallet.account.account_xpub,
         "keystore": {
             "kdf": kdf,
-            "cipher": "aes-256-gcm",
+            "cipher": "aes-256-gcm" if store.kdf is not None else None,
+            "version": store.version,
         },
+        "watch_only": store.watch_only,
         "node": node,
     }
     node_text = (
@@ -655,6 +735,10 @@ COMMANDS = {
     "utxos": cmd_utxos,
     "info": cmd_info,
 }
+EXTRA_COMMANDS = (cli_payments, cli_offline)
+"""Modules adding commands: each has ``add_commands(command)`` and a ``COMMANDS`` table."""
+for _module in EXTRA_COMMANDS:
+    COMMANDS.update(_module.COMMANDS)
 
 
 # --- entry point ---------------------------------------------------------------------------------
@@ -697,6 +781,8 @@ def run(
         NodeUnreachableError,
         BuildError,
     ) as err:
+        return _fail(stderr, str(err))
+    except EXTRA_ERRORS as err:
         return _fail(stderr, str(err))
     except KeyboardInterrupt:
         return _fail(stderr, "interrupted", 130)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,7 @@ from wallet.keys import (
     KeyId,
     mnemonic_to_seed,
 )
+from wallet.watchonly import PublicAccount, scan_account
 
 FEE_TARGET = "3"
 """Default confirmation target (blocks) whose ``/fee-estimates`` rate ``send`` uses."""
@@ -119,12 +120,21 @@ class Scan:
     tip: int
     addresses: list[AddressState]
     utxos: list[Utxo] = field(default_factory=list)
+    """The coins that may be selected: frozen ones are in ``frozen`` instead."""
+    totals: Balance | None = None
+    """The node's own totals (a watch-only scan's ``/xpub``), else the addresses' sum."""
+    frozen: list[Utxo] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.by_hash = {a.pubkey_hash: a for a in self.addresses}
         self.by_address = {a.address: a for a in self.addresses}
 
+    def frozen_amount(self) -> int:
+        return sum(u.amount for u in self.frozen)
+
     def balance(self) -> Balance:
+        if self.totals is not None:
+            return self.totals
         b = [a.summary["balance"] for a in self.addresses]
         return Balance(
             sum(x["confirmed"] for x in b),
@@ -155,9 +165,12 @@ class Wallet:
         self,
         path: Path,
         store: keystore.Keystore,
-        secret: keystore.Secrets,
+        secret: keystore.Secrets | None,
         client: NodeClient | None,
+        key: bytes | None = None,
     ) -> None:
+        """``secret`` is None for a watch-only wallet; ``key`` (from ``unlock_with_key``) lets
+        labels and frozen coins be saved, encrypted again, without asking for the password."""
         self.path = path
         self.store = store
         self.params = get_params(store.network)
@@ -166,10 +179,44 @@ class Wallet:
                 f"wallet {path} says coin type {store.coin_type}, but {store.network} uses "
                 f"{self.params.coin_type}"
             )
-        self.account = Account(mnemonic_to_seed(secret.mnemonic, secret.passphrase), self.params)
+        self._secret = secret
+        self._key = key
+        self.account: Account | PublicAccount
+        if secret is None:
+            if store.watch_xpub is None:
+                raise WalletError(f"wallet {path} is locked")
+            self.account = PublicAccount(store.watch_xpub, self.params)
+        else:
+            self.account = Account(
+                mnemonic_to_seed(secret.mnemonic, secret.passphrase), self.params
+            )
         if self.account.path != store.account_path:
             raise WalletError(f"wallet {path} uses path {store.account_path}, not supported")
         self._client = client
+
+    @property
+    def watch_only(self) -> bool:
+        return self._secret is None
+
+    @property
+    def meta(self) -> keystore.Metadata:
+        """Labels and frozen coins (in the ciphertext of a full wallet, in clear otherwise)."""
+        return self.store.clear_meta if self._secret is None else self._secret.meta
+
+    def save_meta(self, meta: keystore.Metadata) -> None:
+        if self._secret is None:
+            self.save(replace(self.store, clear_meta=meta))
+            return
+        if self._key is None:  # pragma: no cover - the CLI always unlocks with the key
+            raise WalletError("the wallet was opened without its key; cannot save labels")
+        secret = replace(self._secret, meta=meta)
+        self.save(self.store.resealed(secret, self._key))
+        self._secret = secret
+
+    def upgrade_format(self) -> None:
+        """Write a version 1 file as the current version (sealed again under the same key)."""
+        if self.store.version < keystore.VERSION and self._secret and self._key:
+            self.save(self.store.resealed(self._secret, self._key))
 
     # --- plumbing -------------------------------------------------------------------------------
 
@@ -236,7 +283,18 @@ class Wallet:
                     last_used = key.index
 
     def scan(self, with_utxos: bool = True) -> Scan:
-        """Ask the node about every address of the wallet (gap limit), then update the indexes."""
+        """Ask the node about every address of the wallet (gap limit), then update the indexes;
+        frozen coins are put apart (``Scan.frozen``), never among those selected."""
+        scan = self._scan(with_utxos)
+        frozen = set(self.meta.frozen)
+        if frozen:
+            scan.frozen = [u for u in scan.utxos if outpoint_text(u) in frozen]
+            scan.utxos = [u for u in scan.utxos if outpoint_text(u) not in frozen]
+        return scan
+
+    def _scan(self, with_utxos: bool) -> Scan:
+        if self.watch_only:
+            return scan_account(self, with_utxos)
         info = self.check_node()
         store = self.store
         addresses = self._scan_chain(RECEIVE, store.receive_index + 1)
@@ -272,7 +330,8 @@ class Wallet:
     def utxo_rows(self, scan: Scan) -> list[dict[str, Any]]:
         next_height = scan.tip + 1
         rows = []
-        for u in scan.utxos:
+        frozen = {id(u) for u in scan.frozen}
+        for u in [*scan.utxos, *scan.frozen]:
             state = scan.by_hash[u.pubkey_hash]
             rows.append(
                 {
@@ -285,6 +344,7 @@ class Wallet:
                     "confirmations": 0 if u.height is None else scan.tip - u.height + 1,
                     "coinbase": u.coinbase,
                     "spendable": u.spendable(next_height, self.params.coinbase_maturity),
+                    "frozen": id(u) in frozen,
                 }
             )
         rows.sort(key=lambda r: (r["height"] is None, r["height"] or 0, r["txid"], r["index"]))
@@ -293,7 +353,10 @@ class Wallet:
     def history(self, scan: Scan) -> list[dict[str, Any]]:
         """Every transaction touching the wallet, newest first, with its net effect."""
         used = [a for a in scan.addresses if a.used]
-        pages = self.client.map(self._all_txs, [a.address for a in used])
+        if self.watch_only:  # one account route instead of one per address
+            pages = [self._all_txs(None)]
+        else:
+            pages = self.client.map(self._all_txs, [a.address for a in used])
         txs: dict[str, dict[str, Any]] = {}
         for page in pages:
             for tx in page:
@@ -323,11 +386,16 @@ class Wallet:
         )
         return rows
 
-    def _all_txs(self, address: str) -> list[dict[str, Any]]:
+    def _all_txs(self, address: str | None) -> list[dict[str, Any]]:
+        """Every transaction of ``address`` (of the watch-only account if None), paged."""
         out: list[dict[str, Any]] = []
         after: str | None = None
         while True:
-            page = self.client.address_txs(address, after)
+            if address is None:
+                assert self.store.watch_xpub is not None
+                page = self.client.xpub_txs(self.store.watch_xpub, after)
+            else:
+                page = self.client.address_txs(address, after)
             out.extend(page)
             if len(page) < 25:
                 return out
@@ -519,6 +587,11 @@ class Wallet:
             if count >= confirmations:
                 return status
             time.sleep(poll)
+
+
+def outpoint_text(u: Utxo) -> str:
+    """``"<txid>:<index>"`` (display hex), as ``--from`` and ``freeze`` take a coin."""
+    return f"{u.txid[::-1].hex()}:{u.index}"
 
 
 def fee_rate_of(selection: Selection) -> Decimal:
