@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from consensus import NETWORKS, AddressError, encode_address, get_params
-from wallet import cli_offline, cli_payments, keystore
+from wallet import cli_offline, cli_payments, cli_spending, keystore
 from wallet.amounts import AmountError, format_amount, parse_amount, parse_fee_rate
 from wallet.builder import BuildError
 from wallet.client import NodeClient, NodeError, NodeUnreachableError
@@ -147,7 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="N",
             help="wait for N confirmations (default 1)",
         )
-    command("history", "the wallet's transactions, newest first")
+        cli_spending.add_send_options(p, name)
+    p = command("history", "the wallet's transactions, newest first")
+    cli_spending.add_history_options(p)
     command("utxos", "the wallet's unspent outputs")
     command("info", "network, derivation path, keystore and node")
     for module in EXTRA_COMMANDS:
@@ -519,8 +521,9 @@ def cmd_address(ctx: Context) -> int:
 
 def cmd_balance(ctx: Context) -> int:
     wallet = ctx.open()
-    scan = wallet.scan(with_utxos=False)
+    scan = wallet.scan(with_utxos=bool(wallet.meta.frozen))
     b = scan.balance()
+    frozen = scan.frozen_amount()
     ctx.emit(
         {
             "confirmed": b.confirmed,
@@ -528,6 +531,7 @@ def cmd_balance(ctx: Context) -> int:
             "immature": b.immature,
             "total": b.total,
             "height": scan.tip,
+            "frozen": frozen,
         },
         table(
             ["balance", "TLY"],
@@ -536,6 +540,7 @@ def cmd_balance(ctx: Context) -> int:
                 ["unconfirmed", tly(b.unconfirmed)],
                 ["immature", tly(b.immature)],
                 ["total", tly(b.total)],
+                *([["frozen (in the above)", tly(frozen)]] if frozen else []),
             ],
             right=[1],
         ),
@@ -599,7 +604,10 @@ def cmd_send(ctx: Context) -> int:
     payments = _parse_payments(ctx, ctx.args.pairs, store.network)
     rate = _fee_rate(ctx)
     wallet = ctx.open(store)
-    result = wallet.send(payments, rate, ctx.args.dry_run)
+    options = cli_spending.send_options(ctx, wallet)
+    result = wallet.send(payments, rate, ctx.args.dry_run, **options)
+    if not options["sign"]:
+        return cli_spending.finish_unsigned(ctx, wallet, result)
     return _finish_send(ctx, wallet, result)
 
 
@@ -607,11 +615,14 @@ def cmd_bump_fee(ctx: Context) -> int:
     store = ctx.load()
     rate = _fee_rate(ctx)
     wallet = ctx.open(store)
-    result = wallet.bump_fee(ctx.args.txid, rate, ctx.args.dry_run)
+    cap = cli_spending.max_fee(ctx)
+    result = wallet.bump_fee(ctx.args.txid, rate, ctx.args.dry_run, cap)
     return _finish_send(ctx, wallet, result)
 
 
 def cmd_history(ctx: Context) -> int:
+    if ctx.args.csv:
+        return cli_spending.history_csv(ctx)
     wallet = ctx.open()
     scan = wallet.scan(with_utxos=False)
     rows = wallet.history(scan)
@@ -652,7 +663,11 @@ def cmd_utxos(ctx: Context) -> int:
                     tly(r["amount"]),
                     r["confirmations"],
                     r["address"],
-                    ("immature" if not r["spendable"] else "mined") if r["coinbase"] else "",
+                    "frozen"
+                    if r["frozen"]
+                    else ("immature" if not r["spendable"] else "mined")
+                    if r["coinbase"]
+                    else "",
                 ]
                 for r in rows
             ],
@@ -735,7 +750,7 @@ COMMANDS = {
     "utxos": cmd_utxos,
     "info": cmd_info,
 }
-EXTRA_COMMANDS = (cli_payments, cli_offline)
+EXTRA_COMMANDS = (cli_payments, cli_spending, cli_offline)
 """Modules adding commands: each has ``add_commands(command)`` and a ``COMMANDS`` table."""
 for _module in EXTRA_COMMANDS:
     COMMANDS.update(_module.COMMANDS)

@@ -37,8 +37,8 @@ from consensus import (
     encode_address,
     get_params,
 )
-from wallet import keystore
-from wallet.builder import build_signed
+from wallet import keystore, spending
+from wallet.builder import build_signed, unsigned_transaction
 from wallet.client import NodeClient, NodeError
 from wallet.coinselect import Payment, Selection, Utxo, fee_for, select_coins
 from wallet.keys import (
@@ -58,6 +58,7 @@ INCREMENTAL_FEE_RATE = 1
 it evicts plus this many base units per byte of its own size."""
 MIN_RELAY_FEE_RATE = Decimal(1)
 POLL_SECONDS = 0.5
+DEFAULT_MAX_FEE = spending.DEFAULT_MAX_FEE
 
 _ADDRESS_REASONS = {
     "bad-checksum": "bad checksum",
@@ -408,7 +409,7 @@ class Wallet:
         rate = estimates.get(FEE_TARGET) or max(estimates.values(), default=1)
         return max(MIN_RELAY_FEE_RATE, Decimal(rate))
 
-    def _key_for(self, scan: Scan) -> Callable[[bytes], bytes]:
+    def key_for(self, scan: Scan) -> Callable[[bytes], bytes]:
         def key_for(pubkey_hash: bytes) -> bytes:
             key = scan.by_hash[pubkey_hash].key
             return self.account.privkey(key.chain, key.index)
@@ -420,30 +421,52 @@ class Wallet:
         payments: Sequence[tuple[str, int]],
         fee_rate: Decimal | None,
         dry_run: bool,
+        *,
+        subtract_fee: bool = False,
+        coins: Sequence[str] = (),
+        max_fee: int = DEFAULT_MAX_FEE,
+        sign: bool = True,
     ) -> SendResult:
-        """Pay ``(address, amount)`` pairs; broadcast unless ``dry_run``."""
+        """Pay ``(address, amount)`` pairs; broadcast unless ``dry_run`` or not ``sign`` (then
+        the result's transaction is unsigned, for ``--unsigned``). ``coins`` (``TXID:N``) are
+        exactly the coins spent; ``subtract_fee`` takes the fee from the payments; a fee above
+        ``max_fee`` is refused before signing (``wallet.spending``)."""
         wanted = [Payment(parse_address(a, self.params), amount) for a, amount in payments]
-        if fee_rate is not None and fee_rate < MIN_RELAY_FEE_RATE:
-            raise WalletError(
-                f"fee rate {fee_rate} is below the node's minimum relay fee rate of "
-                f"{MIN_RELAY_FEE_RATE} base unit per byte"
-            )
+        fee_rate_check(fee_rate)
         scan = self.scan()
         rate = self.default_fee_rate() if fee_rate is None else fee_rate
         change_key = KeyId(CHANGE, self.store.change_index)
         change_hash = self.account.pubkey_hash(change_key.chain, change_key.index)
-        selection = select_coins(
-            scan.utxos,
-            wanted,
-            rate,
-            change_hash,
-            scan.tip + 1,
-            self.params.coinbase_maturity,
+        next_height, maturity = scan.tip + 1, self.params.coinbase_maturity
+        available: Sequence[Utxo] = scan.utxos
+        required: Sequence[Utxo] = ()
+        if coins:
+            required = spending.named_coins(scan, coins, next_height, maturity)
+            available = ()
+        if subtract_fee:
+            selection = spending.subtract_fee_selection(
+                available, wanted, rate, change_hash, next_height, maturity, required
+            )
+        else:
+            selection = select_coins(
+                available, wanted, rate, change_hash, next_height, maturity, required=required
+            )
+        spending.check_max_fee(
+            selection.fee,
+            max_fee,
+            f"{len(selection.inputs)} inputs, {selection.size} bytes at {rate} base units per byte",
         )
-        tx = build_signed(selection, self._key_for(scan), self.params)
         change_address = (
             self.address_of(change_key) if selection.change_position is not None else None
         )
+        if not sign:
+            unsigned = unsigned_transaction(selection)
+            if change_address is not None:
+                self.save(self.store.with_indexes(change_index=change_key.index + 1))
+            return SendResult(
+                unsigned.txid()[::-1].hex(), unsigned, selection, change_address, False
+            )
+        tx = build_signed(selection, self.key_for(scan), self.params)
         txid = tx.txid()[::-1].hex()
         if dry_run:
             return SendResult(txid, tx, selection, change_address, False)
@@ -453,7 +476,13 @@ class Wallet:
         sent = self.client.post_tx(tx.serialize())
         return SendResult(sent, tx, selection, change_address, True)
 
-    def bump_fee(self, txid: str, fee_rate: Decimal | None, dry_run: bool) -> SendResult:
+    def bump_fee(
+        self,
+        txid: str,
+        fee_rate: Decimal | None,
+        dry_run: bool,
+        max_fee: int = DEFAULT_MAX_FEE,
+    ) -> SendResult:
         """Replace the wallet's unconfirmed ``txid`` by one paying a higher fee (RBF rules of
         docs/DECISIONS.md): same inputs and payments, less change or more inputs."""
         txid = txid.strip().lower()
@@ -532,7 +561,15 @@ class Wallet:
             required=required,
             min_fee=min_fee,
         )
-        tx = build_signed(selection, self._key_for(scan), self.params)
+        reason = f"{selection.size} bytes at {rate} base units per byte"
+        if evicted_fees:
+            reason = (
+                f"it must pay more than the {old_fee + evicted_fees} base units of fees of the "
+                f"original and its {len(evicted) - 1} unconfirmed descendants it evicts (a pinned "
+                "descendant)"
+            )
+        spending.check_max_fee(selection.fee, max_fee, reason)
+        tx = build_signed(selection, self.key_for(scan), self.params)
         change_address = (
             encode_address(change_hash, self.params)
             if selection.change_position is not None
@@ -587,6 +624,15 @@ class Wallet:
             if count >= confirmations:
                 return status
             time.sleep(poll)
+
+
+def fee_rate_check(fee_rate: Decimal | None) -> None:
+    """``WalletError`` for a fee rate below the node's minimum relay rate."""
+    if fee_rate is not None and fee_rate < MIN_RELAY_FEE_RATE:
+        raise WalletError(
+            f"fee rate {fee_rate} is below the node's minimum relay fee rate of "
+            f"{MIN_RELAY_FEE_RATE} base unit per byte"
+        )
 
 
 def outpoint_text(u: Utxo) -> str:
