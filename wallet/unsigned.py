@@ -275,6 +275,8 @@ def transaction(doc: UnsignedTx) -> Transaction:
 
 def check_consistent(doc: UnsignedTx) -> None:
     """Fee, size and txid agree with the inputs and outputs; a signed transaction is this one."""
+    if len({(i.txid, i.index) for i in doc.inputs}) != len(doc.inputs):
+        raise UnsignedError("the file spends one output twice")
     total_in = sum(i.amount for i in doc.inputs)
     total_out = sum(o.amount for o in doc.outputs)
     if total_in > MAX_MONEY or total_out > MAX_MONEY:
@@ -286,8 +288,6 @@ def check_consistent(doc: UnsignedTx) -> None:
     size = tx_size([i.index for i in doc.inputs], [o.amount for o in doc.outputs])
     if size != doc.size:
         raise UnsignedError(f"the file says size {doc.size}, the transaction is {size} bytes")
-    if len({(i.txid, i.index) for i in doc.inputs}) != len(doc.inputs):
-        raise UnsignedError("the file spends one output twice")
     tx = transaction(doc)
     if tx.txid()[::-1].hex() != doc.txid:
         raise UnsignedError("the file's txid is not that of its inputs and outputs")
