@@ -60,6 +60,7 @@ from wallet.message import MessageSignatureError
 from wallet.payments import WatchTimeoutError
 from wallet.qr import QRError
 from wallet.service import SendResult, Wallet, WalletError, fee_rate_of, parse_address
+from wallet.spending import FeeCapError
 from wallet.unsigned import UnsignedError
 from wallet.uri import PaymentURIError
 from wallet.watchonly import WatchOnlyError
@@ -83,6 +84,7 @@ EXTRA_ERRORS: tuple[type[Exception], ...] = (
     MessageSignatureError,
     AddressError,
     WatchTimeoutError,
+    FeeCapError,
 )
 """Errors of the payment, spending and offline modules: one line each, like the others."""
 

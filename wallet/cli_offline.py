@@ -81,6 +81,9 @@ def add_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None
         default=None,
         help="write the signed file here (default: sign FILE in place)",
     )
+    from wallet.cli_spending import MAX_FEE_HELP
+
+    p.add_argument("--max-fee", metavar="TLY", default=None, help=MAX_FEE_HELP)
     p = command("broadcast", "send a signed transaction file to the node")
     p.add_argument("file", metavar="FILE", help="a file signed by 'sign'")
 
@@ -91,13 +94,25 @@ def cmd_sign(ctx: Context) -> int:
     store = ctx.load()
     if store.watch_only:
         raise WalletError("this is a watch-only wallet: sign with the wallet that has the keys")
+    from wallet.cli_spending import max_fee
+    from wallet.spending import check_max_fee
+
+    check_max_fee(doc.fee, max_fee(ctx), f"as the file {path} asks, {doc.size} bytes")
     wallet = ctx.open(store)
     signed = unsigned.sign(doc, wallet)
     out = Path(ctx.args.output) if ctx.args.output else path
     unsigned.write(out, signed)
+    pays = [f"  {_tly(o.amount)} TLY to {o.address}" for o in signed.outputs if not o.change]
     ctx.emit(
         _summary(signed, str(out)),
-        f"Signed {signed.txid} ({len(signed.inputs)} inputs, fee {_tly(signed.fee)} TLY) -> {out}",
+        "\n".join(
+            [
+                f"Signed {signed.txid} ({len(signed.inputs)} inputs, fee {_tly(signed.fee)} TLY)"
+                f" -> {out}",
+                "It pays:",
+                *pays,
+            ]
+        ),
     )
     return 0
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -139,9 +138,9 @@ def test_watch_only_unsigned_sign_broadcast(w: Wallets) -> None:
     )
 
     # a file that lies is refused before signing
-    for field, value, expected in (
-        ("amount", None, "the node says"),
-        ("change_path", None, "is not this wallet's"),
+    for field, expected in (
+        ("amount", "the node says"),
+        ("change_path", "is not this wallet's"),
     ):
         bad = dict(
             doc, inputs=[dict(i) for i in doc["inputs"]], outputs=[dict(o) for o in doc["outputs"]]
@@ -161,6 +160,9 @@ def test_watch_only_unsigned_sign_broadcast(w: Wallets) -> None:
     # broadcasting before signing is refused; the full wallet signs; the watch-only one sends
     r = no_password(w, "--wallet", str(watch), "broadcast", str(file))
     assert r.returncode == 1 and "not signed yet" in r.stderr
+    line = w.fails("--wallet", str(full), "sign", str(file), "--max-fee", "0.000001")
+    assert "above --max-fee" in line and "as the file" in line
+    assert json.loads(file.read_text())["signed"] is None
     signed_file = w.home / "signed.json"
     signed = w.ok("--wallet", str(full), "sign", str(file), "--output", str(signed_file))
     assert signed["txid"] == unsigned["txid"] and signed["signed"] is True

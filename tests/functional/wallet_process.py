@@ -71,6 +71,7 @@ class Wallets:
         lines = r.stderr.splitlines()
         assert len(lines) == 1, r.stderr
         assert lines[0].startswith("tally-wallet: "), r.stderr
+        assert "unexpected error" not in lines[0], r.stderr  # every failure here is expected
         return lines[0]
 
     def create(self, name: str) -> Path:
