@@ -9,13 +9,19 @@ Synopsis::
       balance
       send ADDRESS AMOUNT [ADDRESS AMOUNT]... [--fee-rate R] [--dry-run] [--wait [N]]
       bump-fee TXID [--fee-rate R] [--dry-run] [--wait [N]]
-      history
+      history [--csv]
       utxos
       info
+      request, watch, sign-message, verify-message         (wallet.cli_payments)
+      sendall, cpfp, freeze, unfreeze, label               (wallet.cli_spending)
+      create --watch-only XPUB, sign, broadcast            (wallet.cli_offline)
 
-Defaults: ``--network`` from ``TALLY_NETWORK``, else ``main`` (as ``tally-node``); the wallet file
-``~/.tally/wallet-<network>.json`` (``--wallet`` names another; an existing file's own network
-wins, and a different ``--network`` is an error); ``--node`` from ``TALLY_NODE_URL``, else
+Defaults: ``--network`` from ``TALLY_NETWORK``, else ``main`` (as ``tally-node``), except that
+``create``/``restore`` given a node take the node's network (a disagreeing ``--network`` is an
+error); the wallet file from ``--wallet``, else ``TALLY_WALLET``, else
+``~/.tally/wallet-<network>.json`` (an existing file's own network wins, and a different
+``--network`` is an error); the node from ``--node``, else ``TALLY_NODE`` (or the older
+``TALLY_NODE_URL``), else the URL the wallet file remembers, else
 ``http://127.0.0.1:<the network's default port>``. Passwords: ``--password-file`` (its first line),
 else ``TALLY_WALLET_PASSWORD``, else a prompt on the terminal. A BIP39 passphrase
 (``--bip39-passphrase``) comes from ``TALLY_WALLET_BIP39_PASSPHRASE`` or a prompt.
