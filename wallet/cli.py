@@ -177,7 +177,10 @@ class Context:
         self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
         network = getattr(args, "network", None)
         wallet = getattr(args, "wallet", None)
-        self.network_given = network is not None or bool(os.environ.get(NETWORK_ENV))
+        self.network_given = network is not None
+        """``--network`` on the command line (an existing file's network must then match)."""
+        self.network_chosen = self.network_given or bool(os.environ.get(NETWORK_ENV))
+        """``--network`` or ``TALLY_NETWORK``: what a new wallet's node must agree with."""
         self.network: str = network or os.environ.get(NETWORK_ENV) or "main"
         if self.network not in NETWORKS:
             raise UsageError(f"unknown network {self.network!r} (from {NETWORK_ENV})")
@@ -214,7 +217,7 @@ class Context:
         except ValueError as err:
             raise UsageError(str(err)) from None
         except NodeUnreachableError as err:
-            if not self.network_given:
+            if not self.network_chosen:
                 raise WalletError(
                     f"{err}; the wallet's network comes from its node: start the node, or give "
                     "--network to make the wallet without it"
@@ -224,10 +227,10 @@ class Context:
         network = info.get("network")
         if network not in NETWORKS:
             raise WalletError(f"the node at {url} is on an unknown network {network!r}")
-        if self.network_given and network != self.network:
+        if self.network_chosen and network != self.network:
             raise WalletError(
                 f"the node at {url} is on the {network} network, not {self.network} "
-                "(--network only overrides; leave it out to follow the node)"
+                "(--network or TALLY_NETWORK only overrides; leave it out to follow the node)"
             )
         if not self.path_given:
             self.path = default_wallet_path(network)

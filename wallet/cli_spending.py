@@ -64,8 +64,8 @@ def max_fee(ctx: Context) -> int:
     return spending.DEFAULT_MAX_FEE if text is None else parse_amount(text)
 
 
-def send_options(ctx: Context, wallet: Wallet) -> dict[str, Any]:
-    """``Wallet.send``'s keyword arguments from the command line."""
+def send_options(ctx: Context, wallet: Wallet, sweep: bool = False) -> dict[str, Any]:
+    """``Wallet.send``'s keyword arguments from the command line (``sweep``: only ``sign``)."""
     to_file = ctx.args.unsigned
     if wallet.watch_only and to_file is None:
         raise WalletError(
@@ -74,6 +74,8 @@ def send_options(ctx: Context, wallet: Wallet) -> dict[str, Any]:
         )
     if to_file is not None and Path(to_file).exists():
         raise WalletError(f"{to_file} exists already; it was left as it is")
+    if sweep:
+        return {"sign": to_file is None}
     return {
         "subtract_fee": ctx.args.subtract_fee,
         "coins": tuple(ctx.args.from_coins or ()),
@@ -107,6 +109,13 @@ def add_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None
     p = command("sendall", "send every spendable coin to one address (the fee from the amount)")
     p.add_argument("address", metavar="ADDRESS", help="where everything goes")
     _fee_options(p)
+    p.add_argument(
+        "--unsigned",
+        metavar="FILE",
+        default=None,
+        help="write the unsigned sweep to FILE for 'sign' instead of sending "
+        "(default: sign and send)",
+    )
     p = command("cpfp", "child pays for parent: a child making a stuck payment to us confirm")
     p.add_argument("txid", metavar="TXID", help="the unconfirmed transaction paying this wallet")
     _fee_options(p)
@@ -149,7 +158,10 @@ def cmd_sendall(ctx: Context) -> int:
     store = ctx.load()
     rate, cap = _rate(ctx), max_fee(ctx)
     wallet = ctx.open(store)
-    result = spending.sendall(wallet, ctx.args.address, rate, cap, ctx.args.dry_run)
+    sign = bool(send_options(ctx, wallet, sweep=True)["sign"])
+    result = spending.sendall(wallet, ctx.args.address, rate, cap, ctx.args.dry_run, sign)
+    if not sign:
+        return finish_unsigned(ctx, wallet, result)
     return _finish_send(ctx, wallet, result)
 
 

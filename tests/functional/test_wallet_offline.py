@@ -178,3 +178,21 @@ def test_watch_only_unsigned_sign_broadcast(w: Wallets) -> None:
     assert after["total"] == full_balance["total"] - 1_250_000_000 - unsigned["fee"] + 0
     assert watch_ok(w, "--wallet", str(watch), "balance") == after
     assert after["total"] > 100 * COIN
+
+    # a watch-only wallet can ask to be paid and sweep offline too, still without a password
+    request = watch_ok(w, "--wallet", str(watch), "request", "1", "--label", "offline shop")
+    assert request["uri"].startswith(f"tally:{request['address']}?amount=1&label=offline")
+    sweep_file = w.home / "sweep.json"
+    sweep = watch_ok(w, "--wallet", str(watch), "sendall", BURN, "--unsigned", str(sweep_file))
+    assert len(sweep["outputs"]) == 1 and sweep["outputs"][0]["address"] == BURN
+    coins_now = w.ok("--wallet", str(full), "utxos")
+    mature = [u for u in coins_now if u["spendable"]]
+    assert {(i["txid"], i["index"]) for i in sweep["inputs"]} == {
+        (u["txid"], u["index"]) for u in mature
+    }
+    w.ok("--wallet", str(full), "sign", str(sweep_file))
+    watch_ok(w, "--wallet", str(watch), "broadcast", str(sweep_file))
+    w.node.generate(1, BURN)
+    swept = watch_ok(w, "--wallet", str(watch), "balance")
+    assert swept == w.ok("--wallet", str(full), "balance")
+    assert swept["confirmed"] == 0

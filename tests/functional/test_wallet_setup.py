@@ -60,6 +60,15 @@ def test_a_network_the_node_disagrees_with_is_one_line(w: Wallets) -> None:
         lines = r.stderr.splitlines()
         assert len(lines) == 1 and "on the regtest network, not main" in lines[0], r.stderr
         assert not path.exists()
+    # TALLY_NETWORK is a choice a new wallet's node must agree with too ...
+    path = w.home / "mismatch-env.json"
+    line = w.fails(
+        "--wallet", str(path), "--node", w.node.url, "create", env=w.env(TALLY_NETWORK="main")
+    )
+    assert "on the regtest network, not main" in line and not path.exists()
+    # ... but it does not lock an existing wallet of another network
+    existing = w.create("existing")
+    assert w.ok("--wallet", str(existing), "balance", env=w.env(TALLY_NETWORK="main"))["total"] == 0
     # agreeing is fine
     path = w.home / "agree.json"
     assert (
