@@ -1,9 +1,14 @@
 """The wallet's operations: open, scan, balance, UTXOs, history, send, bump-fee, wait.
 
-``Wallet`` joins an unlocked keystore (``wallet.keystore``), the keys it holds (``wallet.keys``)
-and a node (``wallet.client``). Everything the wallet knows about coins comes from the node's
-public address routes, asked fresh on every command; the only state kept between commands is in
-the keystore: the receive and change indexes.
+``Wallet`` joins an unlocked keystore (``wallet.keystore``), the keys it holds (``wallet.keys``;
+for a watch-only wallet only the account's public keys, ``wallet.watchonly``) and a node
+(``wallet.client``). Everything the wallet knows about coins comes from the node's public
+address routes (a watch-only wallet: its account routes, ``/xpub/...``), asked fresh on every
+command; the only state kept between commands is in the keystore: the receive and change
+indexes, the node URL, labels and frozen coins (``Wallet.meta``, saved encrypted again under the
+key derived at unlock). Frozen coins are put apart by every scan (``Scan.frozen``), so no
+selection ever sees them; sweeps, fees from the amount, named coins, CPFP and the fee cap are
+``wallet.spending``'s.
 
 The scan (``Wallet.scan``) walks each BIP44 chain from index 0 and stops after ``GAP_LIMIT`` (20)
 unused addresses in a row past the last used address (and never before the last one handed out,

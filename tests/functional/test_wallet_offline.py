@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from bip32 import BIP32  # type: ignore[import-untyped]
 
-from consensus import COIN, b58check_encode, get_params
+from consensus import COIN, b58check_encode, convert_xpub_version, get_params
 from tests.functional.node_process import NodeProcess, address_of
 from tests.functional.wallet_process import API, Wallets, wallet_command
 from wallet.keys import CHANGE, RECEIVE, Account, mnemonic_to_seed
@@ -70,6 +70,18 @@ def test_watch_only_unsigned_sign_broadcast(w: Wallets) -> None:
     xpub = w.ok("--wallet", str(full), "info")["account_xpub"]
     assert xpub.startswith("Rpub")
 
+    # keys that are not this network's account key are one-line errors, and write nothing
+    bad = w.home / "bad-watch.json"
+    master_xpub = BIP32.from_seed(mnemonic_to_seed(mnemonic)).get_xpub()  # Bitcoin's, depth 0
+    for key, expected in (
+        (master_xpub, "not an account key for regtest"),
+        (convert_xpub_version(master_xpub, REGTEST), "depth 0"),
+    ):
+        r = no_password(
+            w, "--wallet", str(bad), "--node", w.node.url, "create", "--watch-only", key
+        )
+        assert r.returncode == 1 and expected in r.stderr and r.stderr.count("\n") == 1, r.stderr
+        assert not bad.exists()
     watch = w.home / "watch.json"
     created = watch_ok(
         w, "--wallet", str(watch), "--node", w.node.url, "create", "--watch-only", xpub

@@ -111,3 +111,16 @@ def test_an_unreachable_node_on_create_is_one_line(w: Wallets, tmp_path: Path) -
     line = w.fails("--wallet", str(path), "--node", url, "create")
     assert f"cannot reach the node at {url}" in line and "--network" in line
     assert not path.exists()
+
+
+def test_a_version_1_file_is_upgraded_by_the_first_command(w: Wallets, tmp_path: Path) -> None:
+    from tests.unit.test_wallet_keystore_v2 import version_1_file
+
+    path = tmp_path / "old.json"
+    version_1_file(path, "correct horse battery staple")
+    assert json.loads(path.read_text())["version"] == 1
+    assert w.ok("--wallet", str(path), "--node", w.node.url, "balance")["total"] == 0
+    data = json.loads(path.read_text())
+    assert data["version"] == 2 and "node" not in data  # --node is for that command only
+    address = w.ok("--wallet", str(path), "--node", w.node.url, "address")["address"]
+    assert address == Account(mnemonic_to_seed(MNEMONIC), REGTEST).address(RECEIVE, 0)
