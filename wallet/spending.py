@@ -220,31 +220,11 @@ def cpfp(
         )
     change_key = KeyId(CHANGE, wallet.store.change_index)
     change_hash = wallet.account.pubkey_hash(change_key.chain, change_key.index)
-    total = sum(u.amount for u in coins)
-    indexes = [u.index for u in coins]
-    child_size = tx_size(indexes, [total])
-    fee = max(
-        fee_for(parent_size + child_size, rate) - parent_fee,
-        fee_for(child_size, MIN_RELAY_FEE_RATE),
-    )
-    amount = total - fee
-    if amount < dust_threshold(rate):
-        raise InsufficientFundsError(
-            f"the child would pay {format_amount(fee)} TLY of fee from "
-            f"{format_amount(total)} TLY: too little left",
-            fee,
-            total,
-        )
-    selection = Selection(
-        tuple(coins),
-        (TxOut(amount, change_hash),),
-        0,
-        fee,
-        tx_size(indexes, [amount]),
-        rate,
+    selection = child_selection(
+        coins, parent_fee, parent_size, rate, change_hash, MIN_RELAY_FEE_RATE
     )
     check_max_fee(
-        fee,
+        selection.fee,
         max_fee,
         f"it pays for its parent's {parent_size} bytes as well as its own "
         f"{selection.size}, at {rate} base units per byte",
@@ -256,6 +236,34 @@ def cpfp(
         return SendResult(child, tx, selection, change_address, False)
     wallet.save(wallet.store.with_indexes(change_index=change_key.index + 1))
     return SendResult(wallet.client.post_tx(tx.serialize()), tx, selection, change_address, True)
+
+
+def child_selection(
+    coins: Sequence[Utxo],
+    parent_fee: int,
+    parent_size: int,
+    rate: Decimal,
+    pubkey_hash: bytes,
+    min_rate: Decimal = Decimal(1),
+) -> Selection:
+    """A child spending ``coins`` (outputs of one parent) into one output of ``pubkey_hash``,
+    paying ``ceil(rate x (parent_size + child_size)) - parent_fee``, and at least ``min_rate``
+    of its own size (what the node relays)."""
+    _check_rate(rate)
+    total = sum(u.amount for u in coins)
+    indexes = [u.index for u in coins]
+    child_size = tx_size(indexes, [total])
+    fee = max(fee_for(parent_size + child_size, rate) - parent_fee, fee_for(child_size, min_rate))
+    amount = total - fee
+    if amount < dust_threshold(rate):
+        raise InsufficientFundsError(
+            f"the child would pay {format_amount(fee)} TLY of fee from "
+            f"{format_amount(total)} TLY: too little left",
+            fee,
+            total,
+        )
+    size = tx_size(indexes, [amount])
+    return Selection(tuple(coins), (TxOut(amount, pubkey_hash),), 0, fee, size, rate)
 
 
 def sendall(
