@@ -66,6 +66,9 @@ MAX_LABEL_CHARS = 200
 MAX_FROZEN = 1000
 """Coins one wallet may keep frozen at most."""
 MAX_NODE_URL_CHARS = 2048
+MAX_META_BYTES = 256 * 1024
+"""Labels and frozen coins together, as JSON, at most this many bytes: encrypted and hex-encoded
+they stay well within ``MAX_FILE_BYTES``, so a wallet never writes a file it would refuse."""
 SCRYPT_N = 2**17
 """scrypt cost (OWASP's recommendation for scrypt: N=2^17, r=8, p=1: about 0.4 s, 128 MiB)."""
 SCRYPT_R = 8
@@ -115,7 +118,7 @@ class Metadata:
             labels[key] = text
         if len(labels) > MAX_LABELS:
             raise KeystoreError(f"a wallet keeps at most {MAX_LABELS} labels")
-        return replace(self, labels=tuple(sorted(labels.items())))
+        return replace(self, labels=tuple(sorted(labels.items())))._checked()
 
     def with_frozen(self, outpoint: str, frozen: bool) -> Metadata:
         coins = set(self.frozen)
@@ -125,7 +128,15 @@ class Metadata:
             coins.discard(outpoint)
         if len(coins) > MAX_FROZEN:
             raise KeystoreError(f"a wallet keeps at most {MAX_FROZEN} frozen coins")
-        return replace(self, frozen=tuple(sorted(coins)))
+        return replace(self, frozen=tuple(sorted(coins)))._checked()
+
+    def _checked(self) -> Metadata:
+        if len(json.dumps(self.to_json())) > MAX_META_BYTES:
+            raise KeystoreError(
+                f"labels and frozen coins would take more than {MAX_META_BYTES // 1024} KiB; "
+                "remove some labels first"
+            )
+        return self
 
     def to_json(self) -> dict[str, Any]:
         return {"labels": dict(self.labels), "frozen": list(self.frozen)}
@@ -147,7 +158,10 @@ class Metadata:
         for outpoint in frozen:
             if not isinstance(outpoint, str) or len(outpoint) > 80:
                 raise ValueError("a frozen coin is not an outpoint")
-        return cls(tuple(sorted(labels.items())), tuple(sorted(set(frozen))))
+        meta = cls(tuple(sorted(labels.items())), tuple(sorted(set(frozen))))
+        if len(json.dumps(meta.to_json())) > MAX_META_BYTES:
+            raise ValueError("labels and frozen coins are too large")
+        return meta
 
 
 @dataclass(frozen=True)

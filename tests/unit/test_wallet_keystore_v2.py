@@ -114,3 +114,25 @@ def test_metadata_is_bounded() -> None:
         keystore.Metadata.from_json({"labels": {TXID: 5}})
     with pytest.raises(ValueError):
         keystore.Metadata.from_json({"frozen": "abc"})
+
+
+def test_labels_up_to_the_cap_still_make_a_readable_file(tmp_path: Path) -> None:
+    path = tmp_path / "w.json"
+    store = keystore.seal(keystore.Secrets(MNEMONIC), "pw", "regtest", 1, "m/44'/1'/0'", FAST)
+    keystore.save(path, store, exclusive=True)
+    secret, key = store.unlock_with_key("pw")
+    wallet = Wallet(path, store, secret, None, key)
+    meta = wallet.meta
+    wide = "\u20ac" * keystore.MAX_LABEL_CHARS  # 6 bytes each once JSON-escaped
+    refused = False
+    for n in range(keystore.MAX_LABELS):
+        try:
+            meta = meta.with_label(f"{n:064x}", wide)
+        except keystore.KeystoreError as err:
+            assert "KiB" in str(err)
+            refused = True
+            break
+    assert refused
+    wallet.save_meta(meta)
+    assert path.stat().st_size <= keystore.MAX_FILE_BYTES
+    assert keystore.load(path).unlock("pw").meta == meta
