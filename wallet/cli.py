@@ -9,13 +9,19 @@ Synopsis::
       balance
       send ADDRESS AMOUNT [ADDRESS AMOUNT]... [--fee-rate R] [--dry-run] [--wait [N]]
       bump-fee TXID [--fee-rate R] [--dry-run] [--wait [N]]
-      history [--limit N] [--page P]
+      history [--limit N] [--page P] [--csv]
       utxos
       info
+      request, watch, sign-message, verify-message         (wallet.cli_payments)
+      sendall, cpfp, freeze, unfreeze, label               (wallet.cli_spending)
+      create --watch-only XPUB, sign, broadcast            (wallet.cli_offline)
 
-Defaults: ``--network`` from ``TALLY_NETWORK``, else ``main`` (as ``tally-node``); the wallet file
-``~/.tally/wallet-<network>.json`` (``--wallet`` names another; an existing file's own network
-wins, and a different ``--network`` is an error); ``--node`` from ``TALLY_NODE_URL``, else
+Defaults: ``--network`` from ``TALLY_NETWORK``, else ``main`` (as ``tally-node``), except that
+``create``/``restore`` given a node take the node's network (a disagreeing ``--network`` is an
+error); the wallet file from ``--wallet``, else ``TALLY_WALLET``, else
+``~/.tally/wallet-<network>.json`` (an existing file's own network wins, and a different
+``--network`` is an error); the node from ``--node``, else ``TALLY_NODE`` (or the older
+``TALLY_NODE_URL``), else the URL the wallet file remembers, else
 ``http://127.0.0.1:<the network's default port>``. Passwords: ``--password-file`` (its first line),
 else ``TALLY_WALLET_PASSWORD``, else a prompt on the terminal. A BIP39 passphrase
 (``--bip39-passphrase``) comes from ``TALLY_WALLET_BIP39_PASSPHRASE`` or a prompt.
@@ -47,8 +53,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from consensus import NETWORKS, encode_address, get_params
-from wallet import keystore
+from consensus import NETWORKS, AddressError, encode_address, get_params
+from wallet import cli_offline, cli_payments, cli_spending, keystore
 from wallet.amounts import AmountError, format_amount, parse_amount, parse_fee_rate
 from wallet.builder import BuildError
 from wallet.client import NodeClient, NodeError, NodeUnreachableError
@@ -62,6 +68,9 @@ from wallet.keys import (
     new_mnemonic,
     normalize_mnemonic,
 )
+from wallet.message import MessageSignatureError
+from wallet.payments import WatchTimeoutError
+from wallet.qr import QRError
 from wallet.service import (
     FEE_TARGET,
     SendResult,
@@ -70,15 +79,35 @@ from wallet.service import (
     fee_rate_of,
     parse_address,
 )
+from wallet.spending import FeeCapError
+from wallet.unsigned import UnsignedError
+from wallet.uri import PaymentURIError
+from wallet.watchonly import WatchOnlyError
 
 PROG = "tally-wallet"
 PASSWORD_ENV = "TALLY_WALLET_PASSWORD"  # noqa: S105 - the variable's name, not a password
 PASSPHRASE_ENV = "TALLY_WALLET_BIP39_PASSPHRASE"  # noqa: S105
-NODE_ENV = "TALLY_NODE_URL"
+NODE_ENV = "TALLY_NODE"
+NODE_ENV_ALIAS = "TALLY_NODE_URL"
+"""The older name of ``TALLY_NODE``, still read (after it)."""
+WALLET_ENV = "TALLY_WALLET"
 NETWORK_ENV = "TALLY_NETWORK"
 DEBUG_ENV = "TALLY_WALLET_DEBUG"
 HISTORY_PAGE = 20
 """Rows ``history`` shows at once unless ``--limit`` says otherwise."""
+
+
+EXTRA_ERRORS: tuple[type[Exception], ...] = (
+    UnsignedError,
+    WatchOnlyError,
+    PaymentURIError,
+    QRError,
+    MessageSignatureError,
+    AddressError,
+    WatchTimeoutError,
+    FeeCapError,
+)
+"""Errors of the payment, spending and offline modules: one line each, like the others."""
 
 
 class UsageError(Exception):
@@ -169,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help=f"also use a BIP39 passphrase (from ${PASSPHRASE_ENV} or a prompt; default: none)",
     )
+    cli_offline.add_watch_only_option(p)
     p = command("restore", "restore a wallet from its mnemonic (stdin or prompt)")
     p.add_argument(
         "--bip39-passphrase",
@@ -193,7 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "pairs",
                 nargs="+",
                 metavar="ADDRESS AMOUNT",
-                help="recipients and amounts in TLY (1.5), as many pairs as wanted",
+                help="recipients and amounts in TLY (1.5), as many pairs as wanted; or one "
+                "payment URI (tally:ADDRESS?amount=...)",
             )
         else:
             p.add_argument("txid", metavar="TXID", help="the unconfirmed transaction to replace")
@@ -216,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="after sending, wait for N confirmations (N default 1; without --wait: "
             "do not wait)",
         )
+        cli_spending.add_send_options(p, name)
     p = command("history", "the wallet's transactions, newest first")
     p.add_argument(
         "--limit",
@@ -230,8 +262,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="P",
         help="which page of --limit rows, 1 the newest (default 1)",
     )
+    cli_spending.add_history_options(p)
     command("utxos", "the wallet's unspent outputs")
     command("info", "network, derivation path, keystore and node")
+    for module in EXTRA_COMMANDS:
+        module.add_commands(command)
     return parser
 
 
@@ -248,26 +283,63 @@ class Context:
         network = getattr(args, "network", None)
         wallet = getattr(args, "wallet", None)
         self.network_given = network is not None
+        """``--network`` on the command line (an existing file's network must then match)."""
+        self.network_chosen = self.network_given or bool(os.environ.get(NETWORK_ENV))
+        """``--network`` or ``TALLY_NETWORK``: what a new wallet's node must agree with."""
         self.network: str = network or os.environ.get(NETWORK_ENV) or "main"
         if self.network not in NETWORKS:
             raise UsageError(f"unknown network {self.network!r} (from {NETWORK_ENV})")
+        wallet = wallet or os.environ.get(WALLET_ENV)
+        self.path_given = bool(wallet)
         if wallet:
             self.path = Path(wallet).expanduser()
         else:
-            self.path = Path.home() / ".tally" / f"wallet-{self.network}.json"
+            self.path = default_wallet_path(self.network)
         self._node_arg: str | None = getattr(args, "node", None)
-        self.unlocked_with = ""
-        """The password that opened the wallet (``bump-fee`` re-encrypts with it)."""
 
-    def node_url(self, network: str) -> str:
-        url = self._node_arg or os.environ.get(NODE_ENV)
+    def explicit_node(self) -> str | None:
+        """The node named on this command line or in the environment, if any."""
+        return self._node_arg or os.environ.get(NODE_ENV) or os.environ.get(NODE_ENV_ALIAS)
+
+    def node_url(self, network: str, store: keystore.Keystore | None = None) -> str:
+        url = self.explicit_node() or (store.node_url if store is not None else None)
         return url or f"http://127.0.0.1:{get_params(network).default_port}"
 
-    def client(self, network: str) -> NodeClient:
+    def client(self, network: str, store: keystore.Keystore | None = None) -> NodeClient:
         try:
-            return NodeClient(self.node_url(network))
+            return NodeClient(self.node_url(network, store))
         except ValueError as err:
             raise UsageError(str(err)) from None
+
+    def new_wallet_network(self) -> tuple[str, str | None]:
+        """For ``create``/``restore``: the network (the node's, when a node is named) and the
+        node URL to remember; a ``--network`` the node disagrees with is an error."""
+        url = self.explicit_node()
+        if url is None:
+            return self.network, None
+        try:
+            info = NodeClient(url).info()
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+        except NodeUnreachableError as err:
+            if not self.network_chosen:
+                raise WalletError(
+                    f"{err}; the wallet's network comes from its node: start the node, or give "
+                    "--network to make the wallet without it"
+                ) from None
+            self.note(f"{PROG}: warning: {err}; the wallet is made for {self.network}")
+            return self.network, url
+        network = info.get("network")
+        if network not in NETWORKS:
+            raise WalletError(f"the node at {url} is on an unknown network {network!r}")
+        if self.network_chosen and network != self.network:
+            raise WalletError(
+                f"the node at {url} is on the {network} network, not {self.network} "
+                "(--network or TALLY_NETWORK only overrides; leave it out to follow the node)"
+            )
+        if not self.path_given:
+            self.path = default_wallet_path(network)
+        return str(network), url
 
     # --- output ---
 
@@ -364,10 +436,15 @@ class Context:
 
     def open(self, store: keystore.Keystore | None = None, node: bool = True) -> Wallet:
         store = store or self.load()
-        self.unlocked_with = self.password()
-        secret = store.unlock(self.unlocked_with)
-        client = self.client(store.network) if node else None
-        return Wallet(self.path, store, secret, client)
+        secret, key = (None, None) if store.watch_only else store.unlock_with_key(self.password())
+        client = self.client(store.network, store) if node else None
+        wallet = Wallet(self.path, store, secret, client, key)
+        wallet.upgrade_format()
+        return wallet
+
+
+def default_wallet_path(network: str) -> Path:
+    return Path.home() / ".tally" / f"wallet-{network}.json"
 
 
 # --- formatting ----------------------------------------------------------------------------------
@@ -463,7 +540,9 @@ def _send_text(result: SendResult, wallet: Wallet) -> str:
 
 
 def cmd_create(ctx: Context) -> int:
-    network = ctx.network
+    network, node = ctx.new_wallet_network()
+    if ctx.args.watch_only is not None:
+        return cli_offline.create_watch_only(ctx, network, node)
     if ctx.path.exists():
         raise WalletError(f"a wallet already exists at {ctx.path}; it was left as it is")
     params = get_params(network)
@@ -476,7 +555,7 @@ def cmd_create(ctx: Context) -> int:
         network,
         params.coin_type,
         account_path(params),
-    )
+    ).with_node(node)
     keystore.save(ctx.path, store, exclusive=True)
     wallet = Wallet(ctx.path, store, keystore.Secrets(mnemonic, passphrase), None)
     key, address = wallet.receive_address()
@@ -494,6 +573,7 @@ def cmd_create(ctx: Context) -> int:
             "mnemonic": mnemonic,
             "address": address,
             "address_path": wallet.account.key_path(key),
+            "node": node,
         },
         "\n".join(
             [
@@ -519,7 +599,7 @@ def _read_mnemonic(ctx: Context) -> str:
 
 
 def cmd_restore(ctx: Context) -> int:
-    network = ctx.network
+    network, node = ctx.new_wallet_network()
     if ctx.path.exists():
         raise WalletError(f"a wallet already exists at {ctx.path}; it was left as it is")
     params = get_params(network)
@@ -528,8 +608,9 @@ def cmd_restore(ctx: Context) -> int:
     passphrase = ctx.bip39_passphrase(ctx.args.bip39_passphrase, new=True)
     secret = keystore.Secrets(mnemonic, passphrase)
     store = keystore.seal(secret, password, network, params.coin_type, account_path(params))
+    store = store.with_node(node)
     keystore.save(ctx.path, store, exclusive=True)
-    wallet = Wallet(ctx.path, store, secret, ctx.client(network))
+    wallet = Wallet(ctx.path, store, secret, ctx.client(network, store))
     data: dict[str, Any] = {
         "wallet": str(ctx.path),
         "network": network,
@@ -573,8 +654,9 @@ def cmd_address(ctx: Context) -> int:
 
 def cmd_balance(ctx: Context) -> int:
     wallet = ctx.open()
-    scan = wallet.scan(with_utxos=False)
+    scan = wallet.scan(with_utxos=bool(wallet.meta.frozen))
     b = scan.balance()
+    frozen = scan.frozen_amount()
     ctx.emit(
         {
             "confirmed": b.confirmed,
@@ -582,6 +664,7 @@ def cmd_balance(ctx: Context) -> int:
             "immature": b.immature,
             "total": b.total,
             "height": scan.tip,
+            "frozen": frozen,
         },
         table(
             ["balance", "TLY"],
@@ -590,6 +673,7 @@ def cmd_balance(ctx: Context) -> int:
                 ["unconfirmed", tly(b.unconfirmed)],
                 ["immature", tly(b.immature)],
                 ["total", tly(b.total)],
+                *([["frozen (in the above)", tly(frozen)]] if frozen else []),
             ],
             right=[1],
         ),
@@ -598,6 +682,8 @@ def cmd_balance(ctx: Context) -> int:
 
 
 def _parse_payments(ctx: Context, pairs: list[str], network: str) -> list[tuple[str, int]]:
+    if cli_payments.is_uri(pairs):
+        return [cli_payments.payment_from_uri(pairs[0], get_params(network))]
     if len(pairs) % 2:
         raise UsageError("send takes ADDRESS AMOUNT pairs (an amount is missing)")
     params = get_params(network)
@@ -670,7 +756,10 @@ def cmd_send(ctx: Context) -> int:
     payments = _parse_payments(ctx, ctx.args.pairs, store.network)
     rate = _fee_rate(ctx)
     wallet = ctx.open(store)
-    result = wallet.send(payments, rate, ctx.args.dry_run)
+    options = cli_spending.send_options(ctx, wallet)
+    result = wallet.send(payments, rate, ctx.args.dry_run, **options)
+    if not options["sign"]:
+        return cli_spending.finish_unsigned(ctx, wallet, result)
     return _finish_send(ctx, wallet, result)
 
 
@@ -678,10 +767,11 @@ def cmd_bump_fee(ctx: Context) -> int:
     store = ctx.load()
     rate = _fee_rate(ctx)
     wallet = ctx.open(store)
-    result = wallet.bump_fee(ctx.args.txid, rate, ctx.args.dry_run)
+    cap = cli_spending.max_fee(ctx)
+    result = wallet.bump_fee(ctx.args.txid, rate, ctx.args.dry_run, cap)
     if result.sent and result.replaces is not None:
         try:
-            wallet.record_replacement(ctx.unlocked_with, result.replaces, result.txid)
+            wallet.record_replacement(result.replaces, result.txid)
         except keystore.KeystoreError as err:  # the replacement is out: say so, then go on
             ctx.note(f"{PROG}: warning: the replacement was not recorded for 'history': {err}")
     return _finish_send(ctx, wallet, result)
@@ -703,6 +793,8 @@ def _counterparty(row: dict[str, Any]) -> str:
 
 
 def cmd_history(ctx: Context) -> int:
+    if ctx.args.csv:
+        return cli_spending.history_csv(ctx)
     wallet = ctx.open()
     scan = wallet.scan(with_utxos=False)
     rows = wallet.history(scan)
@@ -758,7 +850,11 @@ def cmd_utxos(ctx: Context) -> int:
                     tly(r["amount"]),
                     r["confirmations"],
                     r["address"],
-                    ("immature" if not r["spendable"] else "mined") if r["coinbase"] else "",
+                    "frozen"
+                    if r["frozen"]
+                    else ("immature" if not r["spendable"] else "mined")
+                    if r["coinbase"]
+                    else "",
                 ]
                 for r in rows
             ],
@@ -785,7 +881,11 @@ def cmd_info(ctx: Context) -> int:
             height=info.get("height"),
             version=info.get("version"),
         )
-    kdf = f"scrypt(n={store.kdf.n}, r={store.kdf.r}, p={store.kdf.p})"
+    kdf = (
+        f"scrypt(n={store.kdf.n}, r={store.kdf.r}, p={store.kdf.p})"
+        if store.kdf is not None
+        else "none (watch-only: no secrets)"
+    )
     data: dict[str, Any] = {
         "wallet": str(ctx.path),
         "network": store.network,
@@ -799,8 +899,10 @@ def cmd_info(ctx: Context) -> int:
         "account_xpub": wallet.account.account_xpub,
         "keystore": {
             "kdf": kdf,
-            "cipher": "aes-256-gcm",
+            "cipher": "aes-256-gcm" if store.kdf is not None else None,
+            "version": store.version,
         },
+        "watch_only": store.watch_only,
         "node": node,
     }
     node_text = (
@@ -835,6 +937,10 @@ COMMANDS = {
     "utxos": cmd_utxos,
     "info": cmd_info,
 }
+EXTRA_COMMANDS = (cli_payments, cli_spending, cli_offline)
+"""Modules adding commands: each has ``add_commands(command)`` and a ``COMMANDS`` table."""
+for _module in EXTRA_COMMANDS:
+    COMMANDS.update(_module.COMMANDS)
 
 
 # --- entry point ---------------------------------------------------------------------------------
@@ -877,6 +983,8 @@ def run(
         NodeUnreachableError,
         BuildError,
     ) as err:
+        return _fail(stderr, str(err))
+    except EXTRA_ERRORS as err:
         return _fail(stderr, str(err))
     except KeyboardInterrupt:
         return _fail(stderr, "interrupted", 130)

@@ -136,10 +136,13 @@ class NodeClient:
     def address_utxos(self, address: str) -> list[dict[str, Any]]:
         """Every unspent output of ``address``: the node answers in pages, followed here until
         an empty one (the page size is the node's business, so none is assumed)."""
+        return self._paged_utxos(f"/address/{address}/utxo", MAX_UTXO_PAGES)
+
+    def _paged_utxos(self, route: str, max_pages: int) -> list[dict[str, Any]]:
         data: list[dict[str, Any]] = []
         query = ""
-        for _ in range(MAX_UTXO_PAGES):
-            page: list[dict[str, Any]] = self.get_json(f"/address/{address}/utxo{query}")
+        for _ in range(max_pages):
+            page: list[dict[str, Any]] = self.get_json(f"{route}{query}")
             if not page:
                 return data
             data.extend(page)
@@ -147,12 +150,26 @@ class NodeClient:
             if cursor == query:
                 raise NodeError(200, "bad-answer", "the node sent one page of outputs twice")
             query = cursor
-        raise NodeError(200, "bad-answer", f"more than {MAX_UTXO_PAGES} pages of unspent outputs")
+        raise NodeError(200, "bad-answer", f"more than {max_pages} pages of unspent outputs")
 
     def address_txs(self, address: str, after_txid: str | None = None) -> list[dict[str, Any]]:
         query = "" if after_txid is None else "?after_txid=" + after_txid
         data: list[dict[str, Any]] = self.get_json(f"/address/{address}/txs{query}")
         return data
+
+    def xpub_summary(self, xpub: str) -> dict[str, Any]:
+        data: dict[str, Any] = self.get_json(f"/xpub/{xpub}")
+        return data
+
+    def xpub_txs(self, xpub: str, after_txid: str | None = None) -> list[dict[str, Any]]:
+        query = "" if after_txid is None else "?after_txid=" + after_txid
+        data: list[dict[str, Any]] = self.get_json(f"/xpub/{xpub}/txs{query}")
+        return data
+
+    def xpub_utxos(self, xpub: str, max_pages: int = MAX_UTXO_PAGES) -> list[dict[str, Any]]:
+        """Every unspent output of the account ``xpub``, its pages followed (as
+        ``address_utxos``) up to ``max_pages``."""
+        return self._paged_utxos(f"/xpub/{xpub}/utxo", max_pages)
 
     def tx(self, txid: str) -> dict[str, Any]:
         data: dict[str, Any] = self.get_json(f"/tx/{txid}")

@@ -1,26 +1,36 @@
 """The encrypted keystore: one JSON file per wallet, written atomically with mode 0600 (SPEC 4).
 
-File format (``"format": "tally-wallet"``, ``"version": 1``)::
+File format (``"format": "tally-wallet"``, ``"version": 2``; version 1 is read, and upgraded to
+2 the first time it is unlocked)::
 
     {
-      "format": "tally-wallet", "version": 1,
+      "format": "tally-wallet", "version": 2,
       "network": "regtest", "coin_type": 1, "account_path": "m/44'/1'/0'",
       "receive_index": 0, "receive_used": -1, "change_index": 0,
       "created": 1795305600,
+      "node": "http://127.0.0.1:18844",                      (version 2, optional)
       "kdf": {"name": "scrypt", "n": 131072, "r": 8, "p": 1, "salt": "<hex 16 bytes>"},
       "cipher": {"name": "aes-256-gcm", "nonce": "<hex 12 bytes>"},
       "ciphertext": "<hex>"
     }
 
 The ciphertext is AES-256-GCM, under a key that scrypt derives from the password and the salt,
-of a JSON object ``{"mnemonic": ..., "passphrase": ..., "replaced": [[original, replacement],
-...]}`` (the BIP39 words and passphrase; the txids ``bump-fee`` replaced, optional). The
-associated data binds the clear fields that say whose keys these are (format, version, network,
-coin type, account path), so a file moved to another network fails to open instead of signing
-there. Nothing secret is in clear: no mnemonic, seed, extended key, private or public key, nor
-any address; the indexes (how many addresses were handed out) are in clear, so that handing out
-an address does not need the password again to re-encrypt: they are not secrets, and a wrong
-value costs only a re-scan.
+of a JSON object ``{"mnemonic": ..., "passphrase": ..., "labels": {...}, "frozen": [...],
+"replaced": [[original, replacement], ...]}`` (the BIP39 words and passphrase; since version 2
+also the wallet's labels and frozen coins, which name its addresses and coins; and the txids
+``bump-fee`` replaced, optional). The associated data binds the clear fields that say whose
+keys these are (format, the version the ciphertext was sealed under, network, coin type, account
+path), so a file moved to another network fails to open instead of signing there. Nothing secret is in clear:
+no mnemonic, seed, extended key, private or public key, nor any address, label or outpoint; the
+indexes (how many addresses were handed out) and the node URL are in clear, so that handing out
+an address or naming the node needs no password: they are not secrets, and a wrong value costs
+only a re-scan (or a failed command: the node URL is not trusted with anything the wallet signs).
+
+A watch-only wallet (version 2, ``"watch_only": {"xpub": "<account xpub>"}``) has no ``kdf``,
+``cipher`` nor ``ciphertext``, and keeps ``"labels"`` and ``"frozen"`` in clear: it holds no
+secret at all, and its xpub already reveals every address it could label (docs/DECISIONS.md).
+Labels and frozen coins are bounded (``MAX_LABELS``, ``MAX_LABEL_CHARS``, ``MAX_FROZEN``), so a
+file stays within ``MAX_FILE_BYTES``.
 
 Invariants: a file is only ever replaced whole (temporary file in the same directory, created
 with mode 0600, written, fsynced, ``os.replace``d over the old one, directory fsynced), so a
@@ -48,7 +58,18 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 FORMAT = "tally-wallet"
-VERSION = 1
+VERSION = 2
+"""The version written. Version 1 (no node URL, labels, frozen coins, watch-only) is read."""
+READABLE_VERSIONS = (1, 2)
+MAX_LABELS = 1000
+"""Labels one wallet keeps at most (addresses and transactions together)."""
+MAX_LABEL_CHARS = 200
+MAX_FROZEN = 1000
+"""Coins one wallet may keep frozen at most."""
+MAX_NODE_URL_CHARS = 2048
+MAX_META_BYTES = 256 * 1024
+"""Labels and frozen coins together, as JSON, at most this many bytes: encrypted and hex-encoded
+they stay well within ``MAX_FILE_BYTES``, so a wallet never writes a file it would refuse."""
 SCRYPT_N = 2**17
 """scrypt cost (OWASP's recommendation for scrypt: N=2^17, r=8, p=1: about 0.4 s, 128 MiB)."""
 SCRYPT_R = 8
@@ -80,14 +101,84 @@ class WrongPasswordError(KeystoreError):
 
 
 @dataclass(frozen=True)
+class Metadata:
+    """What a wallet remembers about its coins: labels (an address or a txid -> text) and the
+    frozen outpoints (``"<txid>:<index>"``, never selected to spend)."""
+
+    labels: tuple[tuple[str, str], ...] = ()
+    frozen: tuple[str, ...] = ()
+
+    @property
+    def label_map(self) -> dict[str, str]:
+        return dict(self.labels)
+
+    def with_label(self, key: str, text: str) -> Metadata:
+        """``text`` as the label of ``key`` (an empty text removes it)."""
+        if len(text) > MAX_LABEL_CHARS:
+            raise KeystoreError(f"a label is at most {MAX_LABEL_CHARS} characters")
+        labels = self.label_map
+        labels.pop(key, None)
+        if text:
+            labels[key] = text
+        if len(labels) > MAX_LABELS:
+            raise KeystoreError(f"a wallet keeps at most {MAX_LABELS} labels")
+        return replace(self, labels=tuple(sorted(labels.items())))._checked()
+
+    def with_frozen(self, outpoint: str, frozen: bool) -> Metadata:
+        coins = set(self.frozen)
+        if frozen:
+            coins.add(outpoint)
+        else:
+            coins.discard(outpoint)
+        if len(coins) > MAX_FROZEN:
+            raise KeystoreError(f"a wallet keeps at most {MAX_FROZEN} frozen coins")
+        return replace(self, frozen=tuple(sorted(coins)))._checked()
+
+    def _checked(self) -> Metadata:
+        if len(json.dumps(self.to_json())) > MAX_META_BYTES:
+            raise KeystoreError(
+                f"labels and frozen coins would take more than {MAX_META_BYTES // 1024} KiB; "
+                "remove some labels first"
+            )
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        return {"labels": dict(self.labels), "frozen": list(self.frozen)}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Metadata:
+        """From a decoded object (``{}`` for version 1); ``ValueError`` if malformed or too big."""
+        if not isinstance(data, dict):
+            raise ValueError("labels and frozen coins must be an object")
+        labels = data.get("labels", {})
+        frozen = data.get("frozen", [])
+        if not isinstance(labels, dict) or not isinstance(frozen, list):
+            raise ValueError("labels must be an object and frozen a list")
+        if len(labels) > MAX_LABELS or len(frozen) > MAX_FROZEN:
+            raise ValueError("too many labels or frozen coins")
+        for key, text in labels.items():
+            if not isinstance(text, str) or len(text) > MAX_LABEL_CHARS or len(key) > 100:
+                raise ValueError("a label is too long or not text")
+        for outpoint in frozen:
+            if not isinstance(outpoint, str) or len(outpoint) > 80:
+                raise ValueError("a frozen coin is not an outpoint")
+        meta = cls(tuple(sorted(labels.items())), tuple(sorted(set(frozen))))
+        if len(json.dumps(meta.to_json())) > MAX_META_BYTES:
+            raise ValueError("labels and frozen coins are too large")
+        return meta
+
+
+@dataclass(frozen=True)
 class Secrets:
-    """What the keystore protects: the BIP39 mnemonic and passphrase, and the wallet's own
-    record of the transactions it replaced (``bump-fee``): ``(original, replacement)`` txid
-    pairs, newest last, at most ``MAX_REPLACED``. Those are private like addresses (they lead to
+    """What the keystore protects: the BIP39 mnemonic and passphrase; since version 2 the
+    wallet's labels and frozen coins; and the wallet's own record of the transactions it replaced
+    (``bump-fee``): ``(original, replacement)`` txid pairs, newest last, at most
+    ``MAX_REPLACED``. Labels, coins and replacements are private like addresses (they lead to
     them), so they are encrypted too."""
 
     mnemonic: str
     passphrase: str = ""
+    meta: Metadata = field(default_factory=Metadata)
     replaced: tuple[tuple[str, str], ...] = ()
 
     def with_replacement(self, original: str, replacement: str) -> Secrets:
@@ -96,6 +187,16 @@ class Secrets:
 
     def __repr__(self) -> str:  # never print secrets by accident
         return "Secrets(<hidden>)"
+
+    def plaintext(self) -> bytes:
+        content: dict[str, Any] = {
+            "mnemonic": self.mnemonic,
+            "passphrase": self.passphrase,
+            **self.meta.to_json(),
+        }
+        if self.replaced:
+            content["replaced"] = [list(p) for p in self.replaced]
+        return json.dumps(content).encode()
 
 
 @dataclass(frozen=True)
@@ -113,9 +214,10 @@ class Keystore:
     network: str
     coin_type: int
     account_path: str
-    kdf: KdfParams
-    nonce: bytes
-    ciphertext: bytes = field(repr=False)
+    kdf: KdfParams | None
+    """``None`` for a watch-only wallet (as ``nonce`` and ``ciphertext``)."""
+    nonce: bytes | None
+    ciphertext: bytes | None = field(repr=False)
     receive_index: int = 0
     """Index of the current receive address (the one ``address`` shows)."""
     receive_used: int = -1
@@ -123,6 +225,23 @@ class Keystore:
     change_index: int = 0
     """Index of the next fresh change address (never used, never handed out)."""
     created: int = 0
+    version: int = VERSION
+    """The version the ciphertext is bound to (1 for a file not yet upgraded)."""
+    node_url: str | None = None
+    """The node the wallet was made with (commands use it when no other is given)."""
+    watch_xpub: str | None = None
+    """The account's extended public key of a watch-only wallet (no secrets then)."""
+    clear_meta: Metadata = field(default_factory=Metadata)
+    """A watch-only wallet's labels and frozen coins (a full wallet's are in the ciphertext)."""
+
+    @property
+    def watch_only(self) -> bool:
+        return self.watch_xpub is not None
+
+    def with_node(self, url: str | None) -> Keystore:
+        if url is not None and len(url) > MAX_NODE_URL_CHARS:
+            raise KeystoreError(f"a node URL is at most {MAX_NODE_URL_CHARS} characters")
+        return replace(self, node_url=url)
 
     def with_indexes(
         self,
@@ -140,9 +259,9 @@ class Keystore:
     # --- (de)serialization ----------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "format": FORMAT,
-            "version": VERSION,
+            "version": self.version,
             "network": self.network,
             "coin_type": self.coin_type,
             "account_path": self.account_path,
@@ -150,6 +269,15 @@ class Keystore:
             "receive_used": self.receive_used,
             "change_index": self.change_index,
             "created": self.created,
+        }
+        if self.node_url is not None:
+            data["node"] = self.node_url
+        if self.watch_xpub is not None:
+            data["watch_only"] = {"xpub": self.watch_xpub}
+            data.update(self.clear_meta.to_json())
+            return data
+        assert self.kdf is not None and self.nonce is not None and self.ciphertext is not None
+        return data | {
             "kdf": {
                 "name": "scrypt",
                 "n": self.kdf.n,
@@ -166,8 +294,37 @@ class Keystore:
         try:
             if not isinstance(data, dict) or data.get("format") != FORMAT:
                 raise ValueError("not a tally-wallet file")
-            if data.get("version") != VERSION:
+            version = data.get("version")
+            if version not in READABLE_VERSIONS or isinstance(version, bool):
                 raise ValueError(f"unsupported version {data.get('version')!r}")
+            node = data.get("node")
+            if node is not None and (not isinstance(node, str) or len(node) > MAX_NODE_URL_CHARS):
+                raise ValueError("the node URL is not a string of at most 2048 characters")
+            common: dict[str, Any] = {
+                "network": _str(data["network"]),
+                "coin_type": _int(data["coin_type"]),
+                "account_path": _str(data["account_path"]),
+                "receive_index": _int(data.get("receive_index", 0)),
+                "receive_used": _int(data.get("receive_used", -1), low=-1),
+                "change_index": _int(data.get("change_index", 0)),
+                "created": _int(data.get("created", 0)),
+                "version": version,
+                "node_url": node,
+            }
+            if version >= 2 and "watch_only" in data:
+                watch = data["watch_only"]
+                if not isinstance(watch, dict) or len(_str(watch["xpub"])) > 200:
+                    raise ValueError("watch_only must be {xpub}")
+                if any(k in data for k in ("kdf", "cipher", "ciphertext")):
+                    raise ValueError("a watch-only wallet holds no encrypted secrets")
+                return cls(
+                    kdf=None,
+                    nonce=None,
+                    ciphertext=None,
+                    watch_xpub=watch["xpub"],
+                    clear_meta=Metadata.from_json(data),
+                    **common,
+                )
             kdf, cipher = data["kdf"], data["cipher"]
             if kdf["name"] != "scrypt" or cipher["name"] != "aes-256-gcm":
                 raise ValueError("unknown key derivation or cipher")
@@ -181,29 +338,30 @@ class Keystore:
             if len(nonce) != NONCE_BYTES:
                 raise ValueError("bad nonce length")
             return cls(
-                network=_str(data["network"]),
-                coin_type=_int(data["coin_type"]),
-                account_path=_str(data["account_path"]),
                 kdf=params,
                 nonce=nonce,
                 ciphertext=bytes.fromhex(data["ciphertext"]),
-                receive_index=_int(data.get("receive_index", 0)),
-                receive_used=_int(data.get("receive_used", -1), low=-1),
-                change_index=_int(data.get("change_index", 0)),
-                created=_int(data.get("created", 0)),
+                **common,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise KeystoreError(f"not a valid wallet file: {err}") from None
 
-    def associated_data(self) -> bytes:
+    def associated_data(self, version: int | None = None) -> bytes:
         """What GCM authenticates besides the ciphertext: whose keys these are."""
-        bound = [FORMAT, VERSION, self.network, self.coin_type, self.account_path]
+        v = self.version if version is None else version
+        bound = [FORMAT, v, self.network, self.coin_type, self.account_path]
         return json.dumps(bound, separators=(",", ":")).encode()
 
     # --- secrets --------------------------------------------------------------------------------
 
     def unlock(self, password: str) -> Secrets:
         """Decrypt; ``WrongPasswordError`` if ``password`` is not this wallet's."""
+        return self.unlock_with_key(password)[0]
+
+    def unlock_with_key(self, password: str) -> tuple[Secrets, bytes]:
+        """Decrypt; the secrets and the derived key (for ``resealed``, never stored)."""
+        if self.kdf is None or self.nonce is None or self.ciphertext is None:
+            raise KeystoreError("a watch-only wallet holds no secrets to unlock")
         key = derive_key(password, self.kdf)
         try:
             plain = AESGCM(key).decrypt(self.nonce, self.ciphertext, self.associated_data())
@@ -211,12 +369,25 @@ class Keystore:
             raise WrongPasswordError("wrong password (or the wallet file was altered)") from None
         try:
             data = json.loads(plain)
+            meta = Metadata.from_json(data)
             replaced = tuple(
                 (_txid(a), _txid(b)) for a, b in data.get("replaced", [])[-MAX_REPLACED:]
             )
-            return Secrets(_str(data["mnemonic"]), _str(data.get("passphrase", "")), replaced)
+            secret = Secrets(
+                _str(data["mnemonic"]), _str(data.get("passphrase", "")), meta, replaced
+            )
+            return secret, key
         except (ValueError, KeyError, TypeError) as err:
             raise KeystoreError(f"the wallet's encrypted contents are malformed: {err}") from None
+
+    def resealed(self, secret: Secrets, key: bytes) -> Keystore:
+        """The same wallet with ``secret`` encrypted again under ``key`` (from
+        ``unlock_with_key``), with a fresh nonce and bound to the current ``VERSION``: how a
+        version 1 file is upgraded and how labels and frozen coins are changed."""
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        store = replace(self, version=VERSION, nonce=nonce)
+        sealed = AESGCM(key).encrypt(nonce, secret.plaintext(), store.associated_data())
+        return replace(store, ciphertext=sealed)
 
 
 def check_kdf_cost(kdf: KdfParams) -> None:
@@ -291,24 +462,26 @@ def seal(
         ciphertext=b"",
         created=int(time.time()),
     )
-    content: dict[str, Any] = {"mnemonic": secret.mnemonic, "passphrase": secret.passphrase}
-    if secret.replaced:
-        content["replaced"] = [list(p) for p in secret.replaced]
     key = derive_key(password, params)
-    sealed = AESGCM(key).encrypt(store.nonce, json.dumps(content).encode(), store.associated_data())
+    assert store.nonce is not None
+    sealed = AESGCM(key).encrypt(store.nonce, secret.plaintext(), store.associated_data())
     return replace(store, ciphertext=sealed)
 
 
-def reseal(store: Keystore, secret: Secrets, password: str) -> Keystore:
-    """``store`` with its encrypted part replaced by ``secret`` under ``password`` (fresh salt
-    and nonce, the same key-derivation cost); the clear fields are kept."""
-    fresh = seal(secret, password, store.network, store.coin_type, store.account_path, store.kdf)
-    return replace(
-        fresh,
-        receive_index=store.receive_index,
-        receive_used=store.receive_used,
-        change_index=store.change_index,
-        created=store.created,
+def watch_only(
+    xpub: str, network: str, coin_type: int, account_path: str, node_url: str | None
+) -> Keystore:
+    """A new watch-only ``Keystore`` for the account ``xpub`` (nothing secret, nothing sealed)."""
+    return Keystore(
+        network=network,
+        coin_type=coin_type,
+        account_path=account_path,
+        kdf=None,
+        nonce=None,
+        ciphertext=None,
+        created=int(time.time()),
+        node_url=node_url,
+        watch_xpub=xpub,
     )
 
 

@@ -1,9 +1,14 @@
 """The wallet's operations: open, scan, balance, UTXOs, history, send, bump-fee, wait.
 
-``Wallet`` joins an unlocked keystore (``wallet.keystore``), the keys it holds (``wallet.keys``)
-and a node (``wallet.client``). Everything the wallet knows about coins comes from the node's
-public address routes, asked fresh on every command; the only state kept between commands is in
-the keystore: the receive and change indexes.
+``Wallet`` joins an unlocked keystore (``wallet.keystore``), the keys it holds (``wallet.keys``;
+for a watch-only wallet only the account's public keys, ``wallet.watchonly``) and a node
+(``wallet.client``). Everything the wallet knows about coins comes from the node's public
+address routes (a watch-only wallet: its account routes, ``/xpub/...``), asked fresh on every
+command; the only state kept between commands is in the keystore: the receive and change
+indexes, the node URL, labels and frozen coins (``Wallet.meta``, saved encrypted again under the
+key derived at unlock). Frozen coins are put apart by every scan (``Scan.frozen``), so no
+selection ever sees them; sweeps, fees from the amount, named coins, CPFP and the fee cap are
+``wallet.spending``'s.
 
 The scan (``Wallet.scan``) walks each BIP44 chain from index 0 and stops after ``GAP_LIMIT`` (20)
 unused addresses in a row past the last used address (and never before the last one handed out,
@@ -24,7 +29,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -37,8 +42,8 @@ from consensus import (
     encode_address,
     get_params,
 )
-from wallet import keystore
-from wallet.builder import build_signed
+from wallet import keystore, spending
+from wallet.builder import build_signed, unsigned_transaction
 from wallet.client import NodeClient, NodeError
 from wallet.coinselect import Payment, Selection, Utxo, fee_for, select_coins
 from wallet.keys import (
@@ -49,6 +54,7 @@ from wallet.keys import (
     KeyId,
     mnemonic_to_seed,
 )
+from wallet.watchonly import PublicAccount, scan_account
 
 FEE_TARGET = "3"
 """Default confirmation target (blocks) whose ``/fee-estimates`` rate ``send`` uses."""
@@ -58,6 +64,7 @@ it evicts plus this many base units per byte of its own size."""
 MIN_RELAY_FEE_RATE = Decimal(1)
 POLL_SECONDS = 0.5
 HEX = frozenset("0123456789abcdef")
+DEFAULT_MAX_FEE = spending.DEFAULT_MAX_FEE
 
 _ADDRESS_REASONS = {
     "bad-checksum": "bad checksum",
@@ -120,12 +127,21 @@ class Scan:
     tip: int
     addresses: list[AddressState]
     utxos: list[Utxo] = field(default_factory=list)
+    """The coins that may be selected: frozen ones are in ``frozen`` instead."""
+    totals: Balance | None = None
+    """The node's own totals (a watch-only scan's ``/xpub``), else the addresses' sum."""
+    frozen: list[Utxo] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.by_hash = {a.pubkey_hash: a for a in self.addresses}
         self.by_address = {a.address: a for a in self.addresses}
 
+    def frozen_amount(self) -> int:
+        return sum(u.amount for u in self.frozen)
+
     def balance(self) -> Balance:
+        if self.totals is not None:
+            return self.totals
         b = [a.summary["balance"] for a in self.addresses]
         return Balance(
             sum(x["confirmed"] for x in b),
@@ -156,9 +172,12 @@ class Wallet:
         self,
         path: Path,
         store: keystore.Keystore,
-        secret: keystore.Secrets,
+        secret: keystore.Secrets | None,
         client: NodeClient | None,
+        key: bytes | None = None,
     ) -> None:
+        """``secret`` is None for a watch-only wallet; ``key`` (from ``unlock_with_key``) lets
+        labels and frozen coins be saved, encrypted again, without asking for the password."""
         self.path = path
         self.store = store
         self.params = get_params(store.network)
@@ -167,11 +186,44 @@ class Wallet:
                 f"wallet {path} says coin type {store.coin_type}, but {store.network} uses "
                 f"{self.params.coin_type}"
             )
-        self.account = Account(mnemonic_to_seed(secret.mnemonic, secret.passphrase), self.params)
+        self._secret = secret
+        self._key = key
+        self.account: Account | PublicAccount
+        if secret is None:
+            if store.watch_xpub is None:
+                raise WalletError(f"wallet {path} is locked")
+            self.account = PublicAccount(store.watch_xpub, self.params)
+        else:
+            self.account = Account(
+                mnemonic_to_seed(secret.mnemonic, secret.passphrase), self.params
+            )
         if self.account.path != store.account_path:
             raise WalletError(f"wallet {path} uses path {store.account_path}, not supported")
         self._client = client
-        self.secret = secret
+
+    @property
+    def watch_only(self) -> bool:
+        return self._secret is None
+
+    @property
+    def meta(self) -> keystore.Metadata:
+        """Labels and frozen coins (in the ciphertext of a full wallet, in clear otherwise)."""
+        return self.store.clear_meta if self._secret is None else self._secret.meta
+
+    def save_meta(self, meta: keystore.Metadata) -> None:
+        if self._secret is None:
+            self.save(replace(self.store, clear_meta=meta))
+            return
+        if self._key is None:  # pragma: no cover - the CLI always unlocks with the key
+            raise WalletError("the wallet was opened without its key; cannot save labels")
+        secret = replace(self._secret, meta=meta)
+        self.save(self.store.resealed(secret, self._key))
+        self._secret = secret
+
+    def upgrade_format(self) -> None:
+        """Write a version 1 file as the current version (sealed again under the same key)."""
+        if self.store.version < keystore.VERSION and self._secret and self._key:
+            self.save(self.store.resealed(self._secret, self._key))
 
     # --- plumbing -------------------------------------------------------------------------------
 
@@ -238,7 +290,18 @@ class Wallet:
                     last_used = key.index
 
     def scan(self, with_utxos: bool = True) -> Scan:
-        """Ask the node about every address of the wallet (gap limit), then update the indexes."""
+        """Ask the node about every address of the wallet (gap limit), then update the indexes;
+        frozen coins are put apart (``Scan.frozen``), never among those selected."""
+        scan = self._scan(with_utxos)
+        frozen = set(self.meta.frozen)
+        if frozen:
+            scan.frozen = [u for u in scan.utxos if outpoint_text(u) in frozen]
+            scan.utxos = [u for u in scan.utxos if outpoint_text(u) not in frozen]
+        return scan
+
+    def _scan(self, with_utxos: bool) -> Scan:
+        if self.watch_only:
+            return scan_account(self, with_utxos)
         info = self.check_node()
         store = self.store
         addresses = self._scan_chain(RECEIVE, store.receive_index + 1)
@@ -274,7 +337,8 @@ class Wallet:
     def utxo_rows(self, scan: Scan) -> list[dict[str, Any]]:
         next_height = scan.tip + 1
         rows = []
-        for u in scan.utxos:
+        frozen = {id(u) for u in scan.frozen}
+        for u in [*scan.utxos, *scan.frozen]:
             state = scan.by_hash[u.pubkey_hash]
             rows.append(
                 {
@@ -287,6 +351,7 @@ class Wallet:
                     "confirmations": 0 if u.height is None else scan.tip - u.height + 1,
                     "coinbase": u.coinbase,
                     "spendable": u.spendable(next_height, self.params.coinbase_maturity),
+                    "frozen": id(u) in frozen,
                 }
             )
         rows.sort(key=lambda r: (r["height"] is None, r["height"] or 0, r["txid"], r["index"]))
@@ -297,13 +362,17 @@ class Wallet:
         its net effect, direction and counterparty; and the wallet's own replaced transactions
         (``bump-fee``) the node still remembers, marked with what replaced them."""
         used = [a for a in scan.addresses if a.used]
-        pages = self.client.map(self._all_txs, [a.address for a in used])
+        if self.watch_only:  # one account route instead of one per address
+            pages = [self._all_txs(None)]
+        else:
+            pages = self.client.map(self._all_txs, [a.address for a in used])
         txs: dict[str, dict[str, Any]] = {}
         for page in pages:
             for tx in page:
                 txs.setdefault(tx["txid"], tx)
         rows = [history_row(tx, scan.by_address) for tx in txs.values()]
-        originals = [o for o, _ in self.secret.replaced if o not in txs]
+        replaced = self._secret.replaced if self._secret is not None else ()
+        originals = [o for o, _ in replaced if o not in txs]
         for original in self.client.map(self._replaced_tx, originals):
             if original is not None:
                 rows.append(history_row(original, scan.by_address))
@@ -323,18 +392,25 @@ class Wallet:
             raise
         return tx if replacement_of(tx.get("status")) is not None else None
 
-    def record_replacement(self, password: str, original: str, replacement: str) -> None:
+    def record_replacement(self, original: str, replacement: str) -> None:
         """Remember (encrypted, in the wallet file) that ``replacement`` replaced ``original``,
-        so ``history`` can show it (re-encrypting costs one key derivation)."""
-        secret = self.secret.with_replacement(original, replacement)
-        self.save(keystore.reseal(self.store, secret, password))
-        self.secret = secret
+        so ``history`` can show it (sealed again under the key the wallet was unlocked with)."""
+        if self._secret is None or self._key is None:
+            return  # a watch-only wallet holds no encrypted part; the node still knows
+        secret = self._secret.with_replacement(original, replacement)
+        self.save(self.store.resealed(secret, self._key))
+        self._secret = secret
 
-    def _all_txs(self, address: str) -> list[dict[str, Any]]:
+    def _all_txs(self, address: str | None) -> list[dict[str, Any]]:
+        """Every transaction of ``address`` (of the watch-only account if None), paged."""
         out: list[dict[str, Any]] = []
         after: str | None = None
         while True:
-            page = self.client.address_txs(address, after)
+            if address is None:
+                assert self.store.watch_xpub is not None
+                page = self.client.xpub_txs(self.store.watch_xpub, after)
+            else:
+                page = self.client.address_txs(address, after)
             out.extend(page)
             if len(page) < 25:
                 return out
@@ -347,7 +423,7 @@ class Wallet:
         rate = estimates.get(FEE_TARGET) or max(estimates.values(), default=1)
         return max(MIN_RELAY_FEE_RATE, Decimal(rate))
 
-    def _key_for(self, scan: Scan) -> Callable[[bytes], bytes]:
+    def key_for(self, scan: Scan) -> Callable[[bytes], bytes]:
         def key_for(pubkey_hash: bytes) -> bytes:
             key = scan.by_hash[pubkey_hash].key
             return self.account.privkey(key.chain, key.index)
@@ -359,30 +435,52 @@ class Wallet:
         payments: Sequence[tuple[str, int]],
         fee_rate: Decimal | None,
         dry_run: bool,
+        *,
+        subtract_fee: bool = False,
+        coins: Sequence[str] = (),
+        max_fee: int = DEFAULT_MAX_FEE,
+        sign: bool = True,
     ) -> SendResult:
-        """Pay ``(address, amount)`` pairs; broadcast unless ``dry_run``."""
+        """Pay ``(address, amount)`` pairs; broadcast unless ``dry_run`` or not ``sign`` (then
+        the result's transaction is unsigned, for ``--unsigned``). ``coins`` (``TXID:N``) are
+        exactly the coins spent; ``subtract_fee`` takes the fee from the payments; a fee above
+        ``max_fee`` is refused before signing (``wallet.spending``)."""
         wanted = [Payment(parse_address(a, self.params), amount) for a, amount in payments]
-        if fee_rate is not None and fee_rate < MIN_RELAY_FEE_RATE:
-            raise WalletError(
-                f"fee rate {fee_rate} is below the node's minimum relay fee rate of "
-                f"{MIN_RELAY_FEE_RATE} base unit per byte"
-            )
+        fee_rate_check(fee_rate)
         scan = self.scan()
         rate = self.default_fee_rate() if fee_rate is None else fee_rate
         change_key = KeyId(CHANGE, self.store.change_index)
         change_hash = self.account.pubkey_hash(change_key.chain, change_key.index)
-        selection = select_coins(
-            scan.utxos,
-            wanted,
-            rate,
-            change_hash,
-            scan.tip + 1,
-            self.params.coinbase_maturity,
+        next_height, maturity = scan.tip + 1, self.params.coinbase_maturity
+        available: Sequence[Utxo] = scan.utxos
+        required: Sequence[Utxo] = ()
+        if coins:
+            required = spending.named_coins(scan, coins, next_height, maturity)
+            available = ()
+        if subtract_fee:
+            selection = spending.subtract_fee_selection(
+                available, wanted, rate, change_hash, next_height, maturity, required
+            )
+        else:
+            selection = select_coins(
+                available, wanted, rate, change_hash, next_height, maturity, required=required
+            )
+        spending.check_max_fee(
+            selection.fee,
+            max_fee,
+            f"{len(selection.inputs)} inputs, {selection.size} bytes at {rate} base units per byte",
         )
-        tx = build_signed(selection, self._key_for(scan), self.params)
         change_address = (
             self.address_of(change_key) if selection.change_position is not None else None
         )
+        if not sign:
+            unsigned = unsigned_transaction(selection)
+            if change_address is not None:
+                self.save(self.store.with_indexes(change_index=change_key.index + 1))
+            return SendResult(
+                unsigned.txid()[::-1].hex(), unsigned, selection, change_address, False
+            )
+        tx = build_signed(selection, self.key_for(scan), self.params)
         txid = tx.txid()[::-1].hex()
         if dry_run:
             return SendResult(txid, tx, selection, change_address, False)
@@ -392,7 +490,13 @@ class Wallet:
         sent = self.client.post_tx(tx.serialize())
         return SendResult(sent, tx, selection, change_address, True)
 
-    def bump_fee(self, txid: str, fee_rate: Decimal | None, dry_run: bool) -> SendResult:
+    def bump_fee(
+        self,
+        txid: str,
+        fee_rate: Decimal | None,
+        dry_run: bool,
+        max_fee: int = DEFAULT_MAX_FEE,
+    ) -> SendResult:
         """Replace the wallet's unconfirmed ``txid`` by one paying a higher fee (RBF rules of
         docs/DECISIONS.md): same inputs and payments, less change or more inputs."""
         txid = txid.strip().lower()
@@ -476,7 +580,15 @@ class Wallet:
             required=required,
             min_fee=min_fee,
         )
-        tx = build_signed(selection, self._key_for(scan), self.params)
+        reason = f"{selection.size} bytes at {rate} base units per byte"
+        if evicted_fees:
+            reason = (
+                f"it must pay more than the {old_fee + evicted_fees} base units of fees of the "
+                f"original and its {len(evicted) - 1} unconfirmed descendants it evicts (a pinned "
+                "descendant)"
+            )
+        spending.check_max_fee(selection.fee, max_fee, reason)
+        tx = build_signed(selection, self.key_for(scan), self.params)
         change_address = (
             encode_address(change_hash, self.params)
             if selection.change_position is not None
@@ -587,6 +699,20 @@ def replacement_of(status: Any) -> str | None:
     if isinstance(value, str) and len(value) == 64 and all(c in HEX for c in value):
         return value
     return None
+
+
+def fee_rate_check(fee_rate: Decimal | None) -> None:
+    """``WalletError`` for a fee rate below the node's minimum relay rate."""
+    if fee_rate is not None and fee_rate < MIN_RELAY_FEE_RATE:
+        raise WalletError(
+            f"fee rate {fee_rate} is below the node's minimum relay fee rate of "
+            f"{MIN_RELAY_FEE_RATE} base unit per byte"
+        )
+
+
+def outpoint_text(u: Utxo) -> str:
+    """``"<txid>:<index>"`` (display hex), as ``--from`` and ``freeze`` take a coin."""
+    return f"{u.txid[::-1].hex()}:{u.index}"
 
 
 def fee_rate_of(selection: Selection) -> Decimal:

@@ -237,6 +237,7 @@ def test_send_with_wait(env: Env, alice: Person, bob: Person) -> None:
         "immature": 0,
         "total": amount,
         "height": tip + 1,
+        "frozen": 0,
     }
 
     # utxos and history agree with the explorer API

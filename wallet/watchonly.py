@@ -1,0 +1,169 @@
+"""Watch-only wallets: an account known by its extended public key alone (SPEC 4, offline signing).
+
+``PublicAccount`` has the public half of ``wallet.keys.Account``'s interface: addresses, public
+keys and derivation paths of ``m/44'/<coin type>'/0'/<chain>/<index>`` from the account xpub
+(``Rpub...`` on regtest, ``consensus.extkey``), and no private key: ``privkey`` raises.
+
+``scan_account`` asks the node's account routes (SPEC 3.5 ``/xpub/{xpub}``, ``/xpub/{xpub}/utxo``)
+instead of one request per address: one summary (totals, used addresses with their paths, the
+next unused index of each chain, gap limit 20 on the node's side) and the unspent outputs in
+pages. The node's figures are taken as the balance, as a full wallet takes the sum of its
+addresses'.
+
+Invariant: nothing here ever holds, derives or asks for a secret. Left to others: the file
+(``wallet.keystore.watch_only``), writing unsigned transactions (``wallet.unsigned``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from bip32 import BIP32  # type: ignore[import-untyped]
+
+from consensus import (
+    ExtendedKeyError,
+    NetworkParams,
+    decode_xpub,
+    encode_address,
+    hash160,
+)
+from wallet.keys import CHANGE, HARDENED, RECEIVE, KeyId, account_path
+
+if TYPE_CHECKING:
+    from wallet.service import Scan, Wallet
+
+MAX_UTXO_PAGES = 1000
+"""Pages of ``/xpub/{xpub}/utxo`` read at most (a bound on what a node can make us hold)."""
+
+
+class WatchOnlyError(Exception):
+    """A watch-only wallet was asked for something only keys can do."""
+
+
+class PublicAccount:
+    """BIP44 account 0 from its extended public key: addresses only, no signing keys."""
+
+    def __init__(self, xpub: str, params: NetworkParams) -> None:
+        try:
+            key = decode_xpub(xpub.strip(), params)
+        except ExtendedKeyError as err:
+            raise WatchOnlyError(f"not an account key for {params.name}: {err}") from None
+        if key.depth != 3:
+            raise WatchOnlyError(
+                f"this extended key is at depth {key.depth}; a watch-only wallet takes the "
+                f"account key (depth 3, {account_path(params)}, as 'tally-wallet info' shows it)"
+            )
+        self.params = params
+        self.path = account_path(params)
+        self.account_xpub = xpub.strip()
+        self.master_fingerprint: str | None = None
+        """Unknown: the xpub names only its parent's fingerprint."""
+        try:
+            account = BIP32(chaincode=key.chain_code, pubkey=key.pubkey)
+            self._chains: dict[int, Any] = {}
+            for chain in (RECEIVE, CHANGE):
+                cc, pk = account.get_extended_pubkey_from_path([chain])
+                self._chains[chain] = BIP32(chaincode=cc, pubkey=pk)
+        except Exception as err:  # the bip32 package raises several types for a bad point
+            raise WatchOnlyError(f"the account key is not a point on the curve: {err}") from None
+        self._pubkeys: dict[KeyId, bytes] = {}
+        self._by_hash: dict[bytes, KeyId] = {}
+
+    def pubkey(self, chain: int, index: int) -> bytes:
+        key = KeyId(chain, index)
+        pub = self._pubkeys.get(key)
+        if pub is None:
+            if chain not in self._chains or not 0 <= index < HARDENED:
+                raise ValueError(f"no key at chain {chain} index {index}")
+            pub = bytes(self._chains[chain].get_pubkey_from_path([index]))
+            self._pubkeys[key] = pub
+            self._by_hash[hash160(pub)] = key
+        return pub
+
+    def pubkey_hash(self, chain: int, index: int) -> bytes:
+        return hash160(self.pubkey(chain, index))
+
+    def address(self, chain: int, index: int) -> str:
+        return encode_address(self.pubkey_hash(chain, index), self.params)
+
+    def privkey(self, chain: int, index: int) -> bytes:
+        raise WatchOnlyError(
+            "this is a watch-only wallet: it holds no private keys (write the transaction with "
+            "--unsigned FILE and sign it with the wallet that has the keys)"
+        )
+
+    def key_of(self, pubkey_hash: bytes) -> KeyId | None:
+        return self._by_hash.get(pubkey_hash)
+
+    def key_path(self, key: KeyId) -> str:
+        return f"{self.path}/{key.chain}/{key.index}"
+
+
+def parse_path(path: str) -> tuple[int, int]:
+    """``"<chain>/<index>"`` (as the node's account routes give it) as two integers."""
+    chain_text, _, index_text = path.partition("/")
+    if not (chain_text.isdigit() and index_text.isdigit()):
+        raise ValueError(f"bad derivation path {path!r}")
+    chain, index = int(chain_text), int(index_text)
+    if chain not in (RECEIVE, CHANGE) or index >= HARDENED:
+        raise ValueError(f"bad derivation path {path!r}")
+    return chain, index
+
+
+def scan_account(wallet: Wallet, with_utxos: bool) -> Scan:
+    """The watch-only wallet's ``Scan`` from the node's account routes (one summary request,
+    and the unspent outputs a page at a time), and its indexes moved past the used addresses."""
+    from wallet.coinselect import Utxo
+    from wallet.service import AddressState, Balance, Scan
+
+    client = wallet.client
+    info = wallet.check_node()
+    xpub = wallet.store.watch_xpub
+    assert xpub is not None
+    summary = client.xpub_summary(xpub)
+    states: list[AddressState] = []
+    for item in summary["addresses"]:
+        chain, index = parse_path(str(item["path"]))
+        key = KeyId(chain, index)
+        address = wallet.account.address(chain, index)
+        if address != item["address"]:
+            raise WatchOnlyError(f"the node derived {item['address']} at {item['path']}, not ours")
+        one = {
+            "chain_stats": {"tx_count": int(item["tx_count"]), "funded_sum": 0, "spent_sum": 0},
+            "mempool_stats": {"tx_count": 0, "funded_sum": 0, "spent_sum": 0},
+            "balance": {"confirmed": int(item["balance"]), "unconfirmed": 0, "immature": 0},
+        }
+        states.append(AddressState(key, address, wallet.account.pubkey_hash(chain, index), one))
+    b = summary["balance"]
+    scan = Scan(
+        int(info["height"]),
+        states,
+        totals=Balance(int(b["confirmed"]), int(b["unconfirmed"]), int(b["immature"])),
+    )
+    store = wallet.store
+    next_receive = int(summary["next_receive_index"])
+    wallet.save(
+        store.with_indexes(
+            receive_index=max(store.receive_index, next_receive),
+            receive_used=max(store.receive_used, next_receive - 1),
+            change_index=max(store.change_index, int(summary["next_change_index"])),
+        )
+    )
+    if with_utxos:
+        for u in client.xpub_utxos(xpub, MAX_UTXO_PAGES):
+            chain, index = parse_path(str(u["path"]))
+            scan.utxos.append(
+                Utxo(
+                    bytes.fromhex(u["txid"])[::-1],
+                    int(u["index"]),
+                    int(u["amount"]),
+                    wallet.account.pubkey_hash(chain, index),
+                    None if u["height"] is None else int(u["height"]),
+                    bool(u["coinbase"]),
+                )
+            )
+        # addresses holding coins but missing from the summary cannot happen on an honest node
+        for coin in scan.utxos:
+            if coin.pubkey_hash not in scan.by_hash:
+                raise WatchOnlyError("the node listed a coin of an address it did not list as used")
+    return scan
