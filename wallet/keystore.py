@@ -20,8 +20,9 @@ of a JSON object ``{"mnemonic": ..., "passphrase": ..., "labels": {...}, "frozen
 also the wallet's labels and frozen coins, which name its addresses and coins; and the txids
 ``bump-fee`` replaced, optional). The associated data binds the clear fields that say whose
 keys these are (format, the version the ciphertext was sealed under, network, coin type, account
-path), so a file moved to another network fails to open instead of signing there. Nothing secret is in clear:
-no mnemonic, seed, extended key, private or public key, nor any address, label or outpoint; the
+path), so a file moved to another network fails to open instead of signing there. Nothing
+secret is in clear: no mnemonic, seed, extended key, private or public key, nor any address,
+label or outpoint; the
 indexes (how many addresses were handed out) and the node URL are in clear, so that handing out
 an address or naming the node needs no password: they are not secrets, and a wrong value costs
 only a re-scan (or a failed command: the node URL is not trusted with anything the wallet signs).
