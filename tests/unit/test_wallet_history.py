@@ -56,10 +56,11 @@ class StubNode:
 
 
 def make_wallet(tmp_path: Path, replaced: tuple[tuple[str, str], ...], node: StubNode) -> Wallet:
-    secret = keystore.Secrets(MNEMONIC, "", replaced)
+    secret = keystore.Secrets(MNEMONIC, "", replaced=replaced)
     store = keystore.seal(secret, "pw", "regtest", REGTEST.coin_type, account_path(REGTEST), FAST)
     keystore.save(tmp_path / "w.json", store)
-    return Wallet(tmp_path / "w.json", store, secret, node)  # type: ignore[arg-type]
+    _, key = store.unlock_with_key("pw")  # as the CLI opens it: the key seals changes again
+    return Wallet(tmp_path / "w.json", store, secret, node, key)  # type: ignore[arg-type]
 
 
 def scan_of(wallet: Wallet) -> Scan:
@@ -149,7 +150,7 @@ def test_history_shows_a_replaced_transaction_and_what_replaced_it(tmp_path: Pat
 def test_the_replacements_are_kept_encrypted_and_bounded(tmp_path: Path) -> None:
     wallet = make_wallet(tmp_path, (), StubNode({}, {}))
     for n in range(keystore.MAX_REPLACED + 5):
-        wallet.record_replacement("pw", txid(1000 + n), txid(5000 + n))
+        wallet.record_replacement(txid(1000 + n), txid(5000 + n))
     text = (tmp_path / "w.json").read_text()
     assert txid(1000) not in text and txid(1000 + keystore.MAX_REPLACED + 4) not in text
     reopened = keystore.load(tmp_path / "w.json").unlock("pw")
