@@ -646,8 +646,18 @@ async function viewAddress([address], query) {
     return u.coinbase ? " (coinbase)" : "";
   };
 
+  const uri = `tally:${summary.address}`;
   const node = fragment(
     heading("Address", summary.address),
+    // The QR code of the payment URI, rendered by this node (nothing loaded from outside).
+    h("figure", { class: "qr", id: "address-qr" },
+      h("img", {
+        src: `/api/v1/address/${enc}/qr.svg`,
+        alt: `QR code of ${uri}`,
+        width: 132,
+        height: 132,
+      }),
+      h("figcaption", { class: "mono" }, uri)),
     kvTable("Balances and totals", [
       ["Confirmed balance", amount(summary.balance.confirmed), "balance-confirmed"],
       ["Unconfirmed", amount(summary.balance.unconfirmed, true), "balance-unconfirmed"],
