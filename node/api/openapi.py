@@ -540,6 +540,10 @@ def component_schemas() -> dict[str, Schema]:
                 obj(
                     "An address of this network.", {"type": const("address"), "id": ref("Address")}
                 ),
+                obj(
+                    "An account's extended public key of this network (Rpub... on regtest).",
+                    {"type": const("xpub"), "id": string()},
+                ),
             ],
         },
         "UtxoSetInfo": obj(

@@ -26,9 +26,11 @@ from consensus import (
     AddressError,
     Block,
     Coin,
+    ExtendedKeyError,
     OutPoint,
     Transaction,
     decode_address,
+    decode_xpub,
     encode_address,
     merkle_branch,
 )
@@ -511,7 +513,8 @@ class Views:
     # --- other ----------------------------------------------------------------------------------
 
     def search(self, query: str) -> dict[str, Any]:
-        """What ``query`` is (a height, block hash, txid or address) and where it leads."""
+        """What ``query`` is (a height, block hash, txid, address or account key) and where it
+        leads."""
         q = query.strip()
         if q.isascii() and q.isdigit() and len(q) <= 10 and int(q) <= self.chain.height:
             block_hash = self.chain.hash_at_height(int(q))
@@ -538,6 +541,12 @@ class Views:
             pass
         else:
             return {"type": "address", "id": q}
+        try:
+            decode_xpub(q, self.params)
+        except ExtendedKeyError:
+            pass
+        else:
+            return {"type": "xpub", "id": q}
         raise NotFoundError(f"nothing known as {query!r}")
 
     def utxo_set_info(self) -> dict[str, Any]:

@@ -13,6 +13,7 @@
  *   #/tx/<txid>                one transaction: inputs, outputs (spent by), fee, status
  *   #/address/<addr>[?after=<txid>&n=<offset>][&utxos=all]
  *                              balances, history newest first 25 a page (cursor paging), UTXOs
+ *   #/xpub/<xpub>[?after=<txid>]  an account: totals, used addresses, history, coins
  *   #/search/<query>           asks /api/v1/search and goes to the page it names
  *
  * Organisation (sections below, in order):
@@ -730,6 +731,116 @@ async function viewAddress([address], query) {
   return { view: "address", title: `Address ${summary.address}`, node };
 }
 
+/** An account page (SPEC 5): an account-level xpub's totals, used addresses, history, coins. */
+async function viewXpub([xpub], query) {
+  if (!xpub) throw notFound("No account key given");
+  const after = query.get("after");
+  if (after !== null && !HEX64.test(after)) throw notFound("No such page of transactions");
+  const enc = encodeURIComponent(xpub);
+  const [summary, txs, utxos] = await Promise.all([
+    api(`xpub/${enc}`),
+    api(`xpub/${enc}/txs${after ? `?after_txid=${after}` : ""}`),
+    api(`xpub/${enc}/utxo`),
+  ]);
+  const chain = summary.chain_stats;
+  const pool = summary.mempool_stats;
+  const route = (params) => {
+    const q = new URLSearchParams(params).toString();
+    return `#/xpub/${enc}${q ? `?${q}` : ""}`;
+  };
+  const mine = new Set(summary.addresses.map((a) => a.address));
+  const accountChange = (tx) => {
+    let net = 0n;
+    for (const o of tx.outputs) if (mine.has(o.address)) net += BigInt(o.amount);
+    for (const i of tx.inputs) if (mine.has(i.address)) net -= BigInt(i.amount);
+    return net;
+  };
+  const more = txs.length === TXS_PAGE;
+  const node = fragment(
+    heading("Account", summary.xpub),
+    kvTable("Balances and totals", [
+      ["Confirmed balance", amount(summary.balance.confirmed), "balance-confirmed"],
+      ["Unconfirmed", amount(summary.balance.unconfirmed, true), "balance-unconfirmed"],
+      ["Immature (coinbase)", amount(summary.balance.immature), "balance-immature"],
+      ["Total received", amount(chain.funded_sum), "received"],
+      ["Total sent", amount(chain.spent_sum), "sent"],
+      ["Transactions",
+        pool.tx_count ? `${count(chain.tx_count + pool.tx_count)} (${count(pool.tx_count)} `
+          + "unconfirmed)" : count(chain.tx_count),
+        "tx-count"],
+      ["Next receive index", count(summary.next_receive_index), "next-receive"],
+    ]),
+    h("section", { id: "account-addresses" },
+      listTable({
+        caption: `Used addresses (gap limit ${summary.gap_limit})`,
+        id: "xpub-addresses",
+        columns: [
+          { label: "Address", key: "address", wide: true },
+          { label: "Path", key: "path" },
+          { label: "Transactions", key: "txs", num: true },
+          { label: "Balance", key: "balance", num: true },
+        ],
+        rows: summary.addresses.map((a) => ({
+          attrs: { "data-address": a.address, "data-path": a.path },
+          cells: {
+            address: link.address(a.address),
+            path: a.path,
+            txs: count(a.tx_count),
+            balance: amount(a.balance),
+          },
+        })),
+        empty: "No address of this account has been used.",
+      })),
+    h("section", { id: "history" },
+      listTable({
+        caption: "Transactions, newest first",
+        id: "xpub-txs",
+        columns: [
+          { label: "Transaction", key: "txid", wide: true },
+          { label: "Block", key: "block" },
+          { label: "Change", key: "change", num: true },
+        ],
+        rows: txs.map((tx) => ({
+          attrs: { "data-txid": tx.txid },
+          cells: {
+            txid: link.tx(tx.txid),
+            block: tx.status.confirmed
+              ? link.height(tx.status.block_height, tx.status.block_hash)
+              : h("span", { class: "badge pending" }, "unconfirmed"),
+            change: amount(accountChange(tx), true),
+          },
+        })),
+        empty: "No transactions.",
+      }),
+      pager("Account history", null, [
+        after ? buttonLink(route({}), "\u2190 Newest", "first") : null,
+        more ? buttonLink(route({ after: txs[txs.length - 1].txid }), "Older \u2192", "next") : null,
+      ])),
+    h("section", { id: "utxos" },
+      listTable({
+        caption: `Unspent outputs (${count(utxos.length)})`,
+        id: "xpub-utxo",
+        columns: [
+          { label: "Output", key: "outpoint", wide: true },
+          { label: "Path", key: "path" },
+          { label: "Amount", key: "amount", num: true },
+          { label: "Confirmations", key: "confirmations" },
+        ],
+        rows: utxos.map((u) => ({
+          attrs: { "data-outpoint": `${u.txid}:${u.index}` },
+          cells: {
+            outpoint: link.outpoint(u.txid, u.index),
+            path: u.path,
+            amount: amount(u.amount),
+            confirmations: count(u.confirmations),
+          },
+        })),
+        empty: "No unspent outputs.",
+      })),
+  );
+  return { view: "xpub", title: `Account ${summary.xpub.slice(0, 16)}\u2026`, node };
+}
+
 const ADDRESS_REASONS = {
   "bad-checksum": "it is not a valid address: its checksum does not match (a mistyped character?)",
   "wrong-network": "it is an address of another network",
@@ -765,7 +876,8 @@ function nothingFound(q, problem = null) {
       heading("Nothing found"),
       h("p", { class: "status alert", role: "alert", "data-reason": problem?.reason ?? null },
         line),
-      h("p", {}, "Search takes a block height, a block hash, a transaction id or an address, "
+      h("p", {}, "Search takes a block height, a block hash, a transaction id, an address or "
+        + "an account's extended public key, "
         + "as this node knows them. A transaction this node never received cannot be found."),
       h("p", {}, h("a", { href: "#/" }, "Back to the overview")),
     ),
@@ -783,7 +895,12 @@ async function viewSearch([q = ""]) {
     if (unknown) return nothingFound(q, await addressProblem(q));
     throw err;
   }
-  const target = { block: href.block, tx: href.tx, address: href.address }[found.type];
+  const target = {
+    block: href.block,
+    tx: href.tx,
+    address: href.address,
+    xpub: (id) => `#/xpub/${encodeURIComponent(id)}`,
+  }[found.type];
   if (!target) return nothingFound(q);
   searchInput.value = "";
   return { redirect: target(found.id) };
@@ -815,6 +932,7 @@ const VIEWS = {
   "block-height": viewBlockHeight,
   tx: viewTx,
   address: viewAddress,
+  xpub: viewXpub,
   search: viewSearch,
 };
 
@@ -825,6 +943,7 @@ const LIVE = {
   block: { tip: true },
   tx: { tip: true, pool: true },
   address: { tip: true, pool: true },
+  xpub: { tip: true, pool: true },
 };
 
 // --- 5. Router ----------------------------------------------------------------------------------
