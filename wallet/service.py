@@ -376,8 +376,15 @@ class Wallet:
         for original in self.client.map(self._replaced_tx, originals):
             if original is not None:
                 rows.append(history_row(original, scan.by_address))
+        # Unconfirmed first, a replaced transaction after the live ones (its replacement is the
+        # newer), then confirmed ones newest first.
         rows.sort(
-            key=lambda r: (r["height"] is not None, -(r["height"] or 0), r["txid"]),
+            key=lambda r: (
+                r["height"] is not None,
+                r["direction"] == "replaced",
+                -(r["height"] or 0),
+                r["txid"],
+            ),
         )
         return rows
 
