@@ -31,7 +31,7 @@ from typing import Any
 from bip32 import BIP32  # type: ignore[import-untyped]
 
 from consensus import ExtendedKeyError, ExtendedPublicKey, OutPoint, hash160
-from node.api.views import TXS_PAGE, UTXO_PAGE, NotFoundError, Views, display
+from node.api.views import TXS_PAGE, UTXO_PAGE, NotFoundError, Views, utxo_row
 
 GAP_LIMIT = 20
 """Unused addresses in a row after which a chain's scan stops (BIP44's gap limit)."""
@@ -216,6 +216,10 @@ class Accounts:
         unconfirmed_cursor = after is not None and any(p == after for p, _ in pooled)
         tip = views.chain.height
         out: list[dict[str, Any]] = []
+
+        def where(pubkey_hash: bytes) -> dict[str, str]:
+            return {"address": views.address(pubkey_hash), "path": paths[pubkey_hash]}
+
         if not unconfirmed_cursor:
 
             def keyed(pubkey_hash: bytes) -> Iterator[tuple[bytes, int, Any]]:
@@ -228,31 +232,12 @@ class Accounts:
                     return out
                 if OutPoint(txid, index) in views.mempool.spenders:
                     continue
-                out.append(
-                    {
-                        "txid": display(txid),
-                        "index": index,
-                        "amount": coin.output.amount,
-                        "height": coin.height,
-                        "coinbase": coin.is_coinbase,
-                        "confirmations": tip - coin.height + 1,
-                        "address": views.address(coin.output.pubkey_hash),
-                        "path": paths[coin.output.pubkey_hash],
-                    }
+                row = utxo_row(
+                    OutPoint(txid, index), coin.output.amount, coin.height, coin.is_coinbase, tip
                 )
+                out.append({**row, **where(coin.output.pubkey_hash)})
         elif after is not None:
             pooled = pooled[[p for p, _ in pooled].index(after) + 1 :]
         for outpoint, o in islice(pooled, UTXO_PAGE - len(out)):
-            out.append(
-                {
-                    "txid": display(outpoint.txid),
-                    "index": outpoint.index,
-                    "amount": o.amount,
-                    "height": None,
-                    "coinbase": False,
-                    "confirmations": 0,
-                    "address": views.address(o.pubkey_hash),
-                    "path": paths[o.pubkey_hash],
-                }
-            )
+            out.append({**utxo_row(outpoint, o.amount, None, False, tip), **where(o.pubkey_hash)})
         return out

@@ -55,6 +55,20 @@ def display(h: bytes) -> str:
     return h[::-1].hex()
 
 
+def utxo_row(
+    outpoint: OutPoint, amount: int, height: int | None, coinbase: bool, tip: int
+) -> dict[str, Any]:
+    """One unspent output as ``/address/{a}/utxo`` shows it (``height`` None: in the mempool)."""
+    return {
+        "txid": display(outpoint.txid),
+        "index": outpoint.index,
+        "amount": amount,
+        "height": height,
+        "coinbase": coinbase,
+        "confirmations": 0 if height is None else tip - height + 1,
+    }
+
+
 @dataclass(frozen=True)
 class NodeStatus:
     """What ``/info`` shows of the chainstate and the mempool, as of the end of the latest call
@@ -450,29 +464,11 @@ class Views:
                 return out
             if outpoint in self.mempool.spenders:
                 continue
-            out.append(
-                {
-                    "txid": display(outpoint.txid),
-                    "index": outpoint.index,
-                    "amount": coin.output.amount,
-                    "height": coin.height,
-                    "coinbase": coin.is_coinbase,
-                    "confirmations": tip - coin.height + 1,
-                }
-            )
+            out.append(utxo_row(outpoint, coin.output.amount, coin.height, coin.is_coinbase, tip))
         if unconfirmed_cursor and after is not None:
             pooled = pooled[[p for p, _ in pooled].index(after) + 1 :]
         for outpoint, o in pooled[: UTXO_PAGE - len(out)]:
-            out.append(
-                {
-                    "txid": display(outpoint.txid),
-                    "index": outpoint.index,
-                    "amount": o.amount,
-                    "height": None,
-                    "coinbase": False,
-                    "confirmations": 0,
-                }
-            )
+            out.append(utxo_row(outpoint, o.amount, None, False, tip))
         return out
 
     # --- mempool --------------------------------------------------------------------------------
