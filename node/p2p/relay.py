@@ -32,7 +32,6 @@ set (``peers``), bans (``banman``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import OrderedDict
@@ -40,6 +39,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from consensus import Block, NetworkParams, Transaction, ValidationError, block_work
+from node.aio import wait_event
 from node.chainstate import Chainstate
 from node.mempool import Mempool
 from node.metrics import NodeMetrics
@@ -144,8 +144,7 @@ class Relay:
     async def announcer(self) -> None:
         """Each interval (or at once for a block), one ``inv`` per kind to each peer."""
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._flush.wait(), self.interval)
+            await wait_event(self._flush, self.interval)
             self._flush.clear()
             try:
                 for url in list(self.queues):
@@ -216,8 +215,7 @@ class Relay:
         """Ask announcers for what they announced; expire requests that took too long."""
         last_expiry = 0.0
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), 0.25)
+            await wait_event(self._wake, 0.25)
             self._wake.clear()
             try:
                 now = self.monotonic()
