@@ -135,7 +135,9 @@ def _fee_options(p: argparse.ArgumentParser) -> None:
         "--fee-rate", metavar="R", default=None, help="base units per byte (default: estimate)"
     )
     p.add_argument("--max-fee", metavar="TLY", default=None, help=MAX_FEE_HELP)
-    p.add_argument("--dry-run", action="store_true", help="build and sign, do not send")
+    p.add_argument(
+        "--dry-run", action="store_true", help="build and sign, do not send (default: send)"
+    )
     p.add_argument(
         "--wait",
         nargs="?",
