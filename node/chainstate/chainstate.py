@@ -541,6 +541,10 @@ class Chainstate:
     def orphan_count(self) -> int:
         return len(self._orphans)
 
+    def has_orphan(self, block_hash: bytes) -> bool:
+        """Whether the block waits in the orphan pool for its parent (its body is here)."""
+        return block_hash in self._orphans
+
     def orphan_bytes(self) -> int:
         """Serialized bytes of the blocks in the orphan pool (at most ``max_orphan_bytes``)."""
         return self._orphan_bytes

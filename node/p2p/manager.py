@@ -105,6 +105,7 @@ class PeerManager:
         self.peerset.on_left = self.relay.forget_peer
         self.peerset.on_work = lambda peer: self.sync.want()
         self.relay.on_orphan = self._orphan
+        self.relay.sync_downloading = self.sync.downloading.__contains__
         self.relay.on_block_shown = lambda peer, work: peer.showed(work)
         self.relay.syncing = lambda: self.sync.running or bool(self.sync.ahead())
         self._tasks: list[asyncio.Task[None]] = []

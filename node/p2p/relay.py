@@ -94,6 +94,8 @@ class Relay:
         self._flush = asyncio.Event()
         self._wake = asyncio.Event()
         self.on_orphan: Callable[[Peer], None] = lambda peer: None
+        self.sync_downloading: Callable[[bytes], bool] = lambda block_hash: False
+        """Whether headers-first sync is downloading this block now (wired by the manager)."""
         self.syncing: Callable[[], bool] = lambda: False
         """True while we are behind a peer (sync runs or is due): transactions wait (their
         inputs may be in the blocks still to come), as Core does not fetch transactions during
@@ -199,13 +201,16 @@ class Relay:
             self._wake.set()
 
     def _lacking(self, kind: str, hashes: list[bytes]) -> list[bytes]:
-        """The hashes we have neither stored nor in the mempool (state thread)."""
+        """The hashes we have neither stored, nor in the mempool, nor waiting in the orphan pool
+        (state thread)."""
         if kind == "tx":
             return [
                 h for h in hashes if h not in self.mempool and self.chain.get_tx_location(h) is None
             ]
         out = []
         for h in hashes:
+            if self.chain.has_orphan(h):
+                continue  # its body is here, waiting for its parent: fetching it again is waste
             entry = self.chain.get_entry(h)
             if entry is None or not (entry.have_data or entry.failed):
                 out.append(h)
@@ -237,9 +242,15 @@ class Relay:
                 blocks = self.tracker.select(
                     url, now, policy.BLOCK_REQUEST_TIMEOUT, policy.DOWNLOAD_BATCH, "block"
                 )
-                if blocks:
+                wanted = []
+                for _, h in blocks:
+                    if self.sync_downloading(h):  # sync fetches it: never twice over one link
+                        self.tracker.received(("block", h))
+                    else:
+                        wanted.append(h)
+                if wanted:
                     self._fetching_blocks.add(url)
-                    self._spawn(self._fetch(peer, "block", [h for _, h in blocks]))
+                    self._spawn(self._fetch(peer, "block", wanted))
             if self.syncing():
                 continue
             txs = self.tracker.select(
@@ -264,6 +275,18 @@ class Relay:
         timeout = policy.TX_REQUEST_TIMEOUT if kind == "tx" else policy.BLOCK_REQUEST_TIMEOUT
         delivered: set[bytes] = set()
         try:
+            if kind == "block":
+                # An announcement checked as lacking may be stale by now (the block came from
+                # another peer meanwhile): ask the state thread again, so a body crosses a link
+                # once.
+                still = set(await self.call(self._lacking, kind, hashes))
+                for stale in hashes:
+                    if stale not in still:
+                        self.tracker.received(("block", stale))
+                        delivered.add(stale)
+                hashes = [h for h in hashes if h in still]
+                if not hashes:
+                    return
             answer = await self.transport.post(
                 peer.url, "getdata", {"kind": kind, "hashes": hashes}, "items", timeout
             )

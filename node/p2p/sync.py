@@ -72,6 +72,8 @@ class Sync:
         self._lock = asyncio.Lock()
         self._wanted = asyncio.Event()
         self.running = False
+        self.downloading: set[bytes] = set()
+        """Block hashes the current sync round is downloading (relay leaves them to it)."""
         """True while blocks of a sync download (relay holds transaction requests meanwhile:
         their inputs may be in those blocks). Not while headers are asked for, so a peer that
         claims work it does not have cannot hold up transaction relay."""
@@ -163,10 +165,14 @@ class Sync:
         if not missing:
             return self.chain.tip.hash != start_tip
         self.running = True
+        # Marked in the same step as the filter above (no await between): relay, which asks
+        # ``downloading`` before it requests an announced block, never fetches one of these too.
+        self.downloading.update(missing)
         try:
             await self._download(source, missing, best_height)
         finally:
             self.running = False
+            self.downloading.difference_update(missing)
         return self.chain.tip.hash != start_tip
 
     def _blocks_lacking(self, hashes: list[bytes]) -> list[bytes]:
