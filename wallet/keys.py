@@ -103,35 +103,36 @@ class KeyId:
     index: int
 
 
-class Account:
-    """The BIP44 account 0 of one seed on one network: addresses and signing keys."""
+class AccountKeys:
+    """The public half of a BIP44 account: addresses and public keys of its two chains.
 
-    def __init__(self, seed: bytes, params: NetworkParams) -> None:
+    Subclasses give ``_chains`` (chain -> its BIP32 node, private or public: public derivation
+    of a non-hardened child is the same either way) and ``path``; derived keys are cached, and
+    ``key_of`` finds a derived key by its hash.
+    """
+
+    params: NetworkParams
+    path: str
+    account_xpub: str
+    master_fingerprint: str | None
+
+    def __init__(self, params: NetworkParams, chains: dict[int, Any]) -> None:
         self.params = params
-        master = BIP32.from_seed(seed)
         self.path = account_path(params)
-        self.master_fingerprint: str = bytes(master.get_fingerprint()).hex()
-        chaincode, privkey = master.get_extended_privkey_from_path(self.path)
-        self.account_xpub: str = convert_xpub_version(
-            str(master.get_xpub_from_path(self.path)), params
-        )
-        """The account's extended public key in this network's version bytes (``Rpub...`` on
-        regtest): what a watch-only wallet and the node's ``/xpub/{xpub}`` routes take."""
-        account = BIP32(chaincode=chaincode, privkey=privkey, depth=3)
-        self._chains: dict[int, Any] = {}
-        for chain in (RECEIVE, CHANGE):
-            cc, pk = account.get_extended_privkey_from_path([chain])
-            self._chains[chain] = BIP32(chaincode=cc, privkey=pk, depth=4, index=chain)
+        self._chains = chains
         self._pubkeys: dict[KeyId, bytes] = {}
         self._by_hash: dict[bytes, KeyId] = {}
+
+    def _check(self, chain: int, index: int) -> None:
+        if chain not in self._chains or not 0 <= index < HARDENED:
+            raise ValueError(f"no key at chain {chain} index {index}")
 
     def pubkey(self, chain: int, index: int) -> bytes:
         """The 33-byte compressed public key at ``chain``/``index`` (cached)."""
         key = KeyId(chain, index)
         pub = self._pubkeys.get(key)
         if pub is None:
-            if chain not in self._chains or not 0 <= index < HARDENED:
-                raise ValueError(f"no key at chain {chain} index {index}")
+            self._check(chain, index)
             pub = bytes(self._chains[chain].get_pubkey_from_path([index]))
             self._pubkeys[key] = pub
             self._by_hash[hash160(pub)] = key
@@ -143,15 +144,33 @@ class Account:
     def address(self, chain: int, index: int) -> str:
         return encode_address(self.pubkey_hash(chain, index), self.params)
 
-    def privkey(self, chain: int, index: int) -> bytes:
-        """The 32-byte private key at ``chain``/``index``; it must not leave this process."""
-        if chain not in self._chains or not 0 <= index < HARDENED:
-            raise ValueError(f"no key at chain {chain} index {index}")
-        return bytes(self._chains[chain].get_privkey_from_path([index]))
-
     def key_of(self, pubkey_hash: bytes) -> KeyId | None:
         """Which derived key (among those derived so far) has this pubkey hash."""
         return self._by_hash.get(pubkey_hash)
 
     def key_path(self, key: KeyId) -> str:
         return f"{self.path}/{key.chain}/{key.index}"
+
+
+class Account(AccountKeys):
+    """The BIP44 account 0 of one seed on one network: addresses and signing keys."""
+
+    def __init__(self, seed: bytes, params: NetworkParams) -> None:
+        master = BIP32.from_seed(seed)
+        path = account_path(params)
+        self.master_fingerprint = bytes(master.get_fingerprint()).hex()
+        chaincode, privkey = master.get_extended_privkey_from_path(path)
+        self.account_xpub = convert_xpub_version(str(master.get_xpub_from_path(path)), params)
+        """The account's extended public key in this network's version bytes (``Rpub...`` on
+        regtest): what a watch-only wallet and the node's ``/xpub/{xpub}`` routes take."""
+        account = BIP32(chaincode=chaincode, privkey=privkey, depth=3)
+        chains: dict[int, Any] = {}
+        for chain in (RECEIVE, CHANGE):
+            cc, pk = account.get_extended_privkey_from_path([chain])
+            chains[chain] = BIP32(chaincode=cc, privkey=pk, depth=4, index=chain)
+        super().__init__(params, chains)
+
+    def privkey(self, chain: int, index: int) -> bytes:
+        """The 32-byte private key at ``chain``/``index``; it must not leave this process."""
+        self._check(chain, index)
+        return bytes(self._chains[chain].get_privkey_from_path([index]))

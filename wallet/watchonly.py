@@ -20,14 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from bip32 import BIP32  # type: ignore[import-untyped]
 
-from consensus import (
-    ExtendedKeyError,
-    NetworkParams,
-    decode_xpub,
-    encode_address,
-    hash160,
-)
-from wallet.keys import CHANGE, HARDENED, RECEIVE, KeyId, account_path
+from consensus import ExtendedKeyError, NetworkParams, decode_xpub
+from wallet.keys import CHANGE, HARDENED, RECEIVE, AccountKeys, KeyId, account_path
 
 if TYPE_CHECKING:
     from wallet.service import Scan, Wallet
@@ -40,7 +34,7 @@ class WatchOnlyError(Exception):
     """A watch-only wallet was asked for something only keys can do."""
 
 
-class PublicAccount:
+class PublicAccount(AccountKeys):
     """BIP44 account 0 from its extended public key: addresses only, no signing keys."""
 
     def __init__(self, xpub: str, params: NetworkParams) -> None:
@@ -53,50 +47,24 @@ class PublicAccount:
                 f"this extended key is at depth {key.depth}; a watch-only wallet takes the "
                 f"account key (depth 3, {account_path(params)}, as 'tally-wallet info' shows it)"
             )
-        self.params = params
-        self.path = account_path(params)
         self.account_xpub = xpub.strip()
-        self.master_fingerprint: str | None = None
+        self.master_fingerprint = None
         """Unknown: the xpub names only its parent's fingerprint."""
         try:
             account = BIP32(chaincode=key.chain_code, pubkey=key.pubkey)
-            self._chains: dict[int, Any] = {}
+            chains: dict[int, Any] = {}
             for chain in (RECEIVE, CHANGE):
                 cc, pk = account.get_extended_pubkey_from_path([chain])
-                self._chains[chain] = BIP32(chaincode=cc, pubkey=pk)
+                chains[chain] = BIP32(chaincode=cc, pubkey=pk)
         except Exception as err:  # the bip32 package raises several types for a bad point
             raise WatchOnlyError(f"the account key is not a point on the curve: {err}") from None
-        self._pubkeys: dict[KeyId, bytes] = {}
-        self._by_hash: dict[bytes, KeyId] = {}
-
-    def pubkey(self, chain: int, index: int) -> bytes:
-        key = KeyId(chain, index)
-        pub = self._pubkeys.get(key)
-        if pub is None:
-            if chain not in self._chains or not 0 <= index < HARDENED:
-                raise ValueError(f"no key at chain {chain} index {index}")
-            pub = bytes(self._chains[chain].get_pubkey_from_path([index]))
-            self._pubkeys[key] = pub
-            self._by_hash[hash160(pub)] = key
-        return pub
-
-    def pubkey_hash(self, chain: int, index: int) -> bytes:
-        return hash160(self.pubkey(chain, index))
-
-    def address(self, chain: int, index: int) -> str:
-        return encode_address(self.pubkey_hash(chain, index), self.params)
+        super().__init__(params, chains)
 
     def privkey(self, chain: int, index: int) -> bytes:
         raise WatchOnlyError(
             "this is a watch-only wallet: it holds no private keys (write the transaction with "
             "--unsigned FILE and sign it with the wallet that has the keys)"
         )
-
-    def key_of(self, pubkey_hash: bytes) -> KeyId | None:
-        return self._by_hash.get(pubkey_hash)
-
-    def key_path(self, key: KeyId) -> str:
-        return f"{self.path}/{key.chain}/{key.index}"
 
 
 def parse_path(path: str) -> tuple[int, int]:
