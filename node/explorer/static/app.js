@@ -582,10 +582,37 @@ async function viewTx([txid]) {
 }
 
 /** What a transaction did to one address: received minus sent, in base units. */
-function changeFor(tx, address) {
+/** What `tx` changed the balance of `addresses` (a Set) by. */
+function changeFor(tx, addresses) {
   const sum = (items) =>
-    items.filter((x) => x.address === address).reduce((total, x) => total + x.amount, 0);
+    items.filter((x) => addresses.has(x.address)).reduce((total, x) => total + x.amount, 0);
   return sum(tx.outputs) - sum(tx.inputs);
+}
+
+/** The history table of an address or an account: each transaction, its block, the change. */
+function historyTable(id, txs, addresses) {
+  return listTable({
+    caption: "Transactions, newest first",
+    id,
+    columns: [
+      { label: "Transaction", key: "txid", wide: true },
+      { label: "Block", key: "block" },
+      { label: "Time", key: "time" },
+      { label: "Change", key: "change", num: true },
+    ],
+    rows: txs.map((tx) => ({
+      attrs: { "data-txid": tx.txid },
+      cells: {
+        txid: link.tx(tx.txid),
+        block: tx.status.confirmed
+          ? link.height(tx.status.block_height, tx.status.block_hash)
+          : h("span", { class: "badge pending" }, "unconfirmed"),
+        time: tx.status.confirmed ? time(tx.status.block_time) : "\u2014",
+        change: amount(changeFor(tx, addresses), true),
+      },
+    })),
+    empty: "No transactions.",
+  });
 }
 
 function addressRoute(address, params) {
@@ -671,28 +698,7 @@ async function viewAddress([address], query) {
       ["Unspent outputs", count(utxos.length), "utxo-count"],
     ]),
     h("section", { id: "history" },
-      listTable({
-        caption: "Transactions, newest first",
-        id: "address-txs",
-        columns: [
-          { label: "Transaction", key: "txid", wide: true },
-          { label: "Block", key: "block" },
-          { label: "Time", key: "time" },
-          { label: "Change", key: "change", num: true },
-        ],
-        rows: txs.map((tx) => ({
-          attrs: { "data-txid": tx.txid },
-          cells: {
-            txid: link.tx(tx.txid),
-            block: tx.status.confirmed
-              ? link.height(tx.status.block_height, tx.status.block_hash)
-              : h("span", { class: "badge pending" }, "unconfirmed"),
-            time: tx.status.confirmed ? time(tx.status.block_time) : "\u2014",
-            change: amount(changeFor(tx, summary.address), true),
-          },
-        })),
-        empty: "No transactions.",
-      }),
+      historyTable("address-txs", txs, new Set([summary.address])),
       pager("Transaction history", txs.length ? `Transactions ${range} of ${count(total)}` : null, [
         after
           ? buttonLink(addressRoute(summary.address, utxoParam), "\u2190 Newest", "first")
@@ -749,12 +755,6 @@ async function viewXpub([xpub], query) {
     return `#/xpub/${enc}${q ? `?${q}` : ""}`;
   };
   const mine = new Set(summary.addresses.map((a) => a.address));
-  const accountChange = (tx) => {
-    let net = 0n;
-    for (const o of tx.outputs) if (mine.has(o.address)) net += BigInt(o.amount);
-    for (const i of tx.inputs) if (mine.has(i.address)) net -= BigInt(i.amount);
-    return net;
-  };
   const more = txs.length === TXS_PAGE;
   const node = fragment(
     heading("Account", summary.xpub),
@@ -792,26 +792,7 @@ async function viewXpub([xpub], query) {
         empty: "No address of this account has been used.",
       })),
     h("section", { id: "history" },
-      listTable({
-        caption: "Transactions, newest first",
-        id: "xpub-txs",
-        columns: [
-          { label: "Transaction", key: "txid", wide: true },
-          { label: "Block", key: "block" },
-          { label: "Change", key: "change", num: true },
-        ],
-        rows: txs.map((tx) => ({
-          attrs: { "data-txid": tx.txid },
-          cells: {
-            txid: link.tx(tx.txid),
-            block: tx.status.confirmed
-              ? link.height(tx.status.block_height, tx.status.block_hash)
-              : h("span", { class: "badge pending" }, "unconfirmed"),
-            change: amount(accountChange(tx), true),
-          },
-        })),
-        empty: "No transactions.",
-      }),
+      historyTable("xpub-txs", txs, mine),
       pager("Account history", null, [
         after ? buttonLink(route({}), "\u2190 Newest", "first") : null,
         more ? buttonLink(route({ after: txs[txs.length - 1].txid }), "Older \u2192", "next") : null,
