@@ -176,3 +176,28 @@ def test_bitcoins_xpub_is_another_network(world: World) -> None:
     bitcoin = b58check_encode(bytes.fromhex("0488b21e") + raw[4:])
     answer = world.node.get(f"{API}/xpub/{bitcoin}")
     assert answer.status == 400 and "Bitcoin's xpub" in answer.json()["error"]["message"]
+
+
+def test_the_wallet_restored_from_the_seed_agrees_with_one_request_each(
+    world: World, tmp_path: Path
+) -> None:
+    """Issue 21, acceptance 6: the routes show what the wallet itself shows (its own gap-limit
+    restore finds receive 30 past the 20th, as the node's scan does)."""
+    from tests.functional.wallet_process import Wallets
+
+    wallets = Wallets(world.node, tmp_path)
+    path = tmp_path / "restored.json"
+    wallets.ok("--wallet", str(path), "--node", world.node.url, "restore", stdin=MNEMONIC + "\n")
+    xpub = world.account.account_xpub
+    summary = world.get(f"/xpub/{xpub}")
+    balance = wallets.ok("--wallet", str(path), "balance")
+    assert (balance["confirmed"], balance["unconfirmed"]) == (
+        summary["balance"]["confirmed"],
+        summary["balance"]["unconfirmed"],
+    )
+    utxos = wallets.ok("--wallet", str(path), "utxos")
+    assert {(u["txid"], u["index"]) for u in utxos} == {
+        (u["txid"], u["index"]) for u in world.get(f"/xpub/{xpub}/utxo")
+    }
+    history = wallets.ok("--wallet", str(path), "history")
+    assert {r["txid"] for r in history} == {t["txid"] for t in world.get(f"/xpub/{xpub}/txs")}
