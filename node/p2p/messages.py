@@ -28,6 +28,9 @@ from typing import Any
 import msgpack
 
 PROTOCOL_VERSION = 2  # 2: block merkle roots over wtxids (SPEC 2.4); 1 committed to txids
+MIN_PEER_VERSION = 2
+"""The oldest protocol a peer may speak: a version-1 node follows the old merkle rule, so every
+block of it with a transaction would be a mutated body here (refused at the handshake instead)."""
 MAX_INV = 1_000
 MAX_GETDATA = 500
 MAX_LOCATOR = 64

@@ -217,11 +217,17 @@ class PeerSet:
         }
 
     def check_handshake(self, message: dict[str, Any]) -> None:
-        """Refuse another network, another genesis, or ourselves."""
+        """Refuse another network, another genesis, an older protocol, or ourselves."""
         if message["magic"] != self.params.magic:
             raise m.ProtocolError("another network (magic differs)", "wrong-network")
         if message["genesis"] != self.params.genesis_hash:
             raise m.ProtocolError("another genesis block", "wrong-genesis")
+        if message["version"] < m.MIN_PEER_VERSION:
+            raise m.ProtocolError(
+                f"protocol version {message['version']} is older than {m.MIN_PEER_VERSION}: "
+                "that node follows an earlier block rule (merkle roots over txids); upgrade it",
+                "old-version",
+            )
         if message["nonce"] == self.nonce:
             raise m.ProtocolError("this is a connection to myself", "self-connection")
 

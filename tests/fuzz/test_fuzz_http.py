@@ -463,6 +463,7 @@ P2P_CODES = {
     "too-many-items",
     "wrong-network",
     "wrong-genesis",
+    "old-version",
     "self-connection",
     "payload-too-large",
     "banned",
