@@ -1261,9 +1261,9 @@ def p2p_paths() -> dict[str, Schema]:
                 {**ok("The answer, msgpack.", answer, MSGPACK), **errors(400, 403, 413, 429)},
                 description=(
                     f"Body at most {limit:,} bytes. A malformed message (400: `bad-message`, "
-                    "`too-many-items`, and for a handshake `wrong-network`, `wrong-genesis`, `old-version`, "
-                    "`self-connection`) or an oversized body costs the sender 20 misbehaviour "
-                    "points; at 100 it is banned for 24 hours."
+                    "`too-many-items`, and for a handshake `wrong-network`, `wrong-genesis`, "
+                    "`old-version`, `self-connection`) or an oversized body costs the sender 20 "
+                    "misbehaviour points; at 100 it is banned for 24 hours."
                 ),
                 parameters=[peer_header],
                 body={"required": True, "content": {MSGPACK: {"schema": request}}},
