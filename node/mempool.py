@@ -11,7 +11,11 @@ Invariants:
   mined in the next block; no two entries spend the same output.
 - Entries are kept in a topological order (parents first): acceptance order, except that
   entries put back after a refused attempt come last (``seq`` keeps the acceptance order).
-- Every entry has at most ``max_ancestors`` ancestors and descendants, itself included.
+- A transaction accepted from outside has at most ``max_ancestors`` ancestors and
+  ``max_descendants`` descendants (itself included), and at most ``max_ancestor_bytes`` and
+  ``max_descendant_bytes`` of them. Transactions taken back after a reorganisation or a restart
+  pass without these limits (as in Core: they were valid in a block or accepted before), so a
+  chain may exceed them then; nothing new extends it until it is mined down.
 - ``total_bytes`` <= ``max_bytes`` after every public call.
 - Every entry's ``desc_fee``/``desc_size`` are the sums over itself and its in-mempool
   descendants (kept exactly on every add and remove), and the eviction heap holds, for every
@@ -21,7 +25,14 @@ Invariants:
   removed (the transactions it would have replaced and any package trimmed before it).
 - Recently replaced transactions are remembered (``replaced``), bounded in entries, bytes and
   age, with the txid of the transaction that replaced each directly.
-- The persisted copy (key prefix ``m`` in the node's store) holds exactly the entries.
+- The persisted copy (key prefix ``m`` in the node's store) holds every entry; between the
+  start and the end of a reorganisation's or a restart's pass it may also hold transactions not
+  yet taken back (the pass deletes those it refused at its end, never before), and the chain's
+  ``returned_blocks`` records hold the transactions of disconnected blocks until the pass has
+  persisted them. So a crash at any point loses no transaction that was valid: the next
+  ``load`` takes back both.
+- The orphan pool holds at most ``max_orphans`` transactions and ``max_orphan_bytes`` bytes,
+  serialized (decoded only when a parent arrives).
 
 Dependencies are injected: a ``ChainView`` of plain functions instead of the chainstate, the
 signature verifier (the node's shared ``SignatureCache``), the clock and the store. Selection
@@ -36,10 +47,12 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import msgpack
 
 from consensus import (
+    Block,
     Coin,
     NetworkParams,
     OutPoint,
@@ -72,20 +85,62 @@ class MempoolPolicy:
     expiry_seconds: int = 14 * 24 * 60 * 60
     max_ancestors: int = 25
     max_descendants: int = 25
+    max_ancestor_bytes: int = 101_000
+    max_descendant_bytes: int = 101_000
+    """Core's 101 kvB: a payee's child cannot make a replacement of its parent cost more
+    than about a standard transaction's worth of fees (issue 17, item 4)."""
     max_replacements: int = 100
     max_orphans: int = 100
+    max_orphan_bytes: int = 4_000_000
     replaced_max_entries: int = 10_000
     replaced_max_bytes: int = 10_000_000
     replaced_max_age: int = 24 * 60 * 60
 
 
+def _nothing_returned() -> list[tuple[bytes, Block]]:
+    return []
+
+
+def _forget_nothing(keys: list[bytes]) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class ChainView:
-    """What the mempool needs from the chain, as plain functions."""
+    """What the mempool needs from the chain, as plain functions.
+
+    ``returned_blocks`` and ``forget_returned`` are the chainstate's durable records of
+    disconnected blocks (``Chainstate.returned_blocks``); a chain without them (tests) gives
+    none, and the mempool then takes back only what ``BlockDisconnected`` events brought.
+    """
 
     get_coin: Callable[[OutPoint], Coin | None]
     tip_height: Callable[[], int]
     has_transaction: Callable[[bytes], bool]
+    returned_blocks: Callable[[], list[tuple[bytes, Block]]] = _nothing_returned
+    forget_returned: Callable[[list[bytes]], None] = _forget_nothing
+
+    @classmethod
+    def of(cls, chain: ChainLike) -> ChainView:
+        """The view over a chainstate, as the node wires it."""
+        return cls(
+            chain.get_coin,
+            lambda: chain.height,
+            lambda txid: chain.get_tx_location(txid) is not None,
+            chain.returned_blocks,
+            chain.forget_returned,
+        )
+
+
+class ChainLike(Protocol):
+    """The chainstate's methods ``ChainView.of`` reads (``node.chainstate.Chainstate``)."""
+
+    @property
+    def height(self) -> int: ...
+    def get_coin(self, outpoint: OutPoint) -> Coin | None: ...
+    def get_tx_location(self, txid: bytes) -> object | None: ...
+    def returned_blocks(self) -> list[tuple[bytes, Block]]: ...
+    def forget_returned(self, keys: list[bytes]) -> None: ...
 
 
 @dataclass
@@ -185,7 +240,9 @@ class Mempool:
         self.by_address: dict[bytes, set[bytes]] = {}
         self.total_bytes = 0
         self.total_fee = 0
-        self._orphans: OrderedDict[bytes, Transaction] = OrderedDict()
+        self._orphans: OrderedDict[bytes, tuple[bytes, frozenset[bytes]]] = OrderedDict()
+        """txid -> (serialized tx, txids of its inputs), oldest first."""
+        self._orphan_bytes = 0
         self._disconnected: list[Transaction] = []
         self._listeners: list[Callable[[MempoolEntry], None]] = []
         self._seq = 0
@@ -208,6 +265,10 @@ class Mempool:
 
     def orphan_count(self) -> int:
         return len(self._orphans)
+
+    def orphan_bytes(self) -> int:
+        """Serialized bytes in the orphan pool (at most ``policy.max_orphan_bytes``)."""
+        return self._orphan_bytes
 
     def ancestors(self, txid: bytes) -> set[bytes]:
         """In-mempool ancestors of ``txid`` (not itself)."""
@@ -257,7 +318,11 @@ class Mempool:
         return result
 
     def _accept_one(
-        self, tx: Transaction, entry_time: float | None, keep_orphan: bool = True
+        self,
+        tx: Transaction,
+        entry_time: float | None,
+        keep_orphan: bool = True,
+        bypass_limits: bool = False,
     ) -> AcceptResult:
         policy = self.policy
         txid = tx.txid()
@@ -308,7 +373,7 @@ class Mempool:
                         codes.BAD_TXNS_INPUTS_MISSINGORSPENT,
                         f"{txin.prevout}: its transaction is unknown to this node",
                     )
-                self._add_orphan(txid, tx)
+                self._add_orphan(txid, tx, size)
                 return AcceptResult(txid, "orphan")
 
         fee = verify_tx_inputs(tx, view, next_height, self.params, self._verify)
@@ -322,20 +387,8 @@ class Mempool:
             self._check_replacement(fee, size, direct, evicted)
 
         parents = {i.prevout.txid for i in tx.inputs if i.prevout.txid in self.entries}
-        ancestors = set(parents)
-        for parent in parents:
-            ancestors |= self.ancestors(parent)
-        if len(ancestors) + 1 > policy.max_ancestors:
-            raise ValidationError(
-                codes.TOO_LONG_MEMPOOL_CHAIN,
-                f"{len(ancestors) + 1} transactions in the chain, at most {policy.max_ancestors}",
-            )
-        for ancestor in ancestors:
-            if len(self.descendants(ancestor) - evicted) + 2 > policy.max_descendants:
-                raise ValidationError(
-                    codes.TOO_LONG_MEMPOOL_CHAIN,
-                    f"an ancestor would have more than {policy.max_descendants} descendants",
-                )
+        if not bypass_limits:
+            self._check_chain_limits(size, parents, evicted)
 
         spent = tuple(view.get_coin(i.prevout) for i in tx.inputs)
         self._seq += 1
@@ -369,6 +422,41 @@ class Mempool:
         for listener in self._listeners:
             listener(entry)
         return AcceptResult(txid, "accepted", fee, tuple(evicted))
+
+    def _check_chain_limits(self, size: int, parents: set[bytes], evicted: set[bytes]) -> None:
+        """Ancestor and descendant limits, in transactions and in bytes (Core's 25 and 101 kvB),
+        counting the new transaction and leaving out what it would replace."""
+        policy = self.policy
+        ancestors = set(parents)
+        for parent in parents:
+            ancestors |= self.ancestors(parent)
+        if len(ancestors) + 1 > policy.max_ancestors:
+            raise ValidationError(
+                codes.TOO_LONG_MEMPOOL_CHAIN,
+                f"{len(ancestors) + 1} transactions in the chain, at most {policy.max_ancestors}",
+            )
+        ancestor_bytes = size + sum(self.entries[a].size for a in ancestors)
+        if ancestor_bytes > policy.max_ancestor_bytes:
+            raise ValidationError(
+                codes.TOO_LONG_MEMPOOL_CHAIN,
+                f"{ancestor_bytes:,} bytes with its ancestors, at most "
+                f"{policy.max_ancestor_bytes:,}",
+            )
+        for ancestor in ancestors:
+            descendants = self.descendants(ancestor)
+            if len(descendants - evicted) + 2 > policy.max_descendants:
+                raise ValidationError(
+                    codes.TOO_LONG_MEMPOOL_CHAIN,
+                    f"an ancestor would have more than {policy.max_descendants} descendants",
+                )
+            package = self.entries[ancestor].desc_size + size
+            package -= sum(self.entries[d].size for d in descendants & evicted)
+            if package > policy.max_descendant_bytes:
+                raise ValidationError(
+                    codes.TOO_LONG_MEMPOOL_CHAIN,
+                    f"an ancestor's package would be {package:,} bytes, at most "
+                    f"{policy.max_descendant_bytes:,}",
+                )
 
     def _check_replacement(
         self, fee: int, size: int, direct: set[bytes], evicted: set[bytes]
@@ -535,11 +623,20 @@ class Mempool:
 
     # --- orphans --------------------------------------------------------------------------------
 
-    def _add_orphan(self, txid: bytes, tx: Transaction) -> None:
-        self._orphans[txid] = tx
-        self._orphans.move_to_end(txid)
-        while len(self._orphans) > self.policy.max_orphans:
-            self._orphans.popitem(last=False)
+    def _add_orphan(self, txid: bytes, tx: Transaction, size: int) -> None:
+        """Keep ``tx`` serialized (a decoded one takes several times its size) and evict the
+        oldest until the pool fits its count and its bytes."""
+        if txid in self._orphans:
+            self._orphans.move_to_end(txid)
+            return
+        self._orphans[txid] = (tx.serialize(), frozenset(i.prevout.txid for i in tx.inputs))
+        self._orphan_bytes += size
+        policy = self.policy
+        while self._orphans and (
+            len(self._orphans) > policy.max_orphans or self._orphan_bytes > policy.max_orphan_bytes
+        ):
+            _, (raw, _) = self._orphans.popitem(last=False)
+            self._orphan_bytes -= len(raw)
 
     def _adopt_orphans(self, parent_txid: bytes) -> None:
         if not self._orphans:
@@ -547,15 +644,12 @@ class Mempool:
         queue = [parent_txid]
         while queue:
             parent = queue.pop()
-            waiting = [
-                (t, tx)
-                for t, tx in self._orphans.items()
-                if any(i.prevout.txid == parent for i in tx.inputs)
-            ]
-            for txid, tx in waiting:
-                self._orphans.pop(txid, None)
+            waiting = [t for t, (_, inputs) in self._orphans.items() if parent in inputs]
+            for txid in waiting:
+                raw, _ = self._orphans.pop(txid)
+                self._orphan_bytes -= len(raw)
                 try:
-                    result = self._accept_one(tx, None)
+                    result = self._accept_one(Transaction.deserialize(raw), None)
                 except ValidationError as err:
                     log.debug("orphan %s refused: %s", txid[::-1].hex(), err.code)
                     continue
@@ -587,21 +681,58 @@ class Mempool:
             self._adopt_orphans(tx.txid())
 
     def _resubmit_after_reorg(self) -> None:
-        """Re-validate everything against the new chain: disconnected transactions first (in
-        block order), then the previous entries; whatever is no longer valid is dropped."""
-        previous = [(e.tx, e.time) for e in self.entries.values()]
-        returning = [(tx, None) for tx in self._disconnected]
-        self._disconnected = []
-        for txid in list(self.entries):
-            self._remove_entry(txid)
-        kept = 0
-        for tx, when in returning + previous:
-            try:
-                if self._accept_one(tx, when, keep_orphan=False).status == "accepted":
-                    kept += 1
-            except ValidationError as err:
-                log.debug("dropped %s after reorg: %s", tx.txid()[::-1].hex(), err.code)
+        """Take back the transactions of the disconnected blocks and re-validate the previous
+        entries against the new chain (``_take_back``)."""
+        kept = self._take_back([])
         log.info("mempool after reorganisation: %d transaction(s) kept", kept)
+
+    def _take_back(self, saved: list[tuple[bytes, bytes, float]]) -> int:
+        """Re-accept, against the current tip, the transactions of disconnected blocks (the
+        chain's durable records and what events brought), the current entries and ``saved``
+        (persisted ``(txid, raw tx, entry time)``, read by ``load``); return the pool's size.
+
+        The pass is crash-safe: the store is not touched before it starts, so until it ends every
+        previous entry is still persisted and the chain still holds its records; only at its end
+        are the refused entries' keys deleted and the records forgotten. All candidates are
+        accepted parents first (``_topological``), each keeping its entry time, without chain
+        limits (they were valid in a block or accepted before: Core's reorg handling), and
+        without the orphan pool (a transaction whose parent is gone is dropped)."""
+        records = self.chain.returned_blocks()
+        candidates: list[tuple[Transaction, float | None]] = []
+        for _, block in records:
+            candidates += [(tx, None) for tx in block.txs[1:]]
+        candidates += [(tx, None) for tx in self._disconnected]
+        self._disconnected = []
+        previous = sorted(self.entries.values(), key=lambda e: e.seq)
+        candidates += [(e.tx, e.time) for e in previous]
+        persisted = {e.txid for e in previous}
+        for txid, raw, when in saved:
+            persisted.add(txid)
+            try:
+                candidates.append((Transaction.deserialize(raw), when))
+            except ValidationError:
+                log.warning("dropping an unreadable persisted mempool transaction")
+        self._forget_entries_in_memory()
+        for tx, entry_time in _topological(candidates):
+            try:
+                self._accept_one(tx, entry_time, keep_orphan=False, bypass_limits=True)
+            except ValidationError as err:
+                log.debug("not taken back: %s: %s", tx.txid()[::-1].hex(), err.code)
+        if self._store is not None:
+            with self._store.write_batch(sync=False) as batch:
+                for txid in persisted - self.entries.keys():
+                    batch.delete(P_MEMPOOL + txid)
+        self.chain.forget_returned([key for key, _ in records])
+        return len(self.entries)
+
+    def _forget_entries_in_memory(self) -> None:
+        """Empty the pool in memory only: the persisted copy stays until ``_take_back`` ends."""
+        self.entries.clear()
+        self.spenders.clear()
+        self.by_address.clear()
+        self.total_bytes = 0
+        self.total_fee = 0
+        self._heap = []
 
     def expire(self, now: float | None = None) -> list[bytes]:
         """Remove entries older than the expiry (with their descendants)."""
@@ -617,28 +748,24 @@ class Mempool:
     # --- persistence ----------------------------------------------------------------------------
 
     def load(self) -> int:
-        """Re-accept the persisted transactions (after a restart); return how many came back."""
+        """Take back the persisted transactions and those of blocks disconnected before the
+        last stop (after a restart); return how many are in the pool. Parents come before their
+        children whatever their entry times, and each keeps its time (``_take_back``)."""
         if self._store is None:
             return 0
-        saved: list[tuple[float, bytes, bytes]] = []
+        saved: list[tuple[bytes, bytes, float]] = []
+        unreadable: list[bytes] = []
         for key, value in self._store.iterate(P_MEMPOOL):
             try:
                 raw, when = msgpack.unpackb(value, raw=True)
-                saved.append((float(when), key, raw))
+                saved.append((key[len(P_MEMPOOL) :], bytes(raw), float(when)))
             except (ValueError, TypeError, msgpack.UnpackException):
                 log.warning("dropping an unreadable persisted mempool entry")
-        saved.sort(key=lambda s: s[0])
-        for when, _, raw in saved:
-            try:
-                # accept() also adopts orphans: a child saved before its parent comes back too.
-                # An accepted transaction rewrites its own key, so a crash part-way through
-                # loses nothing: what is not restored yet is still saved.
-                self.accept(Transaction.deserialize(raw), entry_time=when)
-            except ValidationError as err:
-                log.debug("persisted transaction not restored: %s", err.code)
-        for _, key, _ in saved:
-            if key[len(P_MEMPOOL) :] not in self.entries:
-                self._store.delete(key)  # no longer valid (or unreadable)
+                unreadable.append(key)
+        for key in unreadable:
+            self._store.delete(key)
+        saved.sort(key=lambda s: s[2])  # oldest first: acceptance order follows entry time
+        self._take_back(saved)
         self.expire()
         restored = len(self.entries)
         log.info("mempool: %d transaction(s) restored", restored)
@@ -646,3 +773,39 @@ class Mempool:
 
     def transactions(self) -> Iterable[Transaction]:
         return (e.tx for e in self.entries.values())
+
+
+def _topological(
+    candidates: list[tuple[Transaction, float | None]],
+) -> list[tuple[Transaction, float | None]]:
+    """``candidates`` without repeats (at the first one's place, with the first entry time
+    known), parents before children; otherwise in the given order (Kahn's algorithm, the
+    smallest position first)."""
+    first: dict[bytes, int] = {}
+    when: dict[bytes, float] = {}
+    for pos, (tx, time_) in enumerate(candidates):
+        first.setdefault(tx.txid(), pos)
+        if time_ is not None:
+            when.setdefault(tx.txid(), time_)
+    waiting_on: dict[int, int] = {}
+    children: dict[bytes, list[int]] = {}
+    ready: list[int] = []
+    for txid, pos in first.items():
+        parents = {i.prevout.txid for i in candidates[pos][0].inputs} & first.keys()
+        parents.discard(txid)
+        waiting_on[pos] = len(parents)
+        for parent in parents:
+            children.setdefault(parent, []).append(pos)
+        if not parents:
+            ready.append(pos)
+    heapq.heapify(ready)
+    ordered: list[tuple[Transaction, float | None]] = []
+    while ready:
+        pos = heapq.heappop(ready)
+        tx = candidates[pos][0]
+        ordered.append((tx, when.get(tx.txid())))
+        for child in children.get(tx.txid(), ()):
+            waiting_on[child] -= 1
+            if waiting_on[child] == 0:
+                heapq.heappush(ready, child)
+    return ordered  # a cycle cannot occur (txids commit to their inputs); its members would drop

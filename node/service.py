@@ -208,9 +208,7 @@ class NodeService:
             self.store, self.params, clock=self.clock, verify=sigcache.verify
         )
         chain = self.chainstate
-        view = ChainView(
-            chain.get_coin, lambda: chain.height, lambda t: chain.get_tx_location(t) is not None
-        )
+        view = ChainView.of(chain)
         self.mempool = Mempool(
             view, self.params, verify=sigcache.verify, clock=self.clock, store=self.store
         )

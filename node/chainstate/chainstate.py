@@ -538,6 +538,31 @@ class Chainstate:
             cur = parent
         return cur
 
+    def returned_blocks(self) -> list[tuple[bytes, Block]]:
+        """The blocks that left the active chain since the mempool last took their transactions
+        back (``forget_returned``), oldest first (by height), each with its record's key.
+
+        The record is written in the batch that disconnects the block, so it survives any crash
+        after the disconnection (a reorganisation resumed at start-up, before anyone subscribed,
+        included); a block whose body ``reindex`` has since dropped is skipped."""
+        found: list[tuple[bytes, Block]] = []
+        for key, _ in self.store.iterate(k.P_RETURNED):
+            block = self.get_block(key[-32:])
+            if block is not None:
+                found.append((key, block))
+        return found
+
+    def forget_returned(self, keys: list[bytes]) -> None:
+        """Delete the records of ``returned_blocks`` whose transactions are now persisted
+        elsewhere (the mempool calls this after writing what it took back)."""
+        if keys:
+
+            def write(batch: WriteBatch) -> None:
+                for key in keys:
+                    batch.delete(key)
+
+            self._put_now(write)
+
     def orphan_count(self) -> int:
         return len(self._orphans)
 
@@ -1049,6 +1074,7 @@ class Chainstate:
             batch.delete(k.height_key(entry.height))
             batch.put(k.K_TIP, parent.hash)
             batch.put(k.K_STATS, stats.serialize())
+            batch.put(k.returned_key(entry.height, entry.hash), b"")  # see returned_blocks
 
         self._put_now(write)
         self._coins.committed(pending.changes)

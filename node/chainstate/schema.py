@@ -26,6 +26,9 @@ key                                   value                                     
 ``i`` + pkh + height u32 + index u32  coinbase output to that address: amount u64 BE   connect
 ``k`` + hash                          block summary: msgpack [tx_count, size, fees]   connect
 ``j`` + height u32 + position u32     txid + wtxid there, in the active chain         connect
+``D`` + height u32 + hash             (empty) a block that left the active chain and  disconnect
+                                      whose transactions the mempool has not yet
+                                      taken back (``returned_blocks``)
 ====================================  ==============================================  ============
 
 ``t`` holds the transaction itself (its canonical bytes) and ``spent``, the coins its inputs spent
@@ -37,6 +40,13 @@ the last ``coinbase_maturity`` blocks (newest first, stopping at the first matur
 are not pruned when they mature (one small key per coinbase output, never read again). ``k``
 and ``j`` let a block's summary, a page of its transactions and a merkle proof (``j`` holds the
 wtxids, the tree's leaves) be answered without decoding it.
+
+``D`` makes the transactions of disconnected blocks as durable as the disconnection itself: it
+is written in the disconnecting batch and deleted only by the mempool, once what it took back is
+persisted under its own keys (issue 17, item 3), so a crash in the middle of a reorganisation, or
+before the mempool has seen it at all (one resumed at start-up), loses none of them. It is not a
+derived key (``reindex`` keeps it) and needs no version of its own: a node that does not know it
+ignores it.
 
 Everything from ``T`` down to ``j`` describes the active chain and moves in one synced write batch
 per connected or disconnected block, so a crash leaves either the old state or the new one.
@@ -91,6 +101,7 @@ P_ADDR_STATS = b"A"
 P_IMMATURE = b"i"
 P_BLOCK_SUMMARY = b"k"
 P_BLOCK_TX = b"j"
+P_RETURNED = b"D"
 
 DERIVED_PREFIXES = (
     K_TIP,
@@ -202,6 +213,10 @@ def immature_key(pubkey_hash: bytes, height: int, index: int) -> bytes:
 
 def block_summary_key(block_hash: bytes) -> bytes:
     return P_BLOCK_SUMMARY + block_hash
+
+
+def returned_key(height: int, block_hash: bytes) -> bytes:
+    return P_RETURNED + u32(height) + block_hash
 
 
 def block_tx_key(height: int, position: int) -> bytes:

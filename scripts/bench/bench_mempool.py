@@ -130,7 +130,7 @@ def build_chain(coins_needed: int) -> tuple[Chainstate, list[Coin3]]:
 
 
 def new_mempool(cs: Chainstate, verify: Callable[[bytes, bytes, bytes], bool]) -> Mempool:
-    view = ChainView(cs.get_coin, lambda: cs.height, lambda t: cs.get_tx_location(t) is not None)
+    view = ChainView.of(cs)
     return Mempool(view, REGTEST, verify=verify, store=MemoryStore(), clock=time.time)
 
 

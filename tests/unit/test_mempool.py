@@ -140,9 +140,7 @@ class Node:
             self.cs.process_block(block)
         self.now = NOW
         cs = self.cs
-        view = ChainView(
-            cs.get_coin, lambda: cs.height, lambda t: cs.get_tx_location(t) is not None
-        )
+        view = ChainView.of(cs)
         self.mp = Mempool(
             view,
             REGTEST,
@@ -267,6 +265,67 @@ def test_descendant_limit_refuses_the_25th_child_of_one_parent() -> None:
     assert len(node.mp.descendants(parent.txid())) == 24
     rejects(codes.TOO_LONG_MEMPOOL_CHAIN, lambda: node.mp.accept(at_rate([out(parent, 24)], 2)))
     assert len(node.mp) == 25
+    check_invariants(node.mp, node.store)
+
+
+def of_about(coins: Sequence[Coin3], size: int, rate: int) -> Transaction:
+    """``at_rate(coins, rate, outputs=n)`` with the ``n`` that makes it the largest not over
+    ``size`` bytes (an output takes 26 to 28 bytes, by the width of its amount)."""
+    n = max(1, (size - 170) // 28)
+    tx = at_rate(coins, rate, outputs=n)
+    while True:
+        bigger = at_rate(coins, rate, outputs=n + 1)
+        if bigger.size() > size:
+            return tx
+        step = max(1, (size - bigger.size()) // 28)
+        n += step
+        tx = at_rate(coins, rate, outputs=n) if step > 1 else bigger
+
+
+def test_descendant_bytes_are_limited_so_a_child_cannot_pin_its_parent() -> None:
+    """Issue 17, item 4: a payee's large child made replacing a 198-byte payment cost 2,501
+    times its fee. A package (a transaction and its descendants) is at most 101,000 bytes, so
+    the replacement costs at most about that many bytes' fees."""
+    node = Node()
+    payment = at_rate([node.coins[0]], 2, outputs=2)
+    node.accept(payment)
+    big_child = of_about([out(payment, 0)], 99_500, 1)
+    assert payment.size() + big_child.size() <= node.mp.policy.max_descendant_bytes
+    node.accept(big_child)
+    small_child = at_rate([out(payment, 1)], 1, outputs=60)
+    assert payment.size() + big_child.size() + small_child.size() > 101_000
+    err = rejects(codes.TOO_LONG_MEMPOOL_CHAIN, lambda: node.mp.accept(small_child))
+    assert "101,000" in str(err) and "package" in str(err)
+    # Without the big child the same small child is welcome (the count limit is far away).
+    node.mp.remove_with_descendants(big_child.txid())
+    node.accept(small_child)
+    check_invariants(node.mp, node.store)
+
+
+def test_ancestor_bytes_are_limited() -> None:
+    """Two parents of about 50,600 bytes each (each package well under the limit): a child of
+    both has more than 101,000 bytes of ancestors and is refused; a child of one is not."""
+    node = Node()
+    parents = [of_about([c], 50_600, 1) for c in node.coins[:2]]
+    for p in parents:
+        node.accept(p)
+    both = at_rate([out(parents[0]), out(parents[1])], 2)
+    err = rejects(codes.TOO_LONG_MEMPOOL_CHAIN, lambda: node.mp.accept(both))
+    assert "with its ancestors" in str(err)
+    node.accept(at_rate([out(parents[0], 1)], 2))
+    check_invariants(node.mp, node.store)
+
+
+def test_a_replacement_discounts_the_bytes_it_evicts() -> None:
+    """A replacement of a big child is measured against the package without that child."""
+    node = Node()
+    payment = at_rate([node.coins[0]], 2, outputs=2)
+    node.accept(payment)
+    big_child = of_about([out(payment, 0)], 99_500, 1)
+    node.accept(big_child)
+    replacement = at_rate([out(payment, 0)], 1, outputs=40, extra=big_child.size() * 2)
+    node.accept(replacement)  # the package is now payment + replacement: small
+    assert big_child.txid() not in node.mp and replacement.txid() in node.mp
     check_invariants(node.mp, node.store)
 
 
@@ -552,6 +611,24 @@ def test_an_orphan_is_adopted_when_a_block_confirms_its_parent() -> None:
     assert node.mp.accept(child).status == "orphan"
     node.mine([parent])
     assert set(node.mp.entries) == {child.txid()} and node.mp.orphan_count() == 0
+
+
+def test_the_orphan_pool_is_bounded_in_bytes() -> None:
+    """Issue 17, item 7: 100 orphans of 1 MB took 787 MiB. The pool keeps at most
+    ``max_orphan_bytes`` of serialized transactions, dropping the oldest, however many fit
+    the count."""
+    node = Node(policy=MempoolPolicy(max_orphan_bytes=60_000))
+    parents = [at_rate([c], 2) for c in node.coins[:4]]
+    children = [of_about([out(p)], 25_000, 1) for p in parents]
+    for n, child in enumerate(children):
+        assert node.mp.accept(child).status == "orphan"
+        assert node.mp.orphan_bytes() <= 60_000
+        assert node.mp.orphan_count() == min(n + 1, 2)
+    assert node.mp.orphan_bytes() == sum(c.size() for c in children[2:])
+    for parent in parents:
+        node.accept(parent)
+    assert set(node.mp.entries) == {t.txid() for t in parents + children[2:]}
+    assert node.mp.orphan_count() == 0 and node.mp.orphan_bytes() == 0
 
 
 def test_the_orphan_pool_is_bounded_and_drops_the_oldest() -> None:

@@ -25,9 +25,7 @@ FAR_FUTURE = 2**31
 def make_node(network: str = "regtest") -> tuple[Chainstate, Mempool]:
     params = get_params(network)
     chain = Chainstate(MemoryStore(), params, clock=lambda: FAR_FUTURE, sync=False)
-    view = ChainView(
-        chain.get_coin, lambda: chain.height, lambda t: chain.get_tx_location(t) is not None
-    )
+    view = ChainView.of(chain)
     pool = Mempool(view, params, clock=lambda: FAR_FUTURE)
     chain.subscribe(pool.on_chain_event)
     return chain, pool

@@ -69,11 +69,7 @@ class Node:
         self.store = RecordingStore(path)
         self.chain = ChainBuilder(miner=MINER)
         self.cs = Chainstate(self.store, REGTEST, clock=lambda: FAR_FUTURE, sync=False)
-        view = ChainView(
-            self.cs.get_coin,
-            lambda: self.cs.height,
-            lambda t: self.cs.get_tx_location(t) is not None,
-        )
+        view = ChainView.of(self.cs)
         self.mempool = Mempool(view, REGTEST, clock=lambda: FAR_FUTURE)
         self.views = Views(self.cs, self.mempool)
 
