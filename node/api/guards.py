@@ -179,7 +179,7 @@ def check_target(raw_path: str) -> None:
 
 def url_too_long_message(size: int | None = None) -> str:
     what = "the URL" if size is None else f"the URL ({size:,} bytes)"
-    return f"{what} is longer than the limit of {MAX_URL_BYTES} bytes (path and query)"
+    return f"{what} is longer than the limit of {MAX_URL_BYTES:,} bytes (path and query)"
 
 
 def check_host(policy: HostPolicy, header: str | None) -> tuple[str, int | None]:

@@ -45,7 +45,7 @@ def parse_error_answer(exc: HttpProcessingError, max_field_size: int) -> tuple[i
             return (
                 431,
                 "request-header-fields-too-large",
-                f"a header field is longer than the limit of {MAX_HEADER_BYTES} bytes",
+                f"a header field is longer than the limit of {MAX_HEADER_BYTES:,} bytes",
             )
         return 414, "uri-too-long", url_too_long_message()
     what = " ".join(str(exc.message).split())[:200]

@@ -202,7 +202,7 @@ def test_a_url_over_the_limit_is_a_json_414_and_a_quiet_log(env: Env, length: in
     assert headers["content-type"].startswith("application/json"), headers
     err = json.loads(body)["error"]
     assert err["code"] == "uri-too-long", err
-    assert "8190" in err["message"], err
+    assert "8,190 bytes" in err["message"], err
     assert_quiet_log(env, since)
     assert env.node.get(API + "/info").status == 200  # still serving
 
