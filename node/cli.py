@@ -156,9 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class BadRequestFilter(logging.Filter):
-    """aiohttp logs a request it cannot parse (a URL over 8 KiB, a bad request line) as an ERROR
-    with a traceback, though it answers 400 and the fault is the client's: make it one line at
-    debug level ("bad request from ...: what was wrong"), shown only with ``--log-level debug``."""
+    """aiohttp logs a request it cannot parse (a request line over its limit, a bad header) as
+    an ERROR with a traceback, though the fault is the client's. The node's server answers and
+    logs those itself (``node.api.parser_errors``); this is the backstop for any that still reach
+    aiohttp's logger: one line at debug level ("bad request from ...: what was wrong"), shown
+    only with ``--log-level debug``."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None

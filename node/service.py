@@ -42,6 +42,7 @@ from consensus import (
     ValidationError,
     decode_address,
 )
+from node.api.guards import MAX_HEADER_BYTES, PARSER_MAX_LINE
 from node.api.views import NodeStatus
 from node.chainstate import (
     AcceptResult,
@@ -255,16 +256,21 @@ class NodeService:
             self.chainstate.tip.hash[::-1].hex(),
         )
         from node.api.app import make_app
+        from node.api.parser_errors import ApiRequestHandler
 
         app = make_app(self)
         self._guard = ConnectionGuard(self.p2p.banman.whitelisted)
         app.middlewares.insert(0, self._guard.middleware)
         app.middlewares.append(self._guard.cut_middleware)
         self._runner = web.AppRunner(
-            app, access_log=None, keepalive_timeout=p2p_policy.IDLE_TIMEOUT
+            app,
+            access_log=None,
+            keepalive_timeout=p2p_policy.IDLE_TIMEOUT,
+            max_line_size=PARSER_MAX_LINE,  # bounded; the guards answer 414 past MAX_URL_BYTES
+            max_field_size=MAX_HEADER_BYTES,
         )
         await self._runner.setup()
-        site = GuardedSite(self._runner, s.bind, s.port, self._guard)
+        site = GuardedSite(self._runner, s.bind, s.port, self._guard, ApiRequestHandler)
         await site.start()
         write_cookie(s.datadir, self.token)
         write_url(s.datadir, self.own_url)

@@ -4,13 +4,15 @@ Handlers are thin: parse and check the request, call one service method or view 
 thread), shape the answer. Every error has the shape ``{"error": {"code", "message"}}``: the
 reject code for a refused transaction or block, otherwise the HTTP reason as a slug
 (``bad-request``, ``not-found``, ``unauthorized``, ``forbidden``, ``payload-too-large``,
-``unsupported-media-type``). Bad input never produces a 500: anything unexpected is logged and
-answered as one, which the tests treat as a bug.
+``uri-too-long``, ``unsupported-media-type``). Bad input never produces a 500: anything
+unexpected is logged and answered as one, which the tests treat as a bug.
 
 Limits: request bodies are capped at ``MAX_BODY`` bytes (413 beyond); ``POST /txs`` takes at most
 1,000 transactions. Admin routes need ``Authorization: Bearer <token>`` (the cookie's token).
-Before any of that, ``node.api.guards`` refuses a foreign ``Host`` or ``Origin`` (403) and a
-body that is neither JSON nor msgpack (415), on every route, P2P included.
+Before any of that, ``node.api.guards`` refuses a URL over 8,190 bytes (414), a foreign ``Host``
+or ``Origin`` (403) and a body that is neither JSON nor msgpack (415), on every route, P2P
+included; what aiohttp's parser itself refuses is answered in the same shape by
+``node.api.parser_errors``.
 """
 
 from __future__ import annotations
@@ -64,8 +66,10 @@ _REASONS = {
     404: "not-found",
     405: "method-not-allowed",
     413: "payload-too-large",
+    414: "uri-too-long",
     415: "unsupported-media-type",
     429: "too-many-requests",
+    431: "request-header-fields-too-large",
     500: "internal-error",
     503: "unavailable",
 }

@@ -1,30 +1,38 @@
-"""Cross-site and DNS-rebinding guards of the HTTP server (SPEC 3.5; issue 16 defect 10).
+"""Guards of the HTTP server: URL size, cross-site and DNS-rebinding requests (SPEC 3.5; issue
+16 defect 10, issue 17).
 
 Job: decide, before any handler runs, whether a request may reach the node at all. A web page
 in the user's browser can send requests to a node on 127.0.0.1: a "simple" cross-site POST
 (``text/plain``, no preflight) reaches the handlers, and a page whose own name resolves to
-127.0.0.1 (DNS rebinding) can even read the answers. Three checks, in this order, each answered
+127.0.0.1 (DNS rebinding) can even read the answers. Four checks, in this order, each answered
 in the API's error shape by ``guards_middleware``:
 
-1. ``Host`` (403 ``forbidden``): the request's ``Host`` names this node: the address it listens
+1. Size (414 ``uri-too-long``): the request target (path and query, as sent) is at most
+   ``MAX_URL_BYTES`` bytes. aiohttp's parser is told to read lines of up to ``PARSER_MAX_LINE``
+   bytes, twice that, so the documented limit holds here, exactly, whichever parser is in use
+   (the C one counts the target, the pure-Python one the whole line). A longer line the parser
+   refuses itself; ``node.api.parser_errors`` answers that in the same shape, and a header
+   field over ``MAX_HEADER_BYTES`` (431) and any request it cannot read (400).
+2. ``Host`` (403 ``forbidden``): the request's ``Host`` names this node: the address it listens
    on with its port; ``localhost``, ``127.0.0.1`` or ``[::1]`` when it listens on loopback; any
    IP literal when it listens on a wildcard address (``0.0.0.0``, ``::``: every address of the
    machine is its own, and a page can only rebind a *name*); or a name given with
    ``--allow-host``. A missing port means port 80. A missing ``Host`` is refused.
-2. ``Origin`` (403 ``forbidden``): a state-changing request (POST, PUT, DELETE, PATCH) that
+3. ``Origin`` (403 ``forbidden``): a state-changing request (POST, PUT, DELETE, PATCH) that
    carries an ``Origin`` must come from the node's own origin: ``http://`` or ``https://`` with
    the same host and port as the (already checked) ``Host``. Browsers send ``Origin`` on
    same-origin POSTs too, so the explorer's own requests pass; command-line clients and peers
    send none.
-3. ``Content-Type`` (415 ``unsupported-media-type``): a request with a body declares exactly
+4. ``Content-Type`` (415 ``unsupported-media-type``): a request with a body declares exactly
    ``application/json`` (a ``charset=utf-8`` parameter allowed) or ``application/msgpack`` (no
    parameter); on the P2P routes (``/p2p/``, msgpack only) exactly ``application/msgpack``.
    Neither can be sent cross-site without a CORS preflight, which this server never
    grants (it sends no ``Access-Control-Allow-*`` header).
 
-Invariants: the checks read headers only (no body is read before they pass); they cost O(1) per
-request; the allowed set is fixed when the server starts. This module leaves authentication
-(admin token), body limits and parsing to ``node.api.app``.
+Invariants: the checks read the request line and headers only (no body is read before they
+pass); they cost O(1) per request (the size check reads at most ``PARSER_MAX_LINE`` bytes, all
+that the parser lets through); the allowed set is fixed when the server starts. This module
+leaves authentication (admin token), body limits and parsing to ``node.api.app``.
 """
 
 from __future__ import annotations
@@ -48,6 +56,15 @@ STATE_CHANGING = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 WILDCARDS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 - names of wildcard binds, not a bind
 
+MAX_URL_BYTES = 8190
+"""The longest request target answered (bytes, path and query as sent): aiohttp's own default
+line limit, which clients and proxies already keep to (docs/API.md); 414 beyond."""
+MAX_HEADER_BYTES = 8190
+"""The longest header field (name and value) aiohttp's parser takes: its default; 431 beyond."""
+PARSER_MAX_LINE = 2 * MAX_URL_BYTES
+"""aiohttp's ``max_line_size`` for the server: room for the request line around a target of
+``MAX_URL_BYTES`` under either parser, still bounded; anything longer the parser refuses."""
+
 _NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?")
 _PORT = re.compile(r"[0-9]{1,5}")
 
@@ -55,7 +72,7 @@ Handler = Callable[["web.Request"], Awaitable["web.StreamResponse"]]
 
 
 class GuardError(Exception):
-    """A request refused by a guard: ``status`` 403 or 415, ``code`` the error code."""
+    """A request refused by a guard: ``status`` 403, 414 or 415, ``code`` the error code."""
 
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
@@ -152,6 +169,19 @@ class HostPolicy:
         return host in self.names or (self.any_ip and _is_ip(host))
 
 
+def check_target(raw_path: str) -> None:
+    """The request target, as sent, is at most ``MAX_URL_BYTES`` bytes; ``GuardError`` 414 if
+    not. (aiohttp decodes it with ``surrogateescape``: encoding back gives the bytes sent.)"""
+    size = len(raw_path.encode("utf-8", "surrogateescape"))
+    if size > MAX_URL_BYTES:
+        raise GuardError(414, "uri-too-long", url_too_long_message(size))
+
+
+def url_too_long_message(size: int | None = None) -> str:
+    what = "the URL" if size is None else f"the URL ({size:,} bytes)"
+    return f"{what} is longer than the limit of {MAX_URL_BYTES:,} bytes (path and query)"
+
+
 def check_host(policy: HostPolicy, header: str | None) -> tuple[str, int | None]:
     """The request's ``Host``, parsed, if it names this node; ``GuardError`` 403 otherwise."""
     if not header:
@@ -210,13 +240,14 @@ def check_content_type(header: str | None, p2p: bool = False) -> None:
 def make_guards_middleware(
     policy: HostPolicy, respond: Callable[[int, str, str], web.StreamResponse]
 ) -> Middleware:
-    """The middleware running the three checks before any handler (and before the admin
+    """The middleware running the four checks before any handler (and before the admin
     token check); ``respond(status, code, message)`` builds the error answer."""
     from aiohttp import web
 
     @web.middleware
     async def guards_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
+            check_target(request.raw_path)
             host = check_host(policy, request.headers.get("Host"))
             check_origin(request.method, request.headers.get("Origin"), host)
             if request.body_exists:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from node.api.guards import MAX_HEADER_BYTES, MAX_URL_BYTES
 from node.api.views import MEMPOOL_RECENT, MEMPOOL_TXIDS_PAGE, TXS_PAGE, UTXO_PAGE
 
 Schema = dict[str, Any]
@@ -142,16 +143,20 @@ def errors(*statuses: int) -> dict[str, Schema]:
         403: "Forbidden",
         404: "NotFound",
         413: "PayloadTooLarge",
+        414: "UriTooLong",
         415: "UnsupportedMediaType",
         429: "TooManyRequests",
+        431: "HeaderFieldsTooLarge",
     }
     return {str(s): {"$ref": f"#/components/responses/{names[s]}"} for s in statuses}
 
 
 def guarded(responses: dict[str, Schema], has_body: bool) -> dict[str, Schema]:
-    """Add what ``node.api.guards`` answers on every route: 403 for a foreign ``Host`` (or a
-    state-changing request from a foreign ``Origin``), and 415 where a body is taken."""
-    extra = errors(403, 415) if has_body else errors(403)
+    """Add what ``node.api.guards`` (and ``node.api.parser_errors``) answer on every route: 403
+    for a foreign ``Host`` (or a state-changing request from a foreign ``Origin``), 414 for a
+    URL over ``MAX_URL_BYTES``, 431 for a header field over ``MAX_HEADER_BYTES``, and 415 where a
+    body is taken."""
+    extra = errors(403, 414, 415, 431) if has_body else errors(403, 414, 431)
     return {**responses, **{k: v for k, v in extra.items() if k not in responses}}
 
 
@@ -261,7 +266,8 @@ def component_schemas() -> dict[str, Schema]:
                             "The reject code of a refused transaction or block "
                             "(`bad-encoding`, `txn-already-known`, `high-hash`...), "
                             "`bad-address`, `not-allowed`, or the HTTP reason as a slug "
-                            "(`bad-request`, `unauthorized`, `not-found`, `payload-too-large`).",
+                            "(`bad-request`, `unauthorized`, `not-found`, `payload-too-large`, "
+                            "`uri-too-long`).",
                             pattern=CODE_PATTERN,
                         ),
                         "message": string("A sentence for people."),
@@ -616,6 +622,14 @@ def component_responses() -> dict[str, Schema]:
             "A body that is not `application/json` (`charset=utf-8` allowed) or "
             "`application/msgpack`; on `/p2p/`, not `application/msgpack` "
             "(`unsupported-media-type`)."
+        ),
+        "UriTooLong": error(
+            f"The URL (path and query, as sent) is longer than {MAX_URL_BYTES:,} bytes "
+            "(`uri-too-long`), on every route, before anything else."
+        ),
+        "HeaderFieldsTooLarge": error(
+            f"A header field (name and value) is longer than {MAX_HEADER_BYTES:,} bytes "
+            "(`request-header-fields-too-large`); the node closes the connection."
         ),
         "TooManyRequests": error(
             "A `/p2p/` peer over its rate: 200 requests a second, bursts of 2,000 "
@@ -1318,22 +1332,29 @@ def outside_paths() -> dict[str, Schema]:
 
 # --- the document --------------------------------------------------------------------------------
 
-DESCRIPTION = """\
+DESCRIPTION = (
+    """\
 The HTTP API of a Tally node (SPEC 3.5). Amounts are integers in base units; hashes and txids \
 are display hex (64 characters, byte-reversed as Bitcoin shows them); times are Unix seconds.
 
-Errors are `{"error": {"code", "message"}}` with status 400, 401, 403, 404, 413, 415 (and 429 \
-on `/p2p/`); `code` is the reject code of a refused transaction or block, otherwise the HTTP \
-reason as a slug. Bad input never produces a 500. Every route answers 403 `forbidden` to a \
-`Host` that does not name the node (its bind address and port; `localhost`, `127.0.0.1`, \
-`[::1]` when bound to loopback; names given with `--allow-host`) and to a POST from a foreign \
-`Origin`; a body must be `application/json` or `application/msgpack` (415 otherwise).
+Errors are `{"error": {"code", "message"}}` with status 400, 401, 403, 404, 413, 414, 415, 431 \
+(and 429 on `/p2p/`); `code` is the reject code of a refused transaction or block, otherwise \
+the HTTP reason as a slug. Bad input never produces a 500. Every route answers 403 \
+`forbidden` to a `Host` that does not name the node (its bind address and port; `localhost`, \
+`127.0.0.1`, `[::1]` when bound to loopback; names given with `--allow-host`) and to a POST \
+from a foreign `Origin`; a body must be `application/json` or `application/msgpack` (415 \
+otherwise).
 
 Admin routes need `Authorization: Bearer <token>`, the token written at start-up to \
-`<datadir>/.cookie` as `__cookie__:<token>`. Request bodies are at most 4 MB; `POST /txs` takes \
-at most 1,000 transactions; paged lists hold 25 items.
+`<datadir>/.cookie` as `__cookie__:<token>`. """
+    f"A URL (path and query) is at most {MAX_URL_BYTES:,} bytes (414 `uri-too-long` beyond, "
+    f"before any other check) and a header field at most {MAX_HEADER_BYTES:,} bytes (431). "
+    """\
+Request bodies are at most 4 MB; `POST /txs` takes at most 1,000 transactions; paged lists \
+hold 25 items.
 
 The `/p2p/` routes are for other nodes: msgpack maps both ways (docs/PROTOCOL.md section 9)."""
+)
 
 
 def openapi_document() -> dict[str, Any]:

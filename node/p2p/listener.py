@@ -227,20 +227,34 @@ class ConnectionGuard:
 
 
 class GuardedSite(web.TCPSite):
-    """A ``TCPSite`` whose accepted connections go through a ``ConnectionGuard``."""
+    """A ``TCPSite`` whose accepted connections go through a ``ConnectionGuard``, each served
+    by a ``handler_class`` (aiohttp's ``RequestHandler`` or a subclass of it)."""
 
     def __init__(
-        self, runner: web.BaseRunner, host: str, port: int, guard: ConnectionGuard
+        self,
+        runner: web.BaseRunner,
+        host: str,
+        port: int,
+        guard: ConnectionGuard,
+        handler_class: type[web.RequestHandler] = web.RequestHandler,
     ) -> None:
         super().__init__(runner, host, port)
         self.guard = guard
+        self.handler_class = handler_class
 
     async def start(self) -> None:
         await web.BaseSite.start(self)
         loop = asyncio.get_running_loop()
         server: Any = self._runner.server
         assert server is not None
+        handler_class = self.handler_class
+
+        def protocol() -> asyncio.Protocol:
+            # What ``web.Server.__call__`` does, with ``handler_class``: the runner's handler
+            # arguments (``max_line_size``, ``keepalive_timeout``...) are the server's kwargs.
+            return handler_class(server, loop=loop, **server._kwargs)
+
         self._server = await loop.create_server(
-            self.guard.factory(server), self._host, self._port, backlog=self._backlog
+            self.guard.factory(protocol), self._host, self._port, backlog=self._backlog
         )
         self.guard.start()

@@ -10,6 +10,8 @@ the attacker rebinds to 127.0.0.1) was answered. Now (``node/api/guards.py``):
 - a body that is not ``application/json`` (``charset=utf-8`` allowed) or ``application/msgpack``
   gets 415 ``unsupported-media-type``; P2P routes included;
 - ``--allow-host NAME`` (or ``TALLY_ALLOW_HOST``) lets a name through;
+- a request target (URL) over 8,190 bytes gets a JSON 414 ``uri-too-long`` and a header line
+  over 8,190 bytes a JSON 431, however long, with no ERROR or traceback in the log (issue 17);
 - the explorer page (same-origin, with the ``Origin`` browsers send on POSTs too), the wallet's
   client and the node's own peers keep working.
 
@@ -150,6 +152,96 @@ def test_a_request_without_host_is_refused(env: Env) -> None:
     head, body = raw(env, b"GET /api/v1/info HTTP/1.0\r\n\r\n")
     assert b" 403 " in head.split(b"\r\n")[0], head
     assert json.loads(body)["error"]["code"] == "forbidden"
+
+
+# --- the size of the request line and headers (issue 17) ---------------------------------------
+
+URL_LIMIT = 8190
+"""The documented limit of a request target (docs/API.md), written out: the contract, not the
+constant in ``node.api.guards``."""
+
+
+def target_of(length: int) -> str:
+    """A request target of exactly ``length`` bytes that ``/info`` answers (it ignores ``pad``)."""
+    prefix = API + "/info?pad="
+    return prefix + "a" * (length - len(prefix))
+
+
+def raw_get(env: Env, target: str, *headers: str) -> tuple[int, dict[str, str], bytes]:
+    """``GET target`` over a bare socket (urllib and most clients refuse long URLs): status,
+    headers (lower-case names) and body."""
+    lines = [f"GET {target} HTTP/1.1", f"Host: {env.host()}", "Connection: close", *headers]
+    head, body = raw(env, ("\r\n".join(lines) + "\r\n\r\n").encode())
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    fields = dict(line.split(": ", 1) for line in header_lines)
+    return int(status_line.split()[1]), {k.lower(): v for k, v in fields.items()}, body
+
+
+def assert_quiet_log(env: Env, since: int) -> None:
+    """Nothing the operator must act on: no ERROR, no traceback, nothing from aiohttp's logger
+    (at the default level a refused request costs no log line at all)."""
+    time.sleep(0.3)
+    new = env.node.log()[since:]
+    assert "ERROR" not in new and "Traceback" not in new, new
+    assert "aiohttp" not in new and "WARNING" not in new, new
+
+
+@pytest.mark.parametrize(
+    "length",
+    [
+        URL_LIMIT + 1,  # the first byte over: answered by the guards middleware
+        2 * URL_LIMIT,  # still read whole by the parser, answered by the middleware
+        2 * URL_LIMIT + 200,  # past the parser's own line limit: answered by its error handler
+        100_000,
+    ],
+)
+def test_a_url_over_the_limit_is_a_json_414_and_a_quiet_log(env: Env, length: int) -> None:
+    since = len(env.node.log())
+    status, headers, body = raw_get(env, target_of(length))
+    assert status == 414, (status, body[:300])
+    assert headers["content-type"].startswith("application/json"), headers
+    err = json.loads(body)["error"]
+    assert err["code"] == "uri-too-long", err
+    assert "8,190 bytes" in err["message"], err
+    assert_quiet_log(env, since)
+    assert env.node.get(API + "/info").status == 200  # still serving
+
+
+def test_a_url_of_exactly_the_limit_is_served(env: Env) -> None:
+    since = len(env.node.log())
+    status, _, body = raw_get(env, target_of(URL_LIMIT))
+    assert status == 200, (status, body[:300])
+    assert json.loads(body)["network"] == "regtest"
+    assert_quiet_log(env, since)
+
+
+def test_a_foreign_host_with_a_long_url_is_refused_for_its_length_first(env: Env) -> None:
+    """The length is checked before anything else, as the parser's own limit is (which knows
+    nothing of hosts): one answer for one URL whichever side of the parser's limit it is."""
+    lines = f"GET {target_of(URL_LIMIT + 1)} HTTP/1.0\r\nHost: evil.example\r\n\r\n"
+    head, body = raw(env, lines.encode())
+    assert b" 414 " in head.split(b"\r\n")[0], head
+    assert json.loads(body)["error"]["code"] == "uri-too-long"
+
+
+def test_a_header_line_over_the_limit_is_a_json_431(env: Env) -> None:
+    since = len(env.node.log())
+    status, headers, body = raw_get(env, API + "/info", "X-Pad: " + "b" * 9000)
+    assert status == 431, (status, body[:300])
+    assert headers["content-type"].startswith("application/json"), headers
+    assert json.loads(body)["error"]["code"] == "request-header-fields-too-large"
+    status, _, body = raw_get(env, API + "/info", "X-Pad: " + "b" * 8000)
+    assert status == 200, (status, body[:300])
+    assert_quiet_log(env, since)
+
+
+def test_a_request_line_aiohttp_cannot_parse_is_a_json_400(env: Env) -> None:
+    since = len(env.node.log())
+    head, body = raw(env, b"GET /api/v1/info HTTP/1.1 junk\r\nHost: " + env.host().encode()
+                     + b"\r\n\r\n")  # fmt: skip
+    assert b" 400 " in head.split(b"\r\n")[0], head
+    assert json.loads(body)["error"]["code"] == "bad-request"
+    assert_quiet_log(env, since)
 
 
 # --- Origin and Content-Type ---------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 The HTTP behaviour on a real node is in ``tests/functional/test_http_guards.py``; here every
 branch of the parsing (``Host`` forms, IPv6, ports, wildcard binds, ``Origin`` forms, media type
-parameters) and the setting's three sources (flag, environment, TOML file).
+parameters, the URL's size in bytes, the parser's refusals) and the setting's three sources
+(flag, environment, TOML file).
 """
 
 from __future__ import annotations
@@ -10,15 +11,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from aiohttp.http_exceptions import BadHttpMessage, BadHttpMethod, LineTooLong
 
 from node.api.guards import (
+    MAX_HEADER_BYTES,
+    MAX_URL_BYTES,
+    PARSER_MAX_LINE,
     GuardError,
     HostPolicy,
     check_content_type,
     check_host,
     check_origin,
+    check_target,
     split_authority,
 )
+from node.api.parser_errors import parse_error_answer
 from node.config import ConfigError, resolve
 
 
@@ -129,6 +136,32 @@ def test_content_types() -> None:
         refused(check_content_type, bad, status=415)
     check_content_type("application/msgpack", True)
     refused(check_content_type, "application/json", True, status=415)
+
+
+def test_the_url_limit_counts_bytes_as_sent() -> None:
+    assert MAX_URL_BYTES == 8190  # docs/API.md
+    check_target("/" + "a" * (MAX_URL_BYTES - 1))
+    with pytest.raises(GuardError) as info:
+        check_target("/" + "a" * MAX_URL_BYTES)
+    assert (info.value.status, info.value.code) == (414, "uri-too-long")
+    assert "8,191 bytes" in info.value.message and "8,190 bytes" in info.value.message
+    # aiohttp decodes the target as UTF-8 with surrogateescape: bytes, not characters, count.
+    check_target("/" + "é" * ((MAX_URL_BYTES - 1) // 2))
+    refused(check_target, "/" + "é" * (MAX_URL_BYTES // 2), status=414)
+    refused(check_target, "/" + "\udcff" * MAX_URL_BYTES, status=414)  # undecodable bytes
+
+
+def test_the_parsers_refusals_are_told_apart() -> None:
+    """The limit a ``LineTooLong`` names says which line was too long: the two must differ."""
+    assert PARSER_MAX_LINE > MAX_URL_BYTES and PARSER_MAX_LINE != MAX_HEADER_BYTES
+    long_line = LineTooLong(b"/aaa...", PARSER_MAX_LINE)
+    assert parse_error_answer(long_line, MAX_HEADER_BYTES)[:2] == (414, "uri-too-long")
+    long_field = LineTooLong(b"bbb...", MAX_HEADER_BYTES)
+    answer = parse_error_answer(long_field, MAX_HEADER_BYTES)
+    assert answer[:2] == (431, "request-header-fields-too-large")
+    for exc in (BadHttpMessage("Too many headers received"), BadHttpMethod("\x16\x03")):
+        status, code, message = parse_error_answer(exc, MAX_HEADER_BYTES)
+        assert (status, code) == (400, "bad-request") and message
 
 
 def test_allow_host_setting_from_flag_environment_and_file(tmp_path: Path) -> None:
