@@ -66,7 +66,7 @@ from consensus import (
 from consensus import errors as codes
 from consensus.policy import MAX_STANDARD_TX_SIZE
 from consensus.validation import SignatureVerifier
-from node.chainstate.events import BlockConnected, BlockDisconnected, ChainEvent, TipChanged
+from node.chainstate.events import BlockConnected, ChainEvent, TipChanged
 from node.storage import KeyValueStore
 
 log = logging.getLogger(__name__)
@@ -110,8 +110,8 @@ class ChainView:
     """What the mempool needs from the chain, as plain functions.
 
     ``returned_blocks`` and ``forget_returned`` are the chainstate's durable records of
-    disconnected blocks (``Chainstate.returned_blocks``); a chain without them (tests) gives
-    none, and the mempool then takes back only what ``BlockDisconnected`` events brought.
+    disconnected blocks (``Chainstate.returned_blocks``), the one source of what a
+    reorganisation hands back; a view without them (a bench with no chain) gives none.
     """
 
     get_coin: Callable[[OutPoint], Coin | None]
@@ -243,7 +243,6 @@ class Mempool:
         self._orphans: OrderedDict[bytes, tuple[bytes, frozenset[bytes]]] = OrderedDict()
         """txid -> (serialized tx, txids of its inputs), oldest first."""
         self._orphan_bytes = 0
-        self._disconnected: list[Transaction] = []
         self._listeners: list[Callable[[MempoolEntry], None]] = []
         self._seq = 0
         self._heap: list[tuple[float, int, bytes]] = []
@@ -662,8 +661,6 @@ class Mempool:
         """Subscribe this to the chainstate."""
         if isinstance(event, BlockConnected):
             self._block_connected(event)
-        elif isinstance(event, BlockDisconnected):
-            self._disconnected[:0] = [tx for tx in event.block.txs if not tx.is_coinbase()]
         elif isinstance(event, TipChanged):
             if event.reorg_depth:
                 self._resubmit_after_reorg()
@@ -688,7 +685,7 @@ class Mempool:
 
     def _take_back(self, saved: list[tuple[bytes, bytes, float]]) -> int:
         """Re-accept, against the current tip, the transactions of disconnected blocks (the
-        chain's durable records and what events brought), the current entries and ``saved``
+        chain's durable records), the current entries and ``saved``
         (persisted ``(txid, raw tx, entry time)``, read by ``load``); return the pool's size.
 
         The pass is crash-safe: the store is not touched before it starts, so until it ends every
@@ -701,8 +698,6 @@ class Mempool:
         candidates: list[tuple[Transaction, float | None]] = []
         for _, block in records:
             candidates += [(tx, None) for tx in block.txs[1:]]
-        candidates += [(tx, None) for tx in self._disconnected]
-        self._disconnected = []
         previous = sorted(self.entries.values(), key=lambda e: e.seq)
         candidates += [(e.tx, e.time) for e in previous]
         persisted = {e.txid for e in previous}
