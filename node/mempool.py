@@ -67,6 +67,7 @@ from consensus import errors as codes
 from consensus.policy import MAX_STANDARD_TX_SIZE
 from consensus.validation import SignatureVerifier
 from node.chainstate.events import BlockConnected, ChainEvent, TipChanged
+from node.state import state_owned
 from node.storage import KeyValueStore
 
 log = logging.getLogger(__name__)
@@ -216,6 +217,7 @@ class _MempoolCoins:
         return self._pool.chain.get_coin(outpoint)
 
 
+@state_owned
 class Mempool:
     """Unconfirmed transactions, policy, orphans and persistence."""
 

@@ -67,6 +67,7 @@ from node.chainstate import schema as k
 from node.chainstate.blockindex import BlockIndexEntry, Status
 from node.chainstate.events import BlockConnected, BlockDisconnected, ChainEvent, TipChanged
 from node.chainstate.utxohash import UtxoStats
+from node.state import state_owned
 from node.storage import KeyValueStore, StorageError, WriteBatch
 
 log = logging.getLogger(__name__)
@@ -191,6 +192,7 @@ class _StoredCoins:
         self._cache[outpoint] = coin
 
 
+@state_owned
 class Chainstate:
     """Blocks, the active chain and the UTXO set of one network, in one key-value store."""
 
