@@ -35,7 +35,7 @@ from consensus.coins import (
 )
 from consensus.crypto import engine, pubkey_from_privkey, sign, verify_signature
 from consensus.encoding import pack, unpack_canonical
-from consensus.errors import BlockValidationResult, ValidationError
+from consensus.errors import BlockValidationResult, RejectCategory, ValidationError
 from consensus.extkey import (
     ExtendedKeyError,
     ExtendedPublicKey,
@@ -104,6 +104,7 @@ __all__ = [
     "MutableCoinsView",
     "NetworkParams",
     "OutPoint",
+    "RejectCategory",
     "Transaction",
     "TxIn",
     "TxOut",
