@@ -41,6 +41,7 @@ from consensus import (
     decode_address,
     encode_address,
     get_params,
+    policy,
 )
 from wallet import keystore, spending
 from wallet.builder import build_signed, unsigned_transaction
@@ -58,10 +59,11 @@ from wallet.watchonly import PublicAccount, scan_account
 
 FEE_TARGET = "3"
 """Default confirmation target (blocks) whose ``/fee-estimates`` rate ``send`` uses."""
-INCREMENTAL_FEE_RATE = 1
+INCREMENTAL_FEE_RATE = policy.INCREMENTAL_RELAY_FEE_RATE
 """The node's incremental relay fee rate (docs/DECISIONS.md): a replacement pays at least the fees
 it evicts plus this many base units per byte of its own size."""
-MIN_RELAY_FEE_RATE = Decimal(1)
+MIN_RELAY_FEE_RATE = Decimal(policy.MIN_RELAY_FEE_RATE)
+"""The node's minimum relay fee rate, base units per byte (``consensus.policy``)."""
 POLL_SECONDS = 0.5
 HEX = frozenset("0123456789abcdef")
 DEFAULT_MAX_FEE = spending.DEFAULT_MAX_FEE

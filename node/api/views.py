@@ -33,6 +33,7 @@ from consensus import (
     decode_xpub,
     encode_address,
     merkle_branch,
+    tx_fee,
 )
 from node.chainstate import BlockIndexEntry, BlockSummary, Chainstate
 from node.mempool import Mempool
@@ -305,7 +306,7 @@ class Views:
                 }
                 for i, c in zip(tx.inputs, found.spent, strict=True)
             ]
-            fee = sum(c.output.amount for c in found.spent) - tx.total_out()
+            fee = tx_fee(tx, found.spent)
         outputs = [
             {
                 "address": self.address(o.pubkey_hash),

@@ -148,7 +148,7 @@ class Sync:
                 check_block_header(header, self.params)
             except ValidationError as err:
                 self.banman.misbehaving(
-                    source.key, policy.SCORE_INVALID_OBJECT, f"invalid header: {err.code}"
+                    source.key, policy.block_reject_score(err), f"invalid header: {err.code}"
                 )
                 return False
             prev = header.hash()
