@@ -148,7 +148,7 @@ class Chain:
     def load_tip(self) -> None:
         """Read the tip and the UTXO stats (a handful of keys, whatever the chain's length)."""
         tip_hash = self.store.get(k.K_TIP)
-        stats = self.store.get(k.K_STATS)
+        stats = self.coins.stored_stats()
         if tip_hash is None or stats is None:
             raise ChainstateError("the database has no tip: run `tally-node reindex`")
         tip = self.get_entry(tip_hash)
@@ -419,7 +419,7 @@ class Chain:
         )
 
         def write(batch: WriteBatch) -> None:
-            batch.put(k.block_key(entry.hash), block.serialize())
+            self.blocks.put_block(batch, block)
             batch.put(k.index_key(entry.hash), entry.serialize())
             batch.put(k.K_SEQUENCE, k.u64(sequence + 1))
             if self._tip is not None and entry.better_than(self._tip):

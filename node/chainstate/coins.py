@@ -115,9 +115,14 @@ class Coins:
     prefixes = (k.P_COIN, k.K_STATS)
 
     def __init__(self, store: KeyValueStore, cache_size: int = COIN_CACHE_SIZE) -> None:
+        self._store = store
         self.view = StoredCoins(store, cache_size)
         """The set as a read-only coins view (what consensus and the mempool read)."""
         self.stats = UtxoStats()
+
+    def stored_stats(self) -> bytes | None:
+        """The committed ``S`` record (``None`` in a database whose creation was cut short)."""
+        return self._store.get(k.K_STATS)
 
     def load(self, raw_stats: bytes) -> None:
         """Take the stats of the committed set from its ``S`` record (at start-up)."""
