@@ -64,6 +64,7 @@ from node.p2p.banman import parse_networks
 from node.p2p.listener import ConnectionGuard, GuardedSite
 from node.p2p.manager import PeerManager
 from node.sigcache import SignatureCache
+from node.sigpool import SignaturePool
 from node.storage import KeyValueStore, LevelDBStore, StorageError
 
 log = logging.getLogger(__name__)
@@ -145,6 +146,7 @@ class NodeService:
         self.stopped = asyncio.Event()
         self.failure: str | None = None
         self._state = ThreadPoolExecutor(max_workers=1, thread_name_prefix="state")
+        self.sigpool = SignaturePool()  # a block's signatures, on every core (node.sigpool)
         self._read_slots = asyncio.Semaphore(READS_IN_FLIGHT)
         self.status: NodeStatus | None = None
         """Published by the state thread after every call (``None`` before the state opens)."""
@@ -229,9 +231,13 @@ class NodeService:
         datadir = self.settings.datadir
         datadir.mkdir(parents=True, exist_ok=True)
         self.store = self._open_store(datadir / "chainstate")
-        sigcache = SignatureCache()
+        sigcache = SignatureCache(pool=self.sigpool)
         self.chainstate = Chainstate(
-            self.store, self.params, clock=self.clock, verify=sigcache.verify
+            self.store,
+            self.params,
+            clock=self.clock,
+            verify=sigcache.verify,
+            batch_verify=sigcache.verify_batch,
         )
         chain = self.chainstate
         view = ChainView.of(chain)
@@ -334,6 +340,7 @@ class NodeService:
             await self._searcher.aclose()
         await self.call(self.store.close)
         self._state.shutdown(wait=True)
+        self.sigpool.shutdown()
         (self.settings.datadir / ".cookie").unlink(missing_ok=True)
         (self.settings.datadir / URL_FILE).unlink(missing_ok=True)
         log.info("stopped")

@@ -162,3 +162,32 @@ class ChainBuilder:
         """The coinbase output of the block at ``height``, ready for ``spend``."""
         cb = self.blocks[height].txs[0]
         return OutPoint(cb.txid(), 0), cb.outputs[0], self.miner
+
+
+def block_of_spends(
+    ntx: int, params: NetworkParams = REGTEST, fee: int = 1000
+) -> tuple[ChainBuilder, list[Transaction]]:
+    """A chain that can take a block of ``ntx`` one-input spends, and those spends.
+
+    The builder holds heights 1 to ``coinbase_maturity + 1``: empty blocks, then one whose
+    transaction fans the first coinbase out to ``ntx`` outputs, each for its own key. The spends
+    (not yet in a block: ``builder.next_block(txs, fees=fee * len(txs))``) each carry a fresh
+    signature by a distinct key.
+    """
+    builder = ChainBuilder(params=params)
+    builder.grow(params.coinbase_maturity)
+    outpoint, out, owner = builder.coinbase_coin(1)
+    per = (out.amount - fee) // ntx
+    keys = [key(10_000 + i) for i in range(ntx)]
+    fan = spend([(outpoint, out, owner)], [TxOut(per, k.pubkey_hash) for k in keys], params)
+    builder.add(builder.next_block([fan], fees=out.amount - per * ntx))
+    txid = fan.txid()
+    txs = [
+        spend(
+            [(OutPoint(txid, i), fan.outputs[i], keys[i])],
+            [TxOut(per - fee, keys[(i + 1) % ntx].pubkey_hash)],
+            params,
+        )
+        for i in range(ntx)
+    ]
+    return builder, txs

@@ -32,7 +32,9 @@ Invariants:
 Left to others: opening the database and its version (the ``Chainstate`` facade), rebuilding
 (``reindex``), the UTXO set's contents (``coins``), bodies and undo data on disk
 (``blockstore``), explorer indexes (``node.indexes``), relaying, the mempool, mining, the
-clock's source (``clock`` is injected) and the signature cache (``verify`` is injected).
+clock's source (``clock`` is injected) and the signature cache (``verify`` is injected, and
+``batch_verify``, which verifies a block's signatures together on the node's signature pool,
+before the connect batch is written: a bad one means no batch at all).
 Not thread-safe: one caller at a time.
 """
 
@@ -59,7 +61,7 @@ from consensus import (
 )
 from consensus import errors as codes
 from consensus.pow import MEDIAN_TIME_SPAN, median_time_past
-from consensus.validation import SignatureVerifier
+from consensus.validation import BatchVerifier, SignatureVerifier
 from node.chainstate import schema as k
 from node.chainstate.blockindex import BlockIndexEntry, Status
 from node.chainstate.blockstore import BlockStore
@@ -109,6 +111,7 @@ class Chain:
         *,
         clock: Callable[[], float] = time.time,
         verify: SignatureVerifier = verify_signature,
+        batch_verify: BatchVerifier | None = None,
         max_orphans: int = MAX_ORPHANS,
         max_orphan_bytes: int = MAX_ORPHAN_BYTES,
         sync: bool = True,
@@ -121,6 +124,7 @@ class Chain:
         self.sync = sync
         self._clock = clock
         self._verify = verify
+        self._batch_verify = batch_verify
         self._max_orphans = max_orphans
         self._max_orphan_bytes = max_orphan_bytes
         self._orphan_bytes = 0
@@ -739,7 +743,9 @@ class Chain:
         block = self.blocks.get_block(entry.hash)
         if block is None:
             raise ChainstateError(f"block {entry.hash[::-1].hex()} has no stored body")
-        update = self.coins.connect_block(block, entry.height, self.params, self._verify)
+        update = self.coins.connect_block(
+            block, entry.height, self.params, self._verify, self._batch_verify
+        )
         change = BlockChange(block, entry.height, update.undo, update.changes, update.gone)
         connected = entry.with_status(entry.status | Status.CONNECTED)
 

@@ -30,7 +30,8 @@ Invariants (kept by the parts, stated here for the callers):
   stored; ``reindex`` checks every stored body again and drops any that is not).
 
 Left to others: relaying, the mempool, mining and the clock's source (``clock`` is injected), the
-signature cache (``verify`` is injected). Events go to subscribers after each commit.
+signature cache (``verify`` is injected; ``batch_verify``, given, checks a block's signatures in
+one batch on the node's signature pool). Events go to subscribers after each commit.
 Not thread-safe: one caller at a time (the node's state thread).
 """
 
@@ -51,7 +52,7 @@ from consensus import (
     Transaction,
     verify_signature,
 )
-from consensus.validation import SignatureVerifier
+from consensus.validation import BatchVerifier, SignatureVerifier
 from node.chainstate import reindex as rebuild
 from node.chainstate import schema as k
 from node.chainstate.blockindex import BlockIndexEntry
@@ -125,6 +126,7 @@ class Chainstate:
         *,
         clock: Callable[[], float] = time.time,
         verify: SignatureVerifier = verify_signature,
+        batch_verify: BatchVerifier | None = None,
         max_orphans: int = MAX_ORPHANS,
         max_orphan_bytes: int = MAX_ORPHAN_BYTES,
         sync: bool = True,
@@ -153,6 +155,7 @@ class Chainstate:
             self._indexes,
             clock=clock,
             verify=verify,
+            batch_verify=batch_verify,
             max_orphans=max_orphans,
             max_orphan_bytes=max_orphan_bytes,
             sync=sync,

@@ -35,7 +35,7 @@ from consensus import (
     connect_block,
     disconnect_block,
 )
-from consensus.validation import SignatureVerifier
+from consensus.validation import BatchVerifier, SignatureVerifier
 from node.chainstate import schema as k
 from node.chainstate.errors import ChainstateError
 from node.chainstate.utxohash import UtxoStats
@@ -139,12 +139,18 @@ class Coins:
         batch.put(k.K_STATS, UtxoStats().serialize())
 
     def connect_block(
-        self, block: Block, height: int, params: NetworkParams, verify: SignatureVerifier
+        self,
+        block: Block,
+        height: int,
+        params: NetworkParams,
+        verify: SignatureVerifier,
+        batch_verify: BatchVerifier | None = None,
     ) -> CoinsUpdate:
         """Validate ``block`` at ``height`` against the set (``consensus.connect_block``: raises
-        ``ValidationError``) and return its changes; nothing is written."""
+        ``ValidationError``) and return its changes; nothing is written. Signatures go to
+        ``batch_verify`` in one batch if given, else one by one to ``verify``."""
         pending = CoinsViewCache(self.view)
-        undo = connect_block(block, height, pending, params, verify)
+        undo = connect_block(block, height, pending, params, verify, batch_verify=batch_verify)
         stats = self.stats.copy()
         spent: dict[OutPoint, Coin] = {}
         for tx, coins in zip(block.txs[1:], undo.spent, strict=True):
