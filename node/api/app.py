@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
+import msgspec
 from aiohttp import web
 
 from consensus import (
@@ -37,9 +38,9 @@ from consensus import (
     ValidationError,
     decode_xpub,
 )
+from node.api import models as m
 from node.api.accounts import Accounts, AccountTooLargeError
 from node.api.guards import HostPolicy, make_guards_middleware
-from node.api.openapi import openapi_document
 from node.api.qr import address_qr_svg
 from node.api.views import NotFoundError, Views
 from node.chainstate import UnknownBlockError
@@ -54,6 +55,14 @@ API = "/api/v1"
 MAX_BODY = 4 * 1024 * 1024
 MAX_BATCH = 1_000
 MAX_GENERATE = 10_000
+MAX_HEIGHT = 2**31
+"""The largest height a ``start_height`` or ``/block-height/{height}`` may name."""
+MAX_START_INDEX = 10**6
+"""The largest ``start_index`` of ``/block/{hash}/txs``."""
+MAX_QUERY = 200
+"""The longest ``q`` of ``/search``."""
+MAX_BLOCK_TIME = 86_400
+"""The longest ``block_time`` of ``/admin/mining``, in seconds."""
 MSGPACK = "application/msgpack"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -83,8 +92,23 @@ class ApiError(Exception):
         self.message = message
 
 
-def error_response(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+def json_response(
+    answer: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    """A model of ``node.api.models`` (or a list of them) as the JSON answer."""
+    return web.Response(
+        body=msgspec.json.encode(answer),
+        status=status,
+        content_type="application/json",
+        charset="utf-8",
+        headers=headers,
+    )
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    return json_response(m.error(code, message), status, headers)
 
 
 @web.middleware
@@ -110,7 +134,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         if err.status < 400:
             raise
         code = _REASONS.get(err.status, "error")
-        return error_response(err.status, code, err.reason)
+        # A 405 keeps aiohttp's ``Allow`` (the methods the route serves; RFC 9110 15.5.6).
+        allow = {"Allow": err.headers["Allow"]} if "Allow" in err.headers else None
+        return error_response(err.status, code, err.reason, allow)
     except Exception:
         log.exception("unexpected error answering %s %s", request.method, request.path)
         return error_response(500, "internal-error", "unexpected error; see the node's log")
@@ -266,8 +292,8 @@ def make_app(service: NodeService) -> web.Application:
         peers, synced = len(service.p2p.peers), service.p2p.synced()
         status = service.status  # published by the state thread after each call: no trip there
         if status is None:  # not yet published (the call that opened the state publishes it)
-            return web.json_response(await call(views.info, peers, synced, VERSION))
-        return web.json_response(views.info_of(status, peers, synced, VERSION))
+            return json_response(await call(views.info, peers, synced, VERSION))
+        return json_response(views.info_of(status, peers, synced, VERSION))
 
     @r.get(f"{API}/blocks/tip/height")
     async def tip_height(request: web.Request) -> web.Response:
@@ -280,23 +306,23 @@ def make_app(service: NodeService) -> web.Application:
     @r.get(f"{API}/blocks")
     async def blocks(request: web.Request) -> web.Response:
         raw = request.query.get("start_height")
-        start = None if raw is None else parse_int(raw, "start_height", 0, 2**31)
-        return web.json_response(await call(views.blocks, start))
+        start = None if raw is None else parse_int(raw, "start_height", 0, MAX_HEIGHT)
+        return json_response(await call(views.blocks, start))
 
     @r.get(API + "/block/{hash}")
     async def block(request: web.Request) -> web.Response:
-        return web.json_response(await call(views.block, parse_hash(request.match_info["hash"])))
+        return json_response(await call(views.block, parse_hash(request.match_info["hash"])))
 
     @r.get(API + "/block/{hash}/txids")
     async def block_txids(request: web.Request) -> web.Response:
         block_hash = parse_hash(request.match_info["hash"])
-        return web.json_response(await call(views.block_txids, block_hash))
+        return json_response(await call(views.block_txids, block_hash))
 
     @r.get(API + "/block/{hash}/txs")
     async def block_txs(request: web.Request) -> web.Response:
         block_hash = parse_hash(request.match_info["hash"])
-        start = parse_int(request.query.get("start_index"), "start_index", 0, 10**6, 0)
-        return web.json_response(await call(views.block_txs, block_hash, start))
+        start = parse_int(request.query.get("start_index"), "start_index", 0, MAX_START_INDEX, 0)
+        return json_response(await call(views.block_txs, block_hash, start))
 
     @r.get(API + "/block/{hash}/raw")
     async def block_raw(request: web.Request) -> web.Response:
@@ -304,26 +330,28 @@ def make_app(service: NodeService) -> web.Application:
 
     @r.get(API + "/block-height/{height}")
     async def block_height(request: web.Request) -> web.Response:
-        height = parse_int(request.match_info["height"], "height", 0, 2**31)
+        height = parse_int(request.match_info["height"], "height", 0, MAX_HEIGHT)
         return text_response(await call(views.hash_at_height, height))
 
     @r.post(f"{API}/block")
     async def post_block(request: web.Request) -> web.Response:
         result = await service.submit_block(await read_raw_object(request))
-        return web.json_response(
-            {"hash": result.hash[::-1].hex(), "status": result.status, "height": result.height}
+        return json_response(
+            m.SubmitBlockResult(
+                hash=result.hash[::-1].hex(),
+                status=result.status,  # type: ignore[arg-type]
+                height=result.height,
+            )
         )
 
     @r.get(API + "/tx/{txid}")
     async def tx(request: web.Request) -> web.Response:
-        return web.json_response(
-            await call(views.tx, parse_hash(request.match_info["txid"], "txid"))
-        )
+        return json_response(await call(views.tx, parse_hash(request.match_info["txid"], "txid")))
 
     @r.get(API + "/tx/{txid}/status")
     async def tx_status(request: web.Request) -> web.Response:
         txid = parse_hash(request.match_info["txid"], "txid")
-        return web.json_response(await call(views.tx_status_of, txid))
+        return json_response(await call(views.tx_status_of, txid))
 
     @r.get(API + "/tx/{txid}/raw")
     async def tx_raw(request: web.Request) -> web.Response:
@@ -333,17 +361,17 @@ def make_app(service: NodeService) -> web.Application:
     @r.get(API + "/tx/{txid}/merkle-proof")
     async def merkle_proof(request: web.Request) -> web.Response:
         txid = parse_hash(request.match_info["txid"], "txid")
-        return web.json_response(await call(views.merkle_proof, txid))
+        return json_response(await call(views.merkle_proof, txid))
 
     @r.get(API + "/tx/{txid}/outspends")
     async def outspends(request: web.Request) -> web.Response:
         txid = parse_hash(request.match_info["txid"], "txid")
-        return web.json_response(await call(views.outspends, txid))
+        return json_response(await call(views.outspends, txid))
 
     @r.post(f"{API}/tx")
     async def post_tx(request: web.Request) -> web.Response:
         result = await service.submit_tx(await read_raw_object(request))
-        return web.json_response({"txid": result.txid[::-1].hex()})
+        return json_response(m.TxidResult(txid=result.txid[::-1].hex()))
 
     @r.post(f"{API}/txs")
     async def post_txs(request: web.Request) -> web.Response:
@@ -368,26 +396,26 @@ def make_app(service: NodeService) -> web.Application:
                 raws.append(parse_hex(item.get("raw")))
         if len(raws) > MAX_BATCH:
             raise ApiError(400, f"at most {MAX_BATCH} transactions at once")
-        answers: list[dict[str, Any]] = []
+        answers: list[m.TxsItem] = []
         for res in await service.submit_txs(raws):
             if isinstance(res, ValidationError):
-                answers.append({"error": {"code": res.code, "message": res.message}})
+                answers.append(m.error(res.code, res.message))
             else:
-                answers.append({"txid": res.txid[::-1].hex()})
-        return web.json_response(answers)
+                answers.append(m.TxidResult(txid=res.txid[::-1].hex()))
+        return json_response(answers)
 
     @r.get(API + "/address/{address}")
     async def address(request: web.Request) -> web.Response:
         text = request.match_info["address"]
         pkh = pubkey_hash(service, text)
-        return web.json_response(await call(views.address_summary, text, pkh))
+        return json_response(await call(views.address_summary, text, pkh))
 
     @r.get(API + "/address/{address}/txs")
     async def address_txs(request: web.Request) -> web.Response:
         pkh = pubkey_hash(service, request.match_info["address"])
         after_text = request.query.get("after_txid")
         after = None if after_text is None else parse_hash(after_text, "after_txid")
-        return web.json_response(await call(views.address_txs, pkh, after))
+        return json_response(await call(views.address_txs, pkh, after))
 
     @r.get(API + "/address/{address}/qr.svg")
     async def address_qr(request: web.Request) -> web.Response:
@@ -403,7 +431,7 @@ def make_app(service: NodeService) -> web.Application:
         pkh = pubkey_hash(service, request.match_info["address"])
         raw = request.query.get("after")
         after = None if raw is None else parse_outpoint(raw, "after")
-        return web.json_response(await call(views.address_utxos, pkh, after))
+        return json_response(await call(views.address_utxos, pkh, after))
 
     accounts = Accounts(views)
 
@@ -411,59 +439,61 @@ def make_app(service: NodeService) -> web.Application:
     async def xpub_summary(request: web.Request) -> web.Response:
         text = request.match_info["xpub"]
         key = parse_xpub(service, text)
-        return web.json_response(await account_call(call, accounts.summary, text, key))
+        return json_response(await account_call(call, accounts.summary, text, key))
 
     @r.get(API + "/xpub/{xpub}/txs")
     async def xpub_txs(request: web.Request) -> web.Response:
         key = parse_xpub(service, request.match_info["xpub"])
         raw = request.query.get("after_txid")
         after = None if raw is None else parse_hash(raw, "after_txid")
-        return web.json_response(await account_call(call, accounts.txs, key, after))
+        return json_response(await account_call(call, accounts.txs, key, after))
 
     @r.get(API + "/xpub/{xpub}/utxo")
     async def xpub_utxo(request: web.Request) -> web.Response:
         key = parse_xpub(service, request.match_info["xpub"])
         raw = request.query.get("after")
         after = None if raw is None else parse_outpoint(raw, "after")
-        return web.json_response(await account_call(call, accounts.utxos, key, after))
+        return json_response(await account_call(call, accounts.utxos, key, after))
 
     @r.get(f"{API}/mempool")
     async def mempool(request: web.Request) -> web.Response:
-        return web.json_response(await call(views.mempool_summary))
+        return json_response(await call(views.mempool_summary))
 
     @r.get(f"{API}/mempool/txids")
     async def mempool_txids(request: web.Request) -> web.Response:
         raw = request.query.get("after_txid")
         after = None if raw is None else parse_hash(raw, "after_txid")
-        return web.json_response(await call(views.mempool_txids, after))
+        return json_response(await call(views.mempool_txids, after))
 
     @r.get(f"{API}/mempool/recent")
     async def mempool_recent(request: web.Request) -> web.Response:
-        return web.json_response(await call(views.mempool_recent))
+        return json_response(await call(views.mempool_recent))
 
     @r.get(f"{API}/fee-estimates")
     async def fee_estimates(request: web.Request) -> web.Response:
         estimates = await call(service.fees.estimates)
-        return web.json_response({str(t): rate for t, rate in estimates.items()})
+        return json_response(m.fee_estimates(estimates))
 
     @r.get(f"{API}/search")
     async def search(request: web.Request) -> web.Response:
         query = request.query.get("q", "")
-        if not query.strip() or len(query) > 200:
+        if not query.strip() or len(query) > MAX_QUERY:
             raise ApiError(400, "q must be a height, block hash, txid or address")
-        return web.json_response(await call(views.search, query))
+        return json_response(await call(views.search, query))
 
     @r.get(f"{API}/utxo-set-info")
     async def utxo_set_info(request: web.Request) -> web.Response:
-        return web.json_response(await call(views.utxo_set_info))
+        return json_response(await call(views.utxo_set_info))
 
     @r.get(f"{API}/peers")
     async def peers(request: web.Request) -> web.Response:
-        return web.json_response(service.p2p.describe())
+        return json_response(msgspec.convert(service.p2p.describe(), m.Peers))
 
     @r.get(f"{API}/openapi.json")
     async def openapi(request: web.Request) -> web.Response:
-        return web.json_response(openapi_document())
+        from node.api.openapi import openapi_json  # it describes this module's routes
+
+        return web.Response(body=openapi_json(), content_type="application/json", charset="utf-8")
 
     # --- admin ---
 
@@ -474,7 +504,7 @@ def make_app(service: NodeService) -> web.Application:
         if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_GENERATE:
             raise ApiError(400, f"count must be an integer from 1 to {MAX_GENERATE}")
         hashes = await service.generate(count, data.get("address"))
-        return web.json_response({"hashes": [h[::-1].hex() for h in hashes]})
+        return json_response(m.Generated(hashes=[h[::-1].hex() for h in hashes]))
 
     @r.post(f"{API}/admin/peers")
     async def add_peer(request: web.Request) -> web.Response:
@@ -483,7 +513,7 @@ def make_app(service: NodeService) -> web.Application:
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ApiError(400, "url must be an http:// URL")
         connected = await service.add_peer(url)
-        return web.json_response({"added": url, "connected": connected})
+        return json_response(m.PeerAdded(added=url, connected=connected))
 
     @r.post(f"{API}/admin/mining")
     async def mining(request: web.Request) -> web.Response:
@@ -495,12 +525,14 @@ def make_app(service: NodeService) -> web.Application:
         if block_time is not None and (
             isinstance(block_time, bool)
             or not isinstance(block_time, int | float)
-            or not 0 < block_time <= 86_400
+            or not 0 < block_time <= MAX_BLOCK_TIME
         ):
-            raise ApiError(400, "block_time must be a number of seconds from 0 to 86400")
+            raise ApiError(
+                400, f"block_time must be a number of seconds from 0 to {MAX_BLOCK_TIME}"
+            )
         address = data.get("address")
         service.set_mining(enabled, address, block_time)
-        return web.json_response({"enabled": service.mining})
+        return json_response(m.MiningState(enabled=service.mining))
 
     async def set_block_mark(request: web.Request, invalid: bool) -> web.Response:
         data = await read_object(request)
@@ -513,8 +545,8 @@ def make_app(service: NodeService) -> web.Application:
             tip_hash, tip_height = await mark(block_hash)
         except UnknownBlockError:
             raise ApiError(404, f"no block {text.lower()} is known") from None
-        return web.json_response(
-            {"hash": text.lower(), "best_hash": tip_hash[::-1].hex(), "height": tip_height}
+        return json_response(
+            m.BlockMarked(hash=text.lower(), best_hash=tip_hash[::-1].hex(), height=tip_height)
         )
 
     @r.post(f"{API}/admin/invalidate")
@@ -528,7 +560,7 @@ def make_app(service: NodeService) -> web.Application:
     @r.post(f"{API}/admin/stop")
     async def stop(request: web.Request) -> web.Response:
         service.request_stop()
-        return web.json_response({"stopping": True})
+        return json_response(m.Stopping(stopping=True))
 
     # --- outside the API ---
 
