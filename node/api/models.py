@@ -398,7 +398,7 @@ class MempoolSummary(Model):
     bytes: Count
     total_fee: Amount
     fee_histogram: Annotated[
-        list[tuple[Count, Count]],
+        list[Annotated[list[Count], msgspec.Meta(min_length=2, max_length=2)]],
         msgspec.Meta(
             description="[rate, bytes] pairs, highest rate first: the fee rate bucket in base "
             "units per byte (a power of two, or 0) and the bytes of transactions in it"

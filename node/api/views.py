@@ -480,7 +480,7 @@ class Views:
             count=len(self.mempool),
             bytes=self.mempool.total_bytes,
             total_fee=self.mempool.total_fee,
-            fee_histogram=sorted(buckets.items(), reverse=True),
+            fee_histogram=[[rate, size] for rate, size in sorted(buckets.items(), reverse=True)],
         )
 
     def mempool_txids(self, after: bytes | None = None) -> list[str]:

@@ -20,6 +20,7 @@ under pytest 9.2 (``'Function' object has no attribute '_nodeid'``).
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -34,8 +35,10 @@ import schemathesis
 from aiohttp import web
 from hypothesis import HealthCheck, Phase
 from schemathesis import GenerationMode
+from schemathesis.checks import CHECKS as CHECK_REGISTRY
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import Failure, FailureGroup
+from schemathesis.generation.meta import CoverageScenario
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
@@ -68,6 +71,15 @@ CHECKS = [
     content_type_conformance,
     response_schema_conformance,
 ]
+ALL_CHECKS = CHECK_REGISTRY.get_all()
+"""Every check Schemathesis has (``--checks all``): with the four above, among others
+``negative_data_rejection`` (what the schema refuses, the node refuses),
+``positive_data_acceptance`` (what it admits is answered or refused with a documented 4xx),
+``unsupported_method`` (405 with ``Allow``), ``missing_required_header``, ``ignored_auth``."""
+ACCEPTED_POSITIVE = ["2xx", "400", "401", "403", "404", "409", "429"]
+"""What a request the schema admits may get: an answer, or a documented refusal (a bad address
+checksum, an unknown block: ``status_code_conformance`` holds each status to the operation's
+list). 400 is added to Schemathesis's default; its 5xx is left out (``not_a_server_error``)."""
 NOT_FUZZED = {
     # They act on the node: stop it, mine (up to 10,000 blocks), start background mining,
     # or dial a peer URL.
@@ -184,7 +196,9 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
 @pytest.fixture(scope="module")
 def api_schema(chain: Chain) -> Any:
     """The document as the node serves it, loaded by Schemathesis."""
-    return schemathesis.openapi.from_url(f"{chain.node.url}{API}/openapi.json")
+    schema = schemathesis.openapi.from_url(f"{chain.node.url}{API}/openapi.json")
+    schema.config.checks.positive_data_acceptance.expected_statuses = ACCEPTED_POSITIVE
+    return schema
 
 
 # --- the document against the app ----------------------------------------------------------------
@@ -306,6 +320,21 @@ def test_every_documented_route_is_served(chain: Chain) -> None:
         else:
             expected = 400
         assert r.status == expected, (method, path, r.status, r.body)
+
+
+def test_a_wrong_method_is_405_with_allow(chain: Chain) -> None:
+    """Every path answers a method it does not serve with 405, ``Allow`` naming exactly the
+    documented methods (and HEAD, aiohttp's twin of GET), and the error shape (RFC 9110 15.5.6)."""
+    served: dict[str, set[str]] = {}
+    for method, path in documented_routes():
+        served.setdefault(path, set()).add(method)
+    for path, methods in sorted(served.items()):
+        allowed = methods | ({"HEAD"} if "GET" in methods else set())
+        for wrong in sorted({"GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"} - methods):
+            r = chain.node.get(fill(path, chain), method=wrong, headers=chain.headers)
+            assert r.status == 405, (wrong, path, r.status, r.body[:200])
+            assert set(r.headers["Allow"].split(",")) == allowed, (wrong, path, r.headers)
+            assert r.json()["error"]["code"] == "method-not-allowed", (wrong, path)
 
 
 def real_cases(chain: Chain, schema: Any) -> list[Any]:
@@ -470,12 +499,20 @@ def test_p2p_answers_conform_to_the_document(chain: Chain, api_schema: Any) -> N
 # --- fuzzing -------------------------------------------------------------------------------------
 
 
-def fuzz_operation(operation: Any, headers: dict[str, str]) -> list[str]:
+def checks_for(operation: Any) -> list[Any]:
+    """Every check on the node's own API (public and admin routes); the four of ``CHECKS`` on
+    ``/p2p/``, whose schemas cannot say what a peer may send (the body limit in bytes, a
+    ``bin``'s exact length): a schema-valid message there may be refused (400, 413)."""
+    return CHECKS if operation.path.startswith("/p2p/") else ALL_CHECKS
+
+
+def fuzz_operation(operation: Any, headers: dict[str, str], stats: Counter[str]) -> list[str]:
     """Schemathesis on one operation; the failures, each with a curl command to reproduce it.
 
     Two phases, as ``schemathesis run`` has them: coverage (deterministic boundary and
-    invalid values, positive and negative) and fuzzing (``MAX_EXAMPLES`` derandomized
-    Hypothesis examples per mode, shrunk on failure).
+    invalid values, positive and negative, and each method the route does not serve) and
+    fuzzing (``MAX_EXAMPLES`` derandomized Hypothesis examples per mode, shrunk on failure).
+    ``stats`` counts the cases run, by phase, and the unexpected-method ones.
     """
     failures: list[str] = []
     schema = operation.schema
@@ -485,9 +522,14 @@ def fuzz_operation(operation: Any, headers: dict[str, str]) -> list[str]:
         generation_modes=modes,
         generation_config=schema.config.generation_for(operation=operation),
     )
-    for case in islice(coverage, MAX_COVERAGE_CASES):
+    cases = list(islice(coverage, MAX_COVERAGE_CASES + 1))
+    assert len(cases) <= MAX_COVERAGE_CASES, f"{operation.label}: raise MAX_COVERAGE_CASES"
+    for case in cases:
+        stats["coverage"] += 1
+        if case.meta.phase.data.scenario is CoverageScenario.UNSPECIFIED_HTTP_METHOD:
+            stats["unexpected method"] += 1
         try:
-            case.call_and_validate(checks=CHECKS, headers=headers)
+            case.call_and_validate(checks=checks_for(operation), headers=headers)
         except (Failure, FailureGroup) as exc:
             failures.append(f"coverage: {exc}")
             break
@@ -503,7 +545,8 @@ def fuzz_operation(operation: Any, headers: dict[str, str]) -> list[str]:
             phases=[Phase.generate, Phase.shrink],
         )
         def fuzz(case: Any) -> None:
-            case.call_and_validate(checks=CHECKS, headers=headers)
+            stats[f"fuzzing {case.meta.generation.mode.value}"] += 1
+            case.call_and_validate(checks=checks_for(operation), headers=headers)
 
         try:
             fuzz()
@@ -518,14 +561,16 @@ def test_schemathesis_finds_nothing(chain: Chain, api_schema: Any) -> None:
     """No 5xx and no answer outside the document, on every operation but ``NOT_FUZZED``."""
     report = []
     tested = set()
+    stats: Counter[str] = Counter()
     for result in api_schema.get_all_operations():
         operation = result.ok()
         route = (operation.method.upper(), operation.path)
         if route in NOT_FUZZED:
             continue
         tested.add(route)
-        for failure in fuzz_operation(operation, chain.headers):
+        for failure in fuzz_operation(operation, chain.headers, stats):
             report.append(f"=== {operation.label}\n{failure}")
+    print(f"schemathesis: {len(tested)} operations, cases run: {dict(stats)}")
     # Schemathesis leaves out the route it loaded the document from.
     assert tested == documented_routes() - NOT_FUZZED - {("GET", f"{API}/openapi.json")}
     assert not report, "\n\n".join(report)
