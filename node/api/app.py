@@ -493,7 +493,9 @@ def make_app(service: NodeService) -> web.Application:
     async def openapi(request: web.Request) -> web.Response:
         from node.api.openapi import openapi_json  # it describes this module's routes
 
-        return web.Response(body=openapi_json(), content_type="application/json", charset="utf-8")
+        return web.Response(
+            body=openapi_json(service.params), content_type="application/json", charset="utf-8"
+        )
 
     # --- admin ---
 

@@ -14,6 +14,8 @@ Invariants:
 - a path or query parameter's schema admits nothing the handler's parser refuses for its form
   (pattern, length, integer bounds); what it admits and the node still refuses (a bad checksum,
   an unknown block) is a documented 400 or 404;
+- an address or account key parameter also names its custom ``format`` (``ADDRESS_FORMAT``,
+  ``XPUB_FORMAT``), what no pattern can say (a checksum, the network);
 - binary answers (serialized blocks and transactions) are ``format: binary`` under the media
   type they are served with (``application/msgpack``);
 - every operation lists the guards' statuses (403, 414, 431, and 415 where it takes a body) and
@@ -33,6 +35,7 @@ from typing import Annotated, Any
 
 import msgspec
 
+from consensus import ExtendedPublicKey, NetworkParams, encode_address, encode_xpub
 from consensus.address import PUBKEY_HASH_SIZE
 from consensus.extkey import EXTENDED_KEY_SIZE, MAX_TEXT_LENGTH
 from node.api import models as m
@@ -75,6 +78,11 @@ def base58_lengths(payload: int) -> tuple[int, int]:
 
 ADDRESS_LENGTHS = base58_lengths(1 + PUBKEY_HASH_SIZE + CHECKSUM_BYTES)
 XPUB_LENGTHS = base58_lengths(EXTENDED_KEY_SIZE + CHECKSUM_BYTES)
+ADDRESS_FORMAT = "tally-address"
+XPUB_FORMAT = "tally-xpub"
+"""Custom ``format``s naming what a pattern cannot say: a Base58Check text whose checksum holds
+and whose version is the node's network's. Validators ignore them; a test generator may fill
+them with real values (``tests/functional/schemathesis_hooks.py``)."""
 UINT32_DIGITS = len(str(m.MAX_UINT32))
 OUTPOINT_PATTERN = f"^[0-9a-fA-F]{{64}}:[0-9]{{1,{UINT32_DIGITS}}}$"
 """An output as ``TXID:N``."""
@@ -106,12 +114,15 @@ class Param:
     description: str
     required: bool = False
 
-    def document(self) -> Schema:
+    def document(self, examples: dict[str, str]) -> Schema:
+        schema = self.schema
+        if self.name in examples:
+            schema = {**schema, "examples": [examples[self.name]]}
         return {
             "name": self.name,
             "in": self.where,
             "required": self.required or self.where == "path",
-            "schema": self.schema,
+            "schema": schema,
             "description": self.description,
         }
 
@@ -161,7 +172,12 @@ TXID = Param(
 ADDRESS = Param(
     "address",
     "path",
-    string(pattern=m.BASE58_PATTERN, minLength=ADDRESS_LENGTHS[0], maxLength=ADDRESS_LENGTHS[1]),
+    string(
+        pattern=m.BASE58_PATTERN,
+        minLength=ADDRESS_LENGTHS[0],
+        maxLength=ADDRESS_LENGTHS[1],
+        format=ADDRESS_FORMAT,
+    ),
     "A Base58Check address of the node's network (400 `bad-address` otherwise).",
 )
 XPUB = Param(
@@ -171,6 +187,7 @@ XPUB = Param(
         pattern=m.BASE58_PATTERN,
         minLength=XPUB_LENGTHS[0],
         maxLength=min(XPUB_LENGTHS[1], MAX_TEXT_LENGTH),
+        format=XPUB_FORMAT,
     ),
     "An account-level BIP32 extended public key in this network's version bytes "
     "(`Rpub...` on regtest; 400 `bad-xpub` otherwise, with the reason).",
@@ -864,7 +881,25 @@ def _types(routes: tuple[Route, ...]) -> list[Any]:
     return found
 
 
-def _operation(route: Route, types: list[Any], schemas: tuple[Schema, ...]) -> Schema:
+SECP256K1_G = bytes.fromhex("0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798")
+"""secp256k1's generator point, compressed: a valid public key for an example account key."""
+
+
+def examples_for(params: NetworkParams | None) -> dict[str, str]:
+    """Example values of the parameters no pattern pins down, for ``params``' network: an
+    address (of the all-zero key hash) and an account key (of the curve's generator point)."""
+    if params is None:
+        return {}
+    account = ExtendedPublicKey(3, bytes(4), 0x80000000, bytes(32), SECP256K1_G)
+    return {
+        "address": encode_address(bytes(PUBKEY_HASH_SIZE), params),
+        "xpub": encode_xpub(account, params),
+    }
+
+
+def _operation(
+    route: Route, types: list[Any], schemas: tuple[Schema, ...], examples: dict[str, str]
+) -> Schema:
     def content(item: Answer, media_type: str = JSON) -> Schema:
         if isinstance(item, Content):
             return {item.media_type: {"schema": item.schema}}
@@ -874,7 +909,7 @@ def _operation(route: Route, types: list[Any], schemas: tuple[Schema, ...]) -> S
     if route.description:
         op["description"] = route.description
     if route.params:
-        op["parameters"] = [p.document() for p in route.params]
+        op["parameters"] = [p.document(examples) for p in route.params]
     if route.body is not None:
         media: Schema = {}
         for media_type, item in route.body.items():
@@ -898,8 +933,10 @@ def _operation(route: Route, types: list[Any], schemas: tuple[Schema, ...]) -> S
     return op
 
 
-def openapi_document() -> dict[str, Any]:
-    """The whole OpenAPI 3.1 document (a new dict on each call)."""
+def openapi_document(params: NetworkParams | None = None) -> dict[str, Any]:
+    """The whole OpenAPI 3.1 document (a new dict on each call); with ``params``, the examples
+    of its address and account key parameters are of that network."""
+    examples = examples_for(params)
     routes = all_routes()
     types = _types(routes)
     schemas, components = msgspec.json.schema_components(
@@ -907,7 +944,7 @@ def openapi_document() -> dict[str, Any]:
     )
     paths: dict[str, Schema] = {}
     for route in routes:
-        paths.setdefault(route.path, {})[route.method] = _operation(route, types, schemas)
+        paths.setdefault(route.path, {})[route.method] = _operation(route, types, schemas, examples)
     error_ref = {"$ref": m.REF_TEMPLATE.format(name="Error")}
     return {
         "openapi": "3.1.0",
@@ -934,6 +971,7 @@ def openapi_document() -> dict[str, Any]:
 
 
 @cache
-def openapi_json() -> bytes:
-    """The document, encoded once (it depends only on the code)."""
-    return msgspec.json.encode(openapi_document())
+def openapi_json(params: NetworkParams) -> bytes:
+    """The document a node of ``params``' network serves, encoded once (it depends only on the
+    code and the network)."""
+    return msgspec.json.encode(openapi_document(params))
