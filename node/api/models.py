@@ -582,6 +582,16 @@ class AddPeerRequest(msgspec.Struct):
     url: Annotated[str, msgspec.Meta(pattern="^https?://")]
 
 
+NAMED: dict[str, Any] = {
+    "Hash": Hash,
+    "Address": Address,
+    "TxStatus": TxStatus,
+    "Outspend": Outspend,
+    "SearchResult": SearchResult,
+}
+"""Unions the document names as components of their own (msgspec inlines an alias), as it always
+has: ``#/components/schemas/TxStatus`` and the others stay valid references for clients."""
+
 VARIANTS: tuple[type[msgspec.Struct], ...] = (
     TxConfirmed,
     TxPending,

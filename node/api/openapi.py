@@ -933,6 +933,18 @@ def _operation(
     return op
 
 
+def _refer(node: Any, named: dict[str, Schema]) -> Any:
+    """``node`` with every schema equal to a named one replaced by a reference to it."""
+    if isinstance(node, dict):
+        for name, schema in named.items():
+            if node == schema:
+                return {"$ref": m.REF_TEMPLATE.format(name=name)}
+        return {key: _refer(value, named) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_refer(item, named) for item in node]
+    return node
+
+
 def openapi_document(params: NetworkParams | None = None) -> dict[str, Any]:
     """The whole OpenAPI 3.1 document (a new dict on each call); with ``params``, the examples
     of its address and account key parameters are of that network."""
@@ -940,8 +952,11 @@ def openapi_document(params: NetworkParams | None = None) -> dict[str, Any]:
     routes = all_routes()
     types = _types(routes)
     schemas, components = msgspec.json.schema_components(
-        [*types, *m.VARIANTS], ref_template=m.REF_TEMPLATE
+        [*types, *m.VARIANTS, *m.NAMED.values()], ref_template=m.REF_TEMPLATE
     )
+    named = dict(zip(m.NAMED, schemas[len(types) + len(m.VARIANTS) :], strict=True))
+    schemas = tuple(_refer(s, named) for s in schemas[: len(types)])
+    components = {name: _refer(s, named) for name, s in components.items()} | named
     paths: dict[str, Schema] = {}
     for route in routes:
         paths.setdefault(route.path, {})[route.method] = _operation(route, types, schemas, examples)
