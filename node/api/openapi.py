@@ -8,7 +8,8 @@ hold the same routes and fuzzes a running node against the document.
 
 Invariants:
 - every limit in a schema or a sentence is imported from the module that enforces it (page sizes
-  from ``node.api.views``, body and batch limits from ``node.api.app``, URL and header limits
+  from ``node.api.views``, the body limit from ``node.api.app``, parameter and batch limits from the
+  route modules (``node.api.routes``), URL and header limits
   from ``node.api.guards``, address and key sizes from ``consensus``, ``/p2p/`` limits from
   ``node.p2p``), never written here as a number;
 - a path or query parameter's schema admits nothing the handler's parser refuses for its form
@@ -21,7 +22,7 @@ Invariants:
 - every operation lists the guards' statuses (403, 414, 431, and 415 where it takes a body) and
   the error model; a wrong method is a 405 with ``Allow`` (``node.api.app``).
 
-Left to others: the shapes (``node.api.models``), the routes themselves (``node.api.app``,
+Left to others: the shapes (``node.api.models``), the routes themselves (``node.api.routes``,
 ``node.p2p.routes``), the ``/p2p/`` message formats (``node.p2p.messages``; their schemas here
 describe the decoded msgpack map, a ``format: binary`` string standing for a ``bin``).
 """
@@ -40,18 +41,13 @@ from consensus.address import PUBKEY_HASH_SIZE
 from consensus.extkey import EXTENDED_KEY_SIZE, MAX_TEXT_LENGTH
 from node.api import models as m
 from node.api.accounts import GAP_LIMIT
-from node.api.app import (
-    API,
-    MAX_BATCH,
-    MAX_BLOCK_TIME,
-    MAX_BODY,
-    MAX_GENERATE,
-    MAX_HEIGHT,
-    MAX_QUERY,
-    MAX_START_INDEX,
-    STATIC_NAME,
-)
+from node.api.app import MAX_BODY
 from node.api.guards import MAX_HEADER_BYTES, MAX_URL_BYTES
+from node.api.http import API
+from node.api.routes.admin import MAX_BLOCK_TIME, MAX_GENERATE
+from node.api.routes.blocks import MAX_HEIGHT, MAX_START_INDEX
+from node.api.routes.node import MAX_QUERY, STATIC_NAME
+from node.api.routes.txs import MAX_BATCH
 from node.api.views import BLOCKS_PAGE, MEMPOOL_RECENT, MEMPOOL_TXIDS_PAGE, TXS_PAGE, UTXO_PAGE
 from node.p2p import messages as p2p
 from node.p2p.policy import BODY_LIMITS, MAX_GETDATA_ANSWER_BYTES, RATE_BURST, RATE_PER_SECOND
