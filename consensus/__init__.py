@@ -32,10 +32,11 @@ from consensus.coins import (
     CoinsViewCache,
     MemoryCoinsView,
     MutableCoinsView,
+    tx_fee,
 )
 from consensus.crypto import engine, pubkey_from_privkey, sign, verify_signature
 from consensus.encoding import pack, unpack_canonical
-from consensus.errors import BlockValidationResult, ValidationError
+from consensus.errors import BlockValidationResult, RejectCategory, ValidationError
 from consensus.extkey import (
     ExtendedKeyError,
     ExtendedPublicKey,
@@ -57,6 +58,7 @@ from consensus.pow import (
     check_proof_of_work,
     decode_compact,
     median_time_past,
+    median_time_past_at,
     next_bits,
     required_bits,
     target_to_bits,
@@ -104,6 +106,7 @@ __all__ = [
     "MutableCoinsView",
     "NetworkParams",
     "OutPoint",
+    "RejectCategory",
     "Transaction",
     "TxIn",
     "TxOut",
@@ -132,6 +135,7 @@ __all__ = [
     "hash160",
     "is_final",
     "median_time_past",
+    "median_time_past_at",
     "merkle_branch",
     "merkle_root",
     "merkle_root_from_branch",
@@ -146,6 +150,7 @@ __all__ = [
     "sign_transaction",
     "signature_hash",
     "target_to_bits",
+    "tx_fee",
     "unpack_canonical",
     "verify_block_context",
     "verify_header",

@@ -8,7 +8,8 @@ validated without touching the chainstate until it is known to be good (Bitcoin 
 ``CCoinsViewCache``).
 
 Undo data (``BlockUndo``) lists, for each non-coinbase transaction of a block in order, the coins
-its inputs spent, in input order: exactly what ``disconnect_block`` needs to put them back.
+its inputs spent, in input order: exactly what ``disconnect_block`` needs to put them back, and
+what ``tx_fee`` needs to give a confirmed transaction's fee.
 Encoding (canonical msgpack)::
 
     BlockUndo = [[Coin, ...] per non-coinbase tx]
@@ -17,7 +18,7 @@ Encoding (canonical msgpack)::
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -29,7 +30,7 @@ from consensus.encoding import (
     pack,
     unpack_canonical,
 )
-from consensus.tx import OutPoint, TxOut
+from consensus.tx import OutPoint, Transaction, TxOut
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,13 @@ class CoinsViewCache:
                 self.base.add_coin(outpoint, coin)
         self.changes.clear()
         self._fresh.clear()
+
+
+def tx_fee(tx: Transaction, spent: Iterable[Coin]) -> int:
+    """The fee of non-coinbase ``tx``: what the coins it ``spent`` (its undo data, or the coins
+    its inputs look up) hold, less what its outputs pay. The one place a fee is summed from
+    spent coins; ``verify_tx_inputs`` has already refused a negative one."""
+    return sum(coin.output.amount for coin in spent) - tx.total_out()
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,10 @@ from consensus.tx import COIN, NULL_OUTPOINT, Transaction, TxIn, TxOut
 
 GENESIS_VERSION = 1
 GENESIS_PUBKEY_HASH = b"\x00" * 20
-GENESIS_REWARD = 50 * COIN
+INITIAL_SUBSIDY = 50 * COIN
+"""New coins a block may create before the first halving (SPEC 2.4), on every network."""
+GENESIS_REWARD = INITIAL_SUBSIDY
+"""The genesis coinbase pays the subsidy of height 0."""
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 Job: name the standardness limits that are not consensus rules but that both sides need: the
 node's mempool refuses what exceeds them (with the policy reject code), the miner's template
-relies on them, and the wallet never builds what a node would refuse. A block may still hold a
+relies on them, and the wallet never builds what a node would refuse (the wallet never imports
+the node, SPEC 1, so the values it shares with the mempool live here). A block may still hold a
 larger transaction (``consensus.validation.MAX_TX_SIZE``): these are policy, as Bitcoin Core's
 ``policy/policy.h`` is beside its consensus code. Constants only: nothing here does I/O.
 """
@@ -16,3 +17,13 @@ MAX_STANDARD_TX_SIZE: Final = 100_000
 (``tx-size`` beyond). Core's limit is 400,000 weight units, about 100 kB; a tenth of a block,
 so a pool full of the largest standard transactions is still mined in blocks, and a low-fee
 giant cannot pin a replacement behind a whole block's worth of bytes."""
+
+MIN_RELAY_FEE_RATE: Final = 1
+"""The minimum relay fee rate, base units per byte of serialized transaction (``min-relay-fee-
+not-met`` below it): the mempool's default, the floor of the node's fee estimates, and the
+lowest rate the wallet builds at."""
+
+INCREMENTAL_RELAY_FEE_RATE: Final = 1
+"""A replacement pays at least the fees it evicts plus this many base units per byte of its own
+size (``insufficient-fee`` otherwise; docs/DECISIONS.md): the mempool's default, and what the
+wallet adds when it bumps a fee."""

@@ -11,7 +11,7 @@ Everything is Bitcoin Core's arithmetic, reproduced to the bit:
   heights" rule and regtest's "never";
 - ``block_work`` is ``GetBlockProof``: 2**256 // (target + 1).
 
-Nothing here knows about a chain: callers pass the numbers (or an ``AncestorLookup``).
+Nothing here knows about a chain: callers pass the numbers (or an ``AncestorTime``).
 """
 
 from __future__ import annotations
@@ -127,8 +127,20 @@ def required_bits(params: NetworkParams, height: int, prev_bits: int, time_at: A
 
 
 def median_time_past(times: Sequence[int]) -> int:
-    """The median of the last (up to) 11 block times, as Bitcoin's ``GetMedianTimePast``."""
+    """The median of the last (up to) 11 block times, as Bitcoin's ``GetMedianTimePast``.
+
+    ``times`` are in chain order, the newest last; only its last ``MEDIAN_TIME_SPAN`` count.
+    The one median-time-past computation: ``median_time_past_at`` and every caller use it."""
     recent = sorted(times[-MEDIAN_TIME_SPAN:])
     if not recent:
         raise ValueError("median time past of no blocks")
     return recent[len(recent) // 2]
+
+
+def median_time_past_at(height: int, time_at: AncestorTime) -> int:
+    """The median time past a block at ``height`` must exceed: that of its (up to) 11 ancestors,
+    heights ``height - 11`` to ``height - 1`` (``time_at`` gives their times; ``height`` > 0)."""
+    if height <= 0:
+        raise ValueError("median time past of no blocks")
+    first = max(0, height - MEDIAN_TIME_SPAN)
+    return median_time_past([time_at(h) for h in range(first, height)])

@@ -26,11 +26,19 @@ from typing import TYPE_CHECKING
 
 from consensus import errors as codes
 from consensus.block import Block, BlockHeader
-from consensus.coins import BlockUndo, Coin, CoinsView, CoinsViewCache, MutableCoinsView
+from consensus.coins import (
+    BlockUndo,
+    Coin,
+    CoinsView,
+    CoinsViewCache,
+    MutableCoinsView,
+    tx_fee,
+)
 from consensus.crypto import verify_signature
 from consensus.errors import BlockValidationResult, ValidationError
 from consensus.hashing import hash160
-from consensus.pow import check_proof_of_work, median_time_past, required_bits
+from consensus.params import INITIAL_SUBSIDY
+from consensus.pow import AncestorTime, check_proof_of_work, median_time_past_at, required_bits
 from consensus.sighash import signature_hash
 from consensus.tx import MAX_MONEY, OutPoint, Transaction
 
@@ -52,16 +60,14 @@ SIGNATURE_SIZE = 64
 SignatureVerifier = Callable[[bytes, bytes, bytes], bool]
 """``verify(pubkey33, sig64, digest32) -> bool``."""
 
-AncestorTime = Callable[[int], int]
-"""``time_at(height)``: the time of the ancestor at ``height`` on the chain being extended."""
-
 
 def block_subsidy(height: int, params: NetworkParams) -> int:
-    """New coins a block at ``height`` may create: 50 TLY, halved every ``halving_interval``."""
+    """New coins a block at ``height`` may create: ``INITIAL_SUBSIDY`` (50 TLY), halved every
+    ``halving_interval`` blocks (Core's ``GetBlockSubsidy``)."""
     halvings = height // params.halving_interval
     if halvings >= 64:
         return 0
-    return (50 * 100_000_000) >> halvings
+    return INITIAL_SUBSIDY >> halvings
 
 
 def coinbase_height(tx: Transaction) -> int:
@@ -194,8 +200,7 @@ def verify_header(
             codes.BAD_DIFFBITS, f"bits {header.bits:#010x}, expected {expected:#010x}"
         )
     if height > 0:
-        first = max(0, height - 11)
-        mtp = median_time_past([time_at(h) for h in range(first, height)])
+        mtp = median_time_past_at(height, time_at)
         if header.time <= mtp:
             raise ValidationError(codes.TIME_TOO_OLD, f"time {header.time} <= median {mtp}")
     if header.time > now + MAX_FUTURE_BLOCK_TIME:
@@ -233,7 +238,6 @@ def verify_tx_inputs(
     input carry a public key hashing to the spent output's ``pubkey_hash`` and a valid signature.
     """
     coins: list[Coin] = []
-    total_in = 0
     for n, txin in enumerate(tx.inputs):
         coin = view.get_coin(txin.prevout)
         if coin is None:
@@ -246,11 +250,11 @@ def verify_tx_inputs(
                 f"input {n} spends a coinbase of height {coin.height} at {spend_height}",
             )
         coins.append(coin)
-        total_in += coin.output.amount
-    total_out = tx.total_out()
-    if total_in < total_out:
+    fee = tx_fee(tx, coins)
+    if fee < 0:
+        total_out = tx.total_out()
         raise ValidationError(
-            codes.BAD_TXNS_IN_BELOWOUT, f"inputs {total_in} < outputs {total_out}"
+            codes.BAD_TXNS_IN_BELOWOUT, f"inputs {total_out + fee} < outputs {total_out}"
         )
     for n, (txin, coin) in enumerate(zip(tx.inputs, coins, strict=True)):
         if hash160(txin.pubkey) != coin.output.pubkey_hash:
@@ -258,7 +262,7 @@ def verify_tx_inputs(
         digest = signature_hash(tx, n, coin.output, params)
         if not verify(txin.pubkey, txin.signature, digest):
             raise ValidationError(codes.BAD_TXNS_SIGNATURE, f"input {n}: invalid signature")
-    return total_in - total_out
+    return fee
 
 
 # --- state transitions -------------------------------------------------------------------------

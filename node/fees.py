@@ -21,14 +21,15 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from consensus import MAX_BLOCK_SIZE
+from consensus import MAX_BLOCK_SIZE, tx_fee
+from consensus.policy import MIN_RELAY_FEE_RATE
 from node.chainstate.events import BlockConnected, BlockDisconnected, ChainEvent
 
 TARGETS = (1, 3, 6, 12, 25)
 PERCENTILES = {1: 0.75, 3: 0.50, 6: 0.25, 12: 0.10, 25: 0.05}
 WINDOW = 25
 FULL_ENOUGH = 0.5
-FLOOR = 1
+FLOOR = MIN_RELAY_FEE_RATE
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,7 @@ class FeeEstimator:
         if isinstance(event, BlockConnected):
             rates = []
             for tx, spent in zip(event.block.txs[1:], event.undo.spent, strict=True):
-                fee = sum(c.output.amount for c in spent) - tx.total_out()
-                rates.append(fee / tx.size())
+                rates.append(tx_fee(tx, spent) / tx.size())
             self._blocks.append(_BlockFees(event.block.hash(), event.block.size(), tuple(rates)))
         elif (
             isinstance(event, BlockDisconnected)

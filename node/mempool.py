@@ -64,9 +64,14 @@ from consensus import (
     verify_tx_inputs,
 )
 from consensus import errors as codes
-from consensus.policy import MAX_STANDARD_TX_SIZE
+from consensus.policy import (
+    INCREMENTAL_RELAY_FEE_RATE,
+    MAX_STANDARD_TX_SIZE,
+    MIN_RELAY_FEE_RATE,
+)
 from consensus.validation import SignatureVerifier
 from node.chainstate.events import BlockConnected, ChainEvent, TipChanged
+from node.state import state_owned
 from node.storage import KeyValueStore
 
 log = logging.getLogger(__name__)
@@ -79,8 +84,8 @@ P_MEMPOOL = b"m"
 class MempoolPolicy:
     """Relay policy. Fee rates are base units per byte of serialized transaction."""
 
-    min_relay_fee_rate: int = 1
-    incremental_relay_fee_rate: int = 1
+    min_relay_fee_rate: int = MIN_RELAY_FEE_RATE
+    incremental_relay_fee_rate: int = INCREMENTAL_RELAY_FEE_RATE
     max_bytes: int = 50_000_000
     expiry_seconds: int = 14 * 24 * 60 * 60
     max_ancestors: int = 25
@@ -216,6 +221,7 @@ class _MempoolCoins:
         return self._pool.chain.get_coin(outpoint)
 
 
+@state_owned
 class Mempool:
     """Unconfirmed transactions, policy, orphans and persistence."""
 

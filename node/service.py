@@ -47,6 +47,7 @@ from node.api.views import NodeStatus
 from node.chainstate import (
     AcceptResult,
     BlockConnected,
+    BlockIndexEntry,
     ChainEvent,
     Chainstate,
     GenesisBlockError,
@@ -177,6 +178,30 @@ class NodeService:
             self.fail(f"storage failed: {err}")
             raise
 
+    def submit(self, fn: Callable[[], None]) -> None:
+        """Event loop: run ``fn()`` on the state thread after the calls already queued, without
+        waiting for it (a write the loop decided, such as a ban record). A storage failure stops
+        the node, as in ``call``; any other error is logged."""
+        future = asyncio.get_running_loop().run_in_executor(self._state, fn)
+
+        def done(f: asyncio.Future[None]) -> None:
+            if f.cancelled():
+                return
+            err = f.exception()
+            if isinstance(err, StorageError):
+                self.fail(f"storage failed: {err}")
+            elif err is not None:
+                log.error("state-thread write failed: %s", err, exc_info=err)
+
+        future.add_done_callback(done)
+
+    def published_tip(self) -> BlockIndexEntry:
+        """The tip as the state thread last published it (event loop; after ``start``)."""
+        status = self.status
+        if status is None:
+            raise RuntimeError("the state is not open yet")
+        return status.tip
+
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run the query ``fn(*args)`` on the state thread, behind at most
         ``READS_IN_FLIGHT - 1`` other reads (the API's reads come through here)."""
@@ -234,27 +259,8 @@ class NodeService:
         self.miner = Miner(
             self.chainstate, self.mempool, self._searcher, clock=self.clock, call=self.call
         )
-        self.chainstate.subscribe(self.miner.on_chain_event)
-        self.mempool.subscribe(self.miner.on_mempool_accept)
-        self.p2p = PeerManager(
-            self.params,
-            self.chainstate,
-            self.mempool,
-            self.store,
-            self.metrics,
-            self.call,
-            own_url=self.own_url,
-            configured=list(s.peers),
-            whitelist=parse_networks(s.whitelist),
-            clock=self.clock,
-        )
-        self.chainstate.subscribe(self.p2p.on_chain_event)
-        self.mempool.subscribe(self.p2p.on_mempool_accept)
-        log.info(
-            "chain tip at height %d (%s)",
-            self.chainstate.height,
-            self.chainstate.tip.hash[::-1].hex(),
-        )
+        self.p2p = await self.call(self._make_p2p)
+        await self.call(self._subscribe_miner_and_p2p)
         from node.api.app import make_app
         from node.api.parser_errors import ApiRequestHandler
 
@@ -278,6 +284,36 @@ class NodeService:
         await self.p2p.start()
         if s.mine_to:
             self.set_mining(True, s.mine_to, s.block_time)
+
+    def _make_p2p(self) -> PeerManager:
+        """State thread (its ban manager reads the store): the P2P layer."""
+        s = self.settings
+        return PeerManager(
+            self.params,
+            self.chainstate,
+            self.mempool,
+            self.store,
+            self.metrics,
+            self.call,
+            tip=self.published_tip,
+            persist=self.submit,
+            own_url=self.own_url,
+            configured=list(s.peers),
+            whitelist=parse_networks(s.whitelist),
+            clock=self.clock,
+        )
+
+    def _subscribe_miner_and_p2p(self) -> None:
+        """State thread: the miner and P2P hear of chain and mempool events from now on."""
+        self.chainstate.subscribe(self.miner.on_chain_event)
+        self.mempool.subscribe(self.miner.on_mempool_accept)
+        self.chainstate.subscribe(self.p2p.on_chain_event)
+        self.mempool.subscribe(self.p2p.on_mempool_accept)
+        log.info(
+            "chain tip at height %d (%s)",
+            self.chainstate.height,
+            self.chainstate.tip.hash[::-1].hex(),
+        )
 
     async def stop(self) -> None:
         """Stop mining and serving, close the database, remove the cookie."""

@@ -47,5 +47,29 @@ echo "== ruff format --check"
 .venv/bin/ruff format --check consensus node wallet tests scripts
 echo "== mypy --strict consensus wallet node"
 .venv/bin/mypy --strict consensus wallet node
-echo "== pytest"
-exec .venv/bin/python -m pytest "$@"
+# With arguments, one pytest run with them. Without, the suite runs as two pytest processes side
+# by side, one a core: tests/integration (mostly waiting on node processes: load, crash loops,
+# soaks) beside everything else, each with its own temporary directory; the run fails if either
+# does. TALLY_TEST_SERIAL=1 runs it as one process instead.
+if [ $# -gt 0 ] || [ -n "${TALLY_TEST_SERIAL:-}" ]; then
+    echo "== pytest"
+    exec .venv/bin/python -m pytest "$@"
+fi
+work=$(mktemp -d "${TMPDIR:-/tmp}/tally-tests.XXXXXX")
+echo "== pytest tests/integration (in the background, its output below when it ends)"
+.venv/bin/python -m pytest -p no:cacheprovider --basetemp="$work/integration" tests/integration \
+    > "$work/integration.log" 2>&1 &
+integration=$!
+echo "== pytest (everything else)"
+rest=0
+.venv/bin/python -m pytest -p no:cacheprovider --basetemp="$work/rest" --ignore=tests/integration \
+    tests || rest=$?
+status=0
+wait "$integration" || status=$?
+echo "== pytest tests/integration"
+cat "$work/integration.log"
+rm -rf "$work"
+if [ "$rest" -ne 0 ] || [ "$status" -ne 0 ]; then
+    echo "!! pytest failed (everything else: exit $rest; tests/integration: exit $status)" >&2
+    exit 1
+fi

@@ -8,7 +8,13 @@ against its checksum: a missing or altered file fails a test that names it.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# Every access to the node's state from a thread that does not own it raises (node.state), in
+# this process and in every node process a test starts (they inherit the environment). Set
+# before any test module imports the node, since classes decide when they are defined.
+os.environ["TALLY_CHECK_THREADS"] = "1"
 
 import pytest
 

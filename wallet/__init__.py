@@ -11,8 +11,16 @@ Modules, from the bottom up:
 - ``coinselect``: pure coin selection with exact sizes and fees, change and dust rules;
 - ``builder``: a selection becomes a signed ``consensus.Transaction``;
 - ``client``: the node's HTTP API over ``urllib``, failures as two exception types;
+- ``model``: the scan's and the send's plain types, ``WalletError`` and the checks shared by
+  ``service`` and the modules it calls (``spending``, ``watchonly``), which import it, not
+  ``service``;
 - ``service``: the wallet's operations (gap-limit scan, balance, history, send, bump-fee, wait);
+- ``cli_common``: the commands' ``Context``, tables and the end of a send, shared by ``cli`` and
+  the modules adding commands to it (``cli_offline``, ``cli_payments``, ``cli_spending``);
 - ``cli``: argument parsing, passwords, tables and JSON, one-line errors.
+
+No module imports one above it, not even inside a function, but for type annotations under
+``if TYPE_CHECKING:`` (``tests/unit/test_import_cycles.py`` checks it).
 
 Decisions where the spec is silent are in ``docs/DECISIONS.md`` under "Wallet".
 """

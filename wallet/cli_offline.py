@@ -15,16 +15,17 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from consensus import get_params
 from wallet import keystore, unsigned
+from wallet.amounts import format_amount
+from wallet.cli_common import Context
+from wallet.cli_spending import MAX_FEE_HELP, max_fee
 from wallet.keys import account_path
 from wallet.service import Wallet, WalletError
+from wallet.spending import check_max_fee
 from wallet.watchonly import PublicAccount, WatchOnlyError
-
-if TYPE_CHECKING:
-    from wallet.cli import Context
 
 
 def add_watch_only_option(p: argparse.ArgumentParser) -> None:
@@ -81,8 +82,6 @@ def add_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None
         default=None,
         help="write the signed file here (default: sign FILE in place)",
     )
-    from wallet.cli_spending import MAX_FEE_HELP
-
     p.add_argument("--max-fee", metavar="TLY", default=None, help=MAX_FEE_HELP)
     p = command("broadcast", "send a signed transaction file to the node")
     p.add_argument("file", metavar="FILE", help="a file signed by 'sign'")
@@ -94,9 +93,6 @@ def cmd_sign(ctx: Context) -> int:
     store = ctx.load()
     if store.watch_only:
         raise WalletError("this is a watch-only wallet: sign with the wallet that has the keys")
-    from wallet.cli_spending import max_fee
-    from wallet.spending import check_max_fee
-
     check_max_fee(doc.fee, max_fee(ctx), f"as the file {path} asks, {doc.size} bytes")
     wallet = ctx.open(store)
     signed = unsigned.sign(doc, wallet)
@@ -142,8 +138,6 @@ def _summary(doc: unsigned.UnsignedTx, file: str) -> dict[str, Any]:
 
 
 def _tly(units: int) -> str:
-    from wallet.amounts import format_amount
-
     return format_amount(units)
 
 

@@ -16,15 +16,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from consensus import AddressError, decode_address, get_params
 from wallet import spending, unsigned
 from wallet.amounts import format_amount, parse_amount, parse_fee_rate
+from wallet.cli_common import Context, finish_send
 from wallet.service import SendResult, Wallet, WalletError, outpoint_text
-
-if TYPE_CHECKING:
-    from wallet.cli import Context
 
 MAX_FEE_HELP = (
     f"refuse, before signing, a fee above this many TLY "
@@ -155,8 +153,6 @@ def _rate(ctx: Context) -> Decimal | None:
 
 
 def cmd_sendall(ctx: Context) -> int:
-    from wallet.cli import _finish_send
-
     store = ctx.load()
     rate, cap = _rate(ctx), max_fee(ctx)
     wallet = ctx.open(store)
@@ -164,17 +160,15 @@ def cmd_sendall(ctx: Context) -> int:
     result = spending.sendall(wallet, ctx.args.address, rate, cap, ctx.args.dry_run, sign)
     if not sign:
         return finish_unsigned(ctx, wallet, result)
-    return _finish_send(ctx, wallet, result)
+    return finish_send(ctx, wallet, result)
 
 
 def cmd_cpfp(ctx: Context) -> int:
-    from wallet.cli import _finish_send
-
     store = ctx.load()
     rate, cap = _rate(ctx), max_fee(ctx)
     wallet = ctx.open(store)
     result = spending.cpfp(wallet, ctx.args.txid, rate, cap, ctx.args.dry_run)
-    return _finish_send(ctx, wallet, result)
+    return finish_send(ctx, wallet, result)
 
 
 def _freeze(ctx: Context, frozen: bool) -> int:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from wallet.client import NodeClient
 from wallet.keys import RECEIVE, KeyId
+from wallet.uri import format_tly
 
 if TYPE_CHECKING:
     from wallet.service import Wallet
@@ -151,6 +152,4 @@ def _seen(received: list[Received]) -> Progress:
 
 
 def _tly(units: int) -> str:
-    from wallet.uri import format_tly
-
     return format_tly(units)

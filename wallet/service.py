@@ -23,25 +23,22 @@ Balances are the sum over the wallet's addresses of the node's own figures (``co
 Raises ``WalletError`` (a message for people) for anything a person can fix; node failures come
 as ``wallet.client`` exceptions, selection failures as ``wallet.coinselect`` ones. Private keys
 are derived only to sign, in this process.
+
+The plain types (``Scan``, ``AddressState``, ``Balance``, ``SendResult``), ``WalletError`` and the
+small checks ``wallet.spending`` and ``wallet.watchonly`` share with this module are defined in
+``wallet.model`` (so that those two need not import this module back) and re-exported here.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from consensus import (
-    AddressError,
-    NetworkParams,
-    Transaction,
-    decode_address,
-    encode_address,
-    get_params,
-)
+from consensus import encode_address, get_params, policy
 from wallet import keystore, spending
 from wallet.builder import build_signed, unsigned_transaction
 from wallet.client import NodeClient, NodeError
@@ -54,115 +51,27 @@ from wallet.keys import (
     KeyId,
     mnemonic_to_seed,
 )
+from wallet.model import (
+    MIN_RELAY_FEE_RATE,
+    AddressState,
+    Balance,
+    Scan,
+    SendResult,
+    WalletError,
+    fee_rate_check,
+    outpoint_text,
+    parse_address,
+)
 from wallet.watchonly import PublicAccount, scan_account
 
 FEE_TARGET = "3"
 """Default confirmation target (blocks) whose ``/fee-estimates`` rate ``send`` uses."""
-INCREMENTAL_FEE_RATE = 1
+INCREMENTAL_FEE_RATE = policy.INCREMENTAL_RELAY_FEE_RATE
 """The node's incremental relay fee rate (docs/DECISIONS.md): a replacement pays at least the fees
 it evicts plus this many base units per byte of its own size."""
-MIN_RELAY_FEE_RATE = Decimal(1)
 POLL_SECONDS = 0.5
 HEX = frozenset("0123456789abcdef")
 DEFAULT_MAX_FEE = spending.DEFAULT_MAX_FEE
-
-_ADDRESS_REASONS = {
-    "bad-checksum": "bad checksum",
-    "bad-character": "bad character",
-    "bad-length": "wrong length",
-    "wrong-network": "another network's address",
-}
-
-
-class WalletError(Exception):
-    """Something a person can fix; the message says what."""
-
-
-def parse_address(text: str, params: NetworkParams) -> bytes:
-    """The pubkey hash of ``text`` on ``params``' network, or ``WalletError`` saying which
-    of bad characters, bad checksum, wrong length or another network is the problem."""
-    try:
-        return decode_address(text, params)
-    except AddressError as err:
-        reason = _ADDRESS_REASONS.get(err.reason, err.reason)
-        raise WalletError(f"address {text!r} refused ({reason}): {err}") from None
-
-
-@dataclass
-class AddressState:
-    key: KeyId
-    address: str
-    pubkey_hash: bytes
-    summary: dict[str, Any]
-
-    @property
-    def used(self) -> bool:
-        return bool(
-            self.summary["chain_stats"]["tx_count"] or self.summary["mempool_stats"]["tx_count"]
-        )
-
-    @property
-    def holds_coins(self) -> bool:
-        chain = self.summary["chain_stats"]
-        return bool(
-            chain["funded_sum"] - chain["spent_sum"] or self.summary["mempool_stats"]["funded_sum"]
-        )
-
-
-@dataclass(frozen=True)
-class Balance:
-    confirmed: int
-    unconfirmed: int
-    immature: int
-
-    @property
-    def total(self) -> int:
-        return self.confirmed + self.unconfirmed + self.immature
-
-
-@dataclass
-class Scan:
-    """What the node says about the wallet's addresses at ``tip``."""
-
-    tip: int
-    addresses: list[AddressState]
-    utxos: list[Utxo] = field(default_factory=list)
-    """The coins that may be selected: frozen ones are in ``frozen`` instead."""
-    totals: Balance | None = None
-    """The node's own totals (a watch-only scan's ``/xpub``), else the addresses' sum."""
-    frozen: list[Utxo] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.by_hash = {a.pubkey_hash: a for a in self.addresses}
-        self.by_address = {a.address: a for a in self.addresses}
-
-    def frozen_amount(self) -> int:
-        return sum(u.amount for u in self.frozen)
-
-    def balance(self) -> Balance:
-        if self.totals is not None:
-            return self.totals
-        b = [a.summary["balance"] for a in self.addresses]
-        return Balance(
-            sum(x["confirmed"] for x in b),
-            sum(x["unconfirmed"] for x in b),
-            sum(x["immature"] for x in b),
-        )
-
-    def last_used(self, chain: int) -> int:
-        return max(
-            (a.key.index for a in self.addresses if a.key.chain == chain and a.used), default=-1
-        )
-
-
-@dataclass(frozen=True)
-class SendResult:
-    txid: str
-    tx: Transaction
-    selection: Selection
-    change_address: str | None
-    sent: bool
-    replaces: str | None = None
 
 
 class Wallet:
@@ -708,33 +617,23 @@ def replacement_of(status: Any) -> str | None:
     return None
 
 
-def fee_rate_check(fee_rate: Decimal | None) -> None:
-    """``WalletError`` for a fee rate below the node's minimum relay rate."""
-    if fee_rate is not None and fee_rate < MIN_RELAY_FEE_RATE:
-        raise WalletError(
-            f"fee rate {fee_rate} is below the node's minimum relay fee rate of "
-            f"{MIN_RELAY_FEE_RATE} base unit per byte"
-        )
-
-
-def outpoint_text(u: Utxo) -> str:
-    """``"<txid>:<index>"`` (display hex), as ``--from`` and ``freeze`` take a coin."""
-    return f"{u.txid[::-1].hex()}:{u.index}"
-
-
 def fee_rate_of(selection: Selection) -> Decimal:
     """The fee rate a selection actually pays (fee / size)."""
     return Decimal(selection.fee) / Decimal(selection.size)
 
 
 __all__ = [
+    "MIN_RELAY_FEE_RATE",
+    "AddressState",
     "Balance",
     "Scan",
     "SendResult",
     "Wallet",
     "WalletError",
     "fee_for",
+    "fee_rate_check",
     "fee_rate_of",
+    "outpoint_text",
     "parse_address",
     "replacement_of",
 ]

@@ -17,7 +17,9 @@ output: taking it can only shorten an amount's integer encoding, so the fee is a
 
 ``check_max_fee``: every command that signs refuses a fee above ``--max-fee`` (default
 ``DEFAULT_MAX_FEE``, 0.1 TLY as Bitcoin Core's ``maxtxfee``) before signing, saying the fee and
-why it is that high. Left to others: scanning and signing (``wallet.service``, ``wallet.builder``).
+why it is that high. Left to others: scanning and signing (``wallet.service``, ``wallet.builder``);
+the types and checks shared with ``wallet.service`` are ``wallet.model``'s, imported from there
+(this module never imports ``wallet.service`` but for type annotations).
 """
 
 from __future__ import annotations
@@ -42,9 +44,18 @@ from wallet.coinselect import (
     tx_size,
 )
 from wallet.keys import CHANGE, KeyId
+from wallet.model import (
+    MIN_RELAY_FEE_RATE,
+    Scan,
+    SendResult,
+    WalletError,
+    fee_rate_check,
+    outpoint_text,
+    parse_address,
+)
 
 if TYPE_CHECKING:
-    from wallet.service import Scan, SendResult, Wallet
+    from wallet.service import Wallet
 
 DEFAULT_MAX_FEE = 10_000_000
 """``--max-fee`` when none is given: 0.1 TLY (Bitcoin Core's ``maxtxfee`` default)."""
@@ -77,8 +88,6 @@ def named_coins(
     scan: Scan, outpoints: Sequence[str], next_height: int, maturity: int
 ) -> list[Utxo]:
     """The wallet's coins that ``outpoints`` name, in that order (see the module docstring)."""
-    from wallet.service import outpoint_text
-
     mine = {outpoint_text(u): u for u in scan.utxos}
     frozen = {outpoint_text(u) for u in scan.frozen}
     out: list[Utxo] = []
@@ -187,8 +196,6 @@ def cpfp(
     """Child pays for parent: spend ``txid``'s unconfirmed outputs to this wallet into a fresh
     change address, with a fee making the parent and the child together pay ``fee_rate``
     (default: above the parent's rate and at least the node's estimate)."""
-    from wallet.service import MIN_RELAY_FEE_RATE, SendResult, WalletError
-
     txid = txid.strip().lower()
     if len(txid) != 64 or any(c not in "0123456789abcdef" for c in txid):
         raise WalletError(f"{txid!r} is not a transaction id (64 hex characters)")
@@ -275,8 +282,6 @@ def sendall(
     sign: bool = True,
 ) -> SendResult:
     """Sweep every spendable, unfrozen coin to ``address`` in one output."""
-    from wallet.service import SendResult, fee_rate_check, parse_address
-
     pubkey_hash = parse_address(address, wallet.params)
     fee_rate_check(fee_rate)
     scan = wallet.scan()

@@ -11,7 +11,8 @@ pages. The node's figures are taken as the balance, as a full wallet takes the s
 addresses'.
 
 Invariant: nothing here ever holds, derives or asks for a secret. Left to others: the file
-(``wallet.keystore.watch_only``), writing unsigned transactions (``wallet.unsigned``).
+(``wallet.keystore.watch_only``), writing unsigned transactions (``wallet.unsigned``). The
+``Scan`` it returns is ``wallet.model``'s; ``wallet.service`` is imported only for annotations.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from typing import TYPE_CHECKING, Any
 from bip32 import BIP32  # type: ignore[import-untyped]
 
 from consensus import ExtendedKeyError, NetworkParams, decode_xpub
+from wallet.coinselect import Utxo
 from wallet.keys import CHANGE, HARDENED, RECEIVE, AccountKeys, KeyId, account_path
+from wallet.model import AddressState, Balance, Scan
 
 if TYPE_CHECKING:
-    from wallet.service import Scan, Wallet
+    from wallet.service import Wallet
 
 MAX_UTXO_PAGES = 1000
 """Pages of ``/xpub/{xpub}/utxo`` read at most (a bound on what a node can make us hold)."""
@@ -81,9 +84,6 @@ def parse_path(path: str) -> tuple[int, int]:
 def scan_account(wallet: Wallet, with_utxos: bool) -> Scan:
     """The watch-only wallet's ``Scan`` from the node's account routes (one summary request,
     and the unspent outputs a page at a time), and its indexes moved past the used addresses."""
-    from wallet.coinselect import Utxo
-    from wallet.service import AddressState, Balance, Scan
-
     client = wallet.client
     info = wallet.check_node()
     xpub = wallet.store.watch_xpub

@@ -10,12 +10,13 @@ refused transaction or block, otherwise the HTTP reason as a slug (``bad-request
 header. Bad input never produces a 500: anything unexpected is logged and answered as one,
 which the tests treat as a bug.
 
-Limits: request bodies are capped at ``MAX_BODY`` bytes (413 beyond); each route module owns
-its parameters' limits. Before any of that, ``node.api.guards`` refuses a URL over 8,190 bytes
-(414), a foreign ``Host`` or ``Origin`` (403) and a body that is neither JSON nor msgpack (415),
-on every route, P2P included; what aiohttp's parser itself refuses is answered in the same
-shape by ``node.api.parser_errors``. Left to others: handlers (``node.api.routes``), parsing
-and answers (``node.api.http``), the document (``node.api.openapi``).
+Limits: request bodies are capped at ``MAX_BODY`` bytes (``node.api.http``; 413 beyond); each
+route module owns its parameters' limits. Before any of that, ``node.api.guards`` refuses a URL
+over 8,190 bytes (414), a foreign ``Host`` or ``Origin`` (403) and a body that is neither JSON
+nor msgpack (415), on every route, P2P included; what aiohttp's parser itself refuses is
+answered in the same shape by ``node.api.parser_errors``. Left to others: the handlers
+(``node.api.routes``), parsing and answers (``node.api.http``), the document
+(``node.api.openapi``; served here, as it describes the whole application).
 """
 
 from __future__ import annotations
@@ -29,18 +30,17 @@ from aiohttp import web
 from consensus import ValidationError
 from node.api.accounts import Accounts
 from node.api.guards import HostPolicy, make_guards_middleware
-from node.api.http import API, REASONS, ApiError, error_response
+from node.api.http import API, MAX_BODY, REASONS, ApiError, error_response
+from node.api.openapi import openapi_json
 from node.api.routes import Api, addresses, admin, blocks, mempool, node, txs
 from node.api.views import NotFoundError
 from node.p2p.routes import add_p2p_routes
-from node.service import CommandError, NodeService
+from node.service import VERSION, CommandError, NodeService
 from node.storage import StorageError
 
 __all__ = ["API", "MAX_BODY", "SERVICE", "error_response", "make_app"]
 
 log = logging.getLogger(__name__)
-
-MAX_BODY = 4 * 1024 * 1024
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SERVICE: web.AppKey[NodeService] = web.AppKey("service", NodeService)
@@ -93,10 +93,18 @@ def make_app(service: NodeService) -> web.Application:
     )
     app[SERVICE] = service
     # queries: bounded in number ahead of the node's own work
-    api = Api(service, service.views, Accounts(service.views), service.read)
+    api = Api(service, service.views, Accounts(service.views), service.read, VERSION)
     r = web.RouteTableDef()
     for routes in (node, blocks, txs, addresses, mempool, admin):
         routes.add(r, api)
+
+    @r.get(f"{API}/openapi.json")
+    async def openapi(request: web.Request) -> web.Response:
+        """This application's description (``node.api.openapi``), for the node's network."""
+        return web.Response(
+            body=openapi_json(service.params), content_type="application/json", charset="utf-8"
+        )
+
     app.add_routes(r)
     add_p2p_routes(app, service.p2p)
     return app

@@ -17,18 +17,29 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from aiohttp import web
 
-from consensus import ExtendedKeyError, ExtendedPublicKey, OutPoint, decode_xpub
+from consensus import (
+    AddressError,
+    ExtendedKeyError,
+    ExtendedPublicKey,
+    OutPoint,
+    decode_address,
+    decode_xpub,
+)
 from node.api import models as m
 from node.api.accounts import AccountTooLargeError
-from node.service import CommandError, NodeService
+
+if TYPE_CHECKING:
+    from node.service import NodeService
 
 API = "/api/v1"
 MSGPACK = "application/msgpack"
+MAX_BODY = 4 * 1024 * 1024
+"""The largest request body, in bytes (413 beyond; aiohttp's ``client_max_size``)."""
 
 REASONS = {
     400: "bad-request",
@@ -164,10 +175,11 @@ async def read_raw_object(request: web.Request) -> bytes:
 
 
 def pubkey_hash(service: NodeService, text: str) -> bytes:
+    """The key hash of an address of the node's network; 400 ``bad-address`` with the reason."""
     try:
-        return service.pubkey_hash_of(text)
-    except CommandError as err:
-        raise ApiError(400, err.message, "bad-address") from None
+        return decode_address(text, service.params)
+    except AddressError as err:
+        raise ApiError(400, f"{err.reason}: {err}", "bad-address") from None
 
 
 def parse_xpub(service: NodeService, text: str) -> ExtendedPublicKey:

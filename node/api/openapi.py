@@ -7,10 +7,10 @@ handlers encode. ``tests/functional/test_openapi.py`` checks that the table and 
 hold the same routes and fuzzes a running node against the document.
 
 Invariants:
-- every limit in a schema or a sentence is imported from the module that enforces it (page sizes
-  from ``node.api.views``, the body limit from ``node.api.app``, parameter and batch limits from the
-  route modules (``node.api.routes``), URL and header limits
-  from ``node.api.guards``, address and key sizes from ``consensus``, ``/p2p/`` limits from
+- every limit in a schema or a sentence is imported from the module that enforces it (page
+  sizes from ``node.api.views``, the body limit from ``node.api.http``, parameter and batch
+  limits from the route modules (``node.api.routes``), URL and header limits from
+  ``node.api.guards``, address and key sizes from ``consensus``, ``/p2p/`` limits from
   ``node.p2p``), never written here as a number;
 - a path or query parameter's schema admits nothing the handler's parser refuses for its form
   (pattern, length, integer bounds); what it admits and the node still refuses (a bad checksum,
@@ -41,9 +41,8 @@ from consensus.address import PUBKEY_HASH_SIZE
 from consensus.extkey import EXTENDED_KEY_SIZE, MAX_TEXT_LENGTH
 from node.api import models as m
 from node.api.accounts import GAP_LIMIT
-from node.api.app import MAX_BODY
 from node.api.guards import MAX_HEADER_BYTES, MAX_URL_BYTES
-from node.api.http import API
+from node.api.http import API, MAX_BODY
 from node.api.routes.admin import MAX_BLOCK_TIME, MAX_GENERATE
 from node.api.routes.blocks import MAX_HEIGHT, MAX_START_INDEX
 from node.api.routes.node import MAX_QUERY, STATIC_NAME

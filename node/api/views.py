@@ -33,6 +33,7 @@ from consensus import (
     decode_xpub,
     encode_address,
     merkle_branch,
+    tx_fee,
 )
 from node.api import models as m
 from node.chainstate import BlockIndexEntry, BlockSummary, Chainstate
@@ -306,7 +307,7 @@ class Views:
                 )
                 for i, c in zip(tx.inputs, found.spent, strict=True)
             ]
-            fee = sum(c.output.amount for c in found.spent) - tx.total_out()
+            fee = tx_fee(tx, found.spent)
         outputs = [
             m.TxOutput(
                 address=self.address(o.pubkey_hash),

@@ -1,34 +1,47 @@
-"""The chainstate's key schema in the node's one LevelDB database (version 3).
+"""The node's key schema in its one LevelDB database (version 3), and the registry of prefixes.
 
 Every key starts with one byte naming its table. Integers inside keys are big-endian so that
-LevelDB's byte order is numeric order; hashes are in internal byte order.
+LevelDB's byte order is numeric order; hashes are in internal byte order. ``REGISTRY`` lists
+every prefix with the one module that writes it (its owner) and a line on what it holds; the
+table below and ``docs/PROTOCOL.md`` section 8 say the same (``tests/unit/test_key_prefixes.py``
+checks that no prefix has two owners, none starts another, and every key a chainstate writes
+is registered). The explorer indexes' prefixes and key builders are defined by their own
+modules in ``node.indexes`` (which import nothing from the chainstate) and re-exported here;
+``m`` and ``B`` are defined by the mempool and the ban manager, registered here only.
 
 ====================================  ==============================================  ============
-key                                   value                                           written at
+key (owner)                           value                                           written at
 ====================================  ==============================================  ============
-``V``                                 schema version, u32 BE (3)                      creation
-``N``                                 network name (ASCII)                            creation
-``T``                                 hash of the active chain's tip                  (dis)connect
-``S``                                 UTXO stats: msgpack [count, total, acc bin256]  (dis)connect
-``Q``                                 next block sequence number, u64 BE              block stored
-``R``                                 hash a reorganisation is heading to (if any)    reorg
-``X``                                 present while a reindex is in progress          reindex
-``h`` + hash                          block index entry (see ``BlockIndexEntry``)     block stored
-``b`` + hash                          the block, canonical msgpack                    block stored
-``u`` + hash                          its undo data (``consensus.BlockUndo``)         connect
-``H`` + height u32 BE                 hash of the active chain's block at height      connect
-``c`` + txid + index u32 BE           unspent coin (``consensus.Coin`` encoding)      (dis)connect
-``t`` + txid                          msgpack [block hash, position, raw tx, spent]   connect
+``V`` (chainstate)                    schema version, u32 BE (3)                      creation
+``N`` (chainstate)                    network name (ASCII)                            creation
+``T`` (chain)                         hash of the active chain's tip                  (dis)connect
+``S`` (coins)                         UTXO stats: msgpack [count, total, acc bin256]  (dis)connect
+``Q`` (chain)                         next block sequence number, u64 BE              block stored
+``R`` (chain)                         hash a reorganisation is heading to (if any)    reorg
+``X`` (reindex)                       present while a reindex is in progress          reindex
+``h`` + hash (chain)                  block index entry (see ``BlockIndexEntry``)     block stored
+``b`` + hash (blockstore)             the block, canonical msgpack                    block stored
+``u`` + hash (blockstore)             its undo data (``consensus.BlockUndo``)         connect
+``H`` + height u32 BE (chain)         hash of the active chain's block at height      connect
+``c`` + txid + index u32 BE (coins)   unspent coin (``consensus.Coin`` encoding)      (dis)connect
+``t`` + txid (indexes.tx)             msgpack [block hash, position, raw tx, spent]   connect
 ``s`` + txid + index u32 BE           spender: msgpack [spending txid, input index]   connect
+(indexes.spender)
 ``a`` + pkh + height u32 + pos u32    txid touching that address (history)           connect
+(indexes.address)
 ``o`` + pkh + txid + index u32 BE     unspent coin of that address (``Coin`` enc.)    (dis)connect
-``A`` + pkh                           msgpack [funded_sum, spent_sum, tx_count]       (dis)connect
+(indexes.address)
+``A`` + pkh (indexes.address)         msgpack [funded_sum, spent_sum, tx_count]       (dis)connect
 ``i`` + pkh + height u32 + index u32  coinbase output to that address: amount u64 BE   connect
-``k`` + hash                          block summary: msgpack [tx_count, size, fees]   connect
+(indexes.address)
+``k`` + hash (indexes.tx)             block summary: msgpack [tx_count, size, fees]   connect
 ``j`` + height u32 + position u32     txid + wtxid there, in the active chain         connect
-``D`` + height u32 + hash             (empty) a block that left the active chain and  disconnect
+(indexes.tx)
+``D`` + height u32 + hash (chain)     (empty) a block that left the active chain and  disconnect
                                       whose transactions the mempool has not yet
                                       taken back (``returned_blocks``)
+``m`` + txid (node.mempool)           mempool entry: msgpack [raw tx, entry time]     mempool
+``B`` + key (node.p2p.banman)         ban expiry, u64 BE seconds                      ban
 ====================================  ==============================================  ============
 
 ``t`` holds the transaction itself (its canonical bytes) and ``spent``, the coins its inputs spent
@@ -70,7 +83,28 @@ version but its own, and says what to do:
 
 from __future__ import annotations
 
-import struct
+from dataclasses import dataclass
+
+from node.indexes.address import (
+    P_ADDR_STATS,
+    P_ADDR_TX,
+    P_ADDR_UTXO,
+    P_IMMATURE,
+    addr_stats_key,
+    addr_tx_key,
+    addr_utxo_key,
+    immature_key,
+)
+from node.indexes.base import read_u32, read_u64, u32, u64
+from node.indexes.spender import P_SPENDER, spender_key
+from node.indexes.tx import (
+    P_BLOCK_SUMMARY,
+    P_BLOCK_TX,
+    P_TX,
+    block_summary_key,
+    block_tx_key,
+    tx_key,
+)
 
 SCHEMA_VERSION = 3
 """Raise it when stored data would be misread by the new code (see the list above)."""
@@ -93,15 +127,11 @@ P_BLOCK = b"b"
 P_UNDO = b"u"
 P_HEIGHT = b"H"
 P_COIN = b"c"
-P_TX = b"t"
-P_SPENDER = b"s"
-P_ADDR_TX = b"a"
-P_ADDR_UTXO = b"o"
-P_ADDR_STATS = b"A"
-P_IMMATURE = b"i"
-P_BLOCK_SUMMARY = b"k"
-P_BLOCK_TX = b"j"
 P_RETURNED = b"D"
+P_MEMPOOL = b"m"
+"""Defined by ``node.mempool`` (``P_MEMPOOL``), which owns it; registered here."""
+P_BAN = b"B"
+"""Defined by ``node.p2p.banman`` (``P_BAN``), which owns it; registered here."""
 
 DERIVED_PREFIXES = (
     K_TIP,
@@ -119,10 +149,137 @@ DERIVED_PREFIXES = (
     P_BLOCK_SUMMARY,
     P_BLOCK_TX,
 )
-"""What ``reindex`` wipes and rebuilds from the stored blocks."""
+"""What ``reindex`` wipes and rebuilds from the stored blocks (in this order)."""
 
-_U32 = struct.Struct(">I")
-_U64 = struct.Struct(">Q")
+
+__all__ = [
+    "DERIVED_PREFIXES",
+    "K_NETWORK",
+    "K_REINDEX",
+    "K_REORG",
+    "K_SEQUENCE",
+    "K_STATS",
+    "K_TIP",
+    "K_VERSION",
+    "MERKLE_OVER_WTXIDS_SINCE",
+    "P_ADDR_STATS",
+    "P_ADDR_TX",
+    "P_ADDR_UTXO",
+    "P_BAN",
+    "P_BLOCK",
+    "P_BLOCK_SUMMARY",
+    "P_BLOCK_TX",
+    "P_COIN",
+    "P_HEIGHT",
+    "P_IMMATURE",
+    "P_INDEX",
+    "P_MEMPOOL",
+    "P_RETURNED",
+    "P_SPENDER",
+    "P_TX",
+    "P_UNDO",
+    "REGISTRY",
+    "SCHEMA_VERSION",
+    "UPGRADABLE_BY_REINDEX",
+    "KeyPrefix",
+    "addr_stats_key",
+    "addr_tx_key",
+    "addr_utxo_key",
+    "block_key",
+    "block_summary_key",
+    "block_tx_key",
+    "coin_key",
+    "height_key",
+    "immature_key",
+    "index_key",
+    "owned_by",
+    "read_u32",
+    "read_u64",
+    "returned_key",
+    "schema_mismatch_message",
+    "spender_key",
+    "tx_key",
+    "u32",
+    "u64",
+    "undo_key",
+]
+
+
+@dataclass(frozen=True)
+class KeyPrefix:
+    """One table of the database: its first key byte(s), the module that writes it, what it
+    holds (one line), and whether ``reindex`` rebuilds it from the stored blocks."""
+
+    prefix: bytes
+    owner: str
+    description: str
+    derived: bool = False
+
+
+_CHAINSTATE = "node.chainstate.chainstate"
+_BLOCKSTORE = "node.chainstate.blockstore"
+_CHAIN = "node.chainstate.chain"
+_COINS = "node.chainstate.coins"
+_REINDEX = "node.chainstate.reindex"
+_TX_INDEX = "node.indexes.tx"
+_SPENDER_INDEX = "node.indexes.spender"
+_ADDRESS_INDEX = "node.indexes.address"
+
+REGISTRY: tuple[KeyPrefix, ...] = (
+    KeyPrefix(K_VERSION, _CHAINSTATE, "schema version, u32 BE"),
+    KeyPrefix(K_NETWORK, _CHAINSTATE, "network name, ASCII"),
+    KeyPrefix(K_TIP, _CHAIN, "hash of the active chain's tip", derived=True),
+    KeyPrefix(K_STATS, _COINS, "UTXO stats: msgpack [count, total, accumulator]", derived=True),
+    KeyPrefix(K_SEQUENCE, _CHAIN, "next block sequence number, u64 BE"),
+    KeyPrefix(
+        K_REORG,
+        _CHAIN,
+        "candidate tips of a change of the active chain, then the old tip",
+        derived=True,
+    ),
+    KeyPrefix(K_REINDEX, _REINDEX, "present while a reindex is in progress"),
+    KeyPrefix(P_INDEX, _CHAIN, "block index entry by block hash (``BlockIndexEntry``)"),
+    KeyPrefix(P_BLOCK, _BLOCKSTORE, "block by hash, canonical msgpack"),
+    KeyPrefix(
+        P_UNDO, _BLOCKSTORE, "undo data of an active-chain block (``BlockUndo``)", derived=True
+    ),
+    KeyPrefix(P_HEIGHT, _CHAIN, "hash of the active chain's block at a height", derived=True),
+    KeyPrefix(P_COIN, _COINS, "unspent coin by outpoint (``Coin`` encoding)", derived=True),
+    KeyPrefix(
+        P_TX, _TX_INDEX, "active-chain tx: [block hash, position, raw tx, spent]", derived=True
+    ),
+    KeyPrefix(
+        P_SPENDER, _SPENDER_INDEX, "spender of an outpoint: [txid, input index]", derived=True
+    ),
+    KeyPrefix(
+        P_ADDR_TX, _ADDRESS_INDEX, "txid touching an address, by height and position", derived=True
+    ),
+    KeyPrefix(
+        P_ADDR_UTXO, _ADDRESS_INDEX, "unspent coin of an address (``Coin`` encoding)", derived=True
+    ),
+    KeyPrefix(
+        P_ADDR_STATS, _ADDRESS_INDEX, "address totals: [funded, spent, tx_count]", derived=True
+    ),
+    KeyPrefix(
+        P_IMMATURE, _ADDRESS_INDEX, "coinbase output to an address: amount u64 BE", derived=True
+    ),
+    KeyPrefix(
+        P_BLOCK_SUMMARY,
+        _TX_INDEX,
+        "active-chain block summary: [tx_count, size, fees]",
+        derived=True,
+    ),
+    KeyPrefix(P_BLOCK_TX, _TX_INDEX, "txid + wtxid at a height and position", derived=True),
+    KeyPrefix(P_RETURNED, _CHAIN, "a disconnected block the mempool has not yet taken back"),
+    KeyPrefix(P_MEMPOOL, "node.mempool", "mempool entry: [raw tx, entry time]"),
+    KeyPrefix(P_BAN, "node.p2p.banman", "ban of a peer: expiry, u64 BE seconds"),
+)
+"""Every key prefix of the node's database, each with the one module that writes it."""
+
+
+def owned_by(owner: str) -> tuple[bytes, ...]:
+    """The prefixes ``owner`` (a module's dotted name) writes, in registry order."""
+    return tuple(p.prefix for p in REGISTRY if p.owner == owner)
 
 
 def schema_mismatch_message(found: int) -> str:
@@ -151,22 +308,6 @@ def schema_mismatch_message(found: int) -> str:
     return f"unknown chainstate schema {found} (this node reads {SCHEMA_VERSION})"
 
 
-def u32(n: int) -> bytes:
-    return _U32.pack(n)
-
-
-def u64(n: int) -> bytes:
-    return _U64.pack(n)
-
-
-def read_u32(b: bytes) -> int:
-    return int(_U32.unpack(b)[0])
-
-
-def read_u64(b: bytes) -> int:
-    return int(_U64.unpack(b)[0])
-
-
 def index_key(block_hash: bytes) -> bytes:
     return P_INDEX + block_hash
 
@@ -187,37 +328,5 @@ def coin_key(txid: bytes, index: int) -> bytes:
     return P_COIN + txid + u32(index)
 
 
-def tx_key(txid: bytes) -> bytes:
-    return P_TX + txid
-
-
-def spender_key(txid: bytes, index: int) -> bytes:
-    return P_SPENDER + txid + u32(index)
-
-
-def addr_tx_key(pubkey_hash: bytes, height: int, position: int) -> bytes:
-    return P_ADDR_TX + pubkey_hash + u32(height) + u32(position)
-
-
-def addr_utxo_key(pubkey_hash: bytes, txid: bytes, index: int) -> bytes:
-    return P_ADDR_UTXO + pubkey_hash + txid + u32(index)
-
-
-def addr_stats_key(pubkey_hash: bytes) -> bytes:
-    return P_ADDR_STATS + pubkey_hash
-
-
-def immature_key(pubkey_hash: bytes, height: int, index: int) -> bytes:
-    return P_IMMATURE + pubkey_hash + u32(height) + u32(index)
-
-
-def block_summary_key(block_hash: bytes) -> bytes:
-    return P_BLOCK_SUMMARY + block_hash
-
-
 def returned_key(height: int, block_hash: bytes) -> bytes:
     return P_RETURNED + u32(height) + block_hash
-
-
-def block_tx_key(height: int, position: int) -> bytes:
-    return P_BLOCK_TX + u32(height) + u32(position)

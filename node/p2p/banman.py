@@ -15,9 +15,12 @@ Bounds: at most ``MAX_SCORES`` scores (a score untouched for ``SCORE_SECONDS`` i
 oldest first when full) and ``MAX_BANS`` bans (expired ones swept, the soonest to end lifted
 first when full). Bad input never raises here: keys are stored as UTF-8 with backslash escapes.
 
-State: the tables, on the event loop thread (the store's ``put``/``delete`` are thread-safe
-single-key writes). Leaves to others: dropping banned peers' connections (the ``on_banned``
-callback), refusing their requests (the routes).
+State: the tables, on the event loop thread. The store belongs to the state thread
+(``node.state``): the tables are read from it in the constructor, which the node runs there, and
+every later write goes through ``persist``, which the node gives as "run this on the state
+thread, in order, without waiting" (a storage error there stops the node, SPEC 3.1); without
+``persist`` (tests on one thread) writes are made at once. Leaves to others: dropping banned
+peers' connections (the ``on_banned`` callback), refusing their requests (the routes).
 """
 
 from __future__ import annotations
@@ -52,6 +55,10 @@ def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return None
 
 
+def _at_once(write: Callable[[], None]) -> None:
+    write()
+
+
 def _key_bytes(key: str) -> bytes:
     return key.encode("utf-8", "backslashreplace")
 
@@ -67,8 +74,10 @@ class BanMan:
         clock: Callable[[], float] = time.time,
         on_banned: Callable[[str, str], None] | None = None,
         count_points: Callable[[int], None] | None = None,
+        persist: Callable[[Callable[[], None]], None] | None = None,
     ) -> None:
         self.store = store
+        self._persist = persist if persist is not None else _at_once
         self.whitelist = whitelist
         self.clock = clock
         self.on_banned = on_banned
@@ -153,7 +162,8 @@ class BanMan:
             self._unban(soonest)
         self.bans[key] = until
         self.scores.pop(key, None)
-        self.store.put(P_BAN + _key_bytes(key), int(until).to_bytes(8, "big"))
+        record = P_BAN + _key_bytes(key), int(until).to_bytes(8, "big")
+        self._persist(lambda: self.store.put(*record))
         log.warning("peer %s banned for %d hours: %s", key, round(seconds / 3600), reason)
         if self.on_banned is not None:
             self.on_banned(key, reason)
@@ -175,7 +185,8 @@ class BanMan:
 
     def _unban(self, key: str) -> None:
         self.bans.pop(key, None)
-        self.store.delete(P_BAN + _key_bytes(key))
+        record = P_BAN + _key_bytes(key)
+        self._persist(lambda: self.store.delete(record))
 
     def _prune_scores(self, now: float) -> None:
         while self.scores:

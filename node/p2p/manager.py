@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from consensus import NetworkParams
-from node.chainstate import BlockConnected, ChainEvent, Chainstate
+from node.chainstate import BlockConnected, BlockIndexEntry, ChainEvent, Chainstate
 from node.mempool import Mempool, MempoolEntry
 from node.metrics import NodeMetrics
 from node.p2p import policy
@@ -62,6 +62,8 @@ class PeerManager:
         metrics: NodeMetrics,
         call: StateCall,
         *,
+        tip: Callable[[], BlockIndexEntry],
+        persist: Callable[[Callable[[], None]], None],
         own_url: str,
         configured: list[str],
         whitelist: tuple[Network, ...] = (),
@@ -74,8 +76,12 @@ class PeerManager:
         self.metrics = metrics
         self.call = call
         self.own_url = own_url.rstrip("/")
+        self.tip = tip
+        """The tip the state thread last published: what the event loop reads (``chain`` is
+        touched only on the state thread, through ``call``)."""
         self.banman = BanMan(
             store,
+            persist=persist,
             whitelist=whitelist,
             clock=clock,
             on_banned=self._on_banned,
@@ -86,7 +92,7 @@ class PeerManager:
         self.transport = Transport(self.own_url, self._malformed_answer)
         self.peerset = PeerSet(
             params,
-            chainstate,
+            tip,
             metrics,
             self.transport,
             self.addrman,
@@ -99,7 +105,7 @@ class PeerManager:
             params, chainstate, mempool, metrics, call, self.peerset, self.transport, self.banman
         )
         self.sync = Sync(
-            params, chainstate, call, self.peerset, self.transport, self.banman, self.relay
+            params, chainstate, call, self.peerset, self.transport, self.banman, self.relay, tip=tip
         )
         self.peerset.on_joined = self._joined
         self.peerset.on_left = self.relay.forget_peer
@@ -234,8 +240,9 @@ class PeerManager:
 
     def _orphan(self, peer: Peer) -> None:
         peer.trust_again()  # it sent a block we cannot connect: its headers are worth asking
-        if peer.work <= self.chain.tip.chainwork:
-            peer.claimed = self.chain.tip.chainwork + 1  # it has at least one block more
+        ours = self.tip().chainwork
+        if peer.work <= ours:
+            peer.claimed = ours + 1  # it has at least one block more
         self.sync.want()
 
     def _on_banned(self, key: str, reason: str) -> None:

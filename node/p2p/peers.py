@@ -32,7 +32,7 @@ from typing import Any
 import aiohttp
 
 from consensus import NetworkParams
-from node.chainstate import Chainstate
+from node.chainstate import BlockIndexEntry
 from node.metrics import NodeMetrics
 from node.p2p import messages as m
 from node.p2p import policy
@@ -175,7 +175,7 @@ class PeerSet:
     def __init__(
         self,
         params: NetworkParams,
-        chain: Chainstate,
+        tip: Callable[[], BlockIndexEntry],
         metrics: NodeMetrics,
         transport: Transport,
         addrman: AddrMan,
@@ -186,7 +186,8 @@ class PeerSet:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.params = params
-        self.chain = chain
+        self.tip = tip
+        """The tip the state thread last published (read here, on the event loop)."""
         self.metrics = metrics
         self.transport = transport
         self.addrman = addrman
@@ -205,7 +206,7 @@ class PeerSet:
     # --- handshakes -------------------------------------------------------------------------------
 
     def handshake_message(self) -> dict[str, Any]:
-        tip = self.chain.tip
+        tip = self.tip()
         return {
             "magic": self.params.magic,
             "genesis": self.params.genesis_hash,
@@ -256,7 +257,7 @@ class PeerSet:
         peer.version = message["version"]
         self.addrman.succeeded(url)
         self.metrics.peers.set(len(self.peers))
-        if peer.ahead_of(self.chain.tip.chainwork):
+        if peer.ahead_of(self.tip().chainwork):
             self.on_work(peer)
         return peer
 

@@ -16,8 +16,9 @@ relay, sync).
 
 from __future__ import annotations
 
-from consensus import NetworkParams
+from consensus import NetworkParams, ValidationError
 from consensus import errors as codes
+from consensus.errors import RejectCategory
 from node.p2p.messages import MAX_ADDRS, MAX_GETDATA, MAX_HEADERS, MAX_INV, MAX_LOCATOR, MAX_URL
 
 __all__ = [
@@ -150,37 +151,37 @@ SCORE_SECONDS = 24 * 60 * 60
 MAX_BANS = 10_000
 """Bans kept at most (the one that ends soonest is lifted first)."""
 
-HARMLESS_BLOCK_CODES = frozenset({codes.DUPLICATE, codes.PREV_BLK_NOT_FOUND, codes.TIME_TOO_NEW})
-"""Block refusals that say nothing bad about the sender."""
-MUTATED_BLOCK_CODES = frozenset({codes.BAD_TXNMRKLROOT, codes.BAD_TXNS_DUPLICATE})
-"""A body that does not match its header: the sender is scored, the hash is never marked (a
-relayer can mutate a genuine block without changing its hash)."""
-POLICY_TX_CODES = frozenset(
-    {
-        codes.TXN_ALREADY_KNOWN,
-        codes.TXN_MEMPOOL_CONFLICT,
-        codes.INSUFFICIENT_FEE,
-        codes.MIN_RELAY_FEE_NOT_MET,
-        codes.MEMPOOL_FULL,
-        codes.TOO_LONG_MEMPOOL_CHAIN,
-        codes.BAD_TXNS_INPUTS_MISSINGORSPENT,  # may be a race with a block, not malice
-        codes.BAD_TXNS_NONFINAL,
-        codes.BAD_TXNS_PREMATURE_SPEND_OF_COINBASE,
-        codes.TX_SIZE,  # policy: a larger transaction may be valid in a block
-    }
-)
-"""Transaction refusals that say nothing bad about the sender."""
+BLOCK_SCORES: dict[RejectCategory, int] = {
+    RejectCategory.CONSENSUS: SCORE_INVALID_OBJECT,
+    RejectCategory.CONTEXT: SCORE_INVALID_OBJECT,  # the block's parent fixes its chain
+    RejectCategory.MUTATED: SCORE_MUTATED,
+    RejectCategory.POLICY: 0,  # no block rule is policy: nobody to blame if one were
+    RejectCategory.KNOWN: 0,
+    RejectCategory.MISSING_PARENT: 0,
+    RejectCategory.TIME_FUTURE: 0,
+}
+"""Misbehaviour points for a block refused in each category (Core's
+``MaybePunishNodeForBlock``, except that a missing parent is an orphan, SPEC 2.5)."""
+TX_SCORES: dict[RejectCategory, int] = {
+    RejectCategory.CONSENSUS: SCORE_INVALID_OBJECT,
+    RejectCategory.CONTEXT: 0,  # may be a race with a block, not malice
+    RejectCategory.MUTATED: 0,  # no transaction rule is: as Core's TX_WITNESS_MUTATED, not scored
+    RejectCategory.POLICY: 0,
+    RejectCategory.KNOWN: 0,
+    RejectCategory.MISSING_PARENT: 0,
+    RejectCategory.TIME_FUTURE: 0,
+}
+"""Misbehaviour points for a transaction refused in each category: only a consensus break is
+the sender's fault (Core's ``MaybePunishNodeForTx``)."""
 
 
-def block_reject_score(code: str) -> int:
-    """Misbehaviour points for a block refused with ``code`` (the one place that decides)."""
-    if code in HARMLESS_BLOCK_CODES:
-        return 0
-    if code in MUTATED_BLOCK_CODES:
-        return SCORE_MUTATED
-    return SCORE_INVALID_OBJECT
+def block_reject_score(reject: str | ValidationError) -> int:
+    """Misbehaviour points for a block refused with ``reject`` (an error, or its code): decided
+    by its category (``consensus.errors.CATEGORIES``), here and nowhere else."""
+    category = reject.category if isinstance(reject, ValidationError) else codes.category_of(reject)
+    return BLOCK_SCORES[category]
 
 
 def tx_reject_score(code: str) -> int:
-    """Misbehaviour points for a transaction refused with ``code``."""
-    return 0 if code in POLICY_TX_CODES else SCORE_INVALID_OBJECT
+    """Misbehaviour points for a transaction refused with ``code``, by its category."""
+    return TX_SCORES[codes.category_of(code)]

@@ -22,7 +22,8 @@ Serving: ``getdata`` answers each hash once, only to a connected peer, and stops
 ``MAX_GETDATA_ANSWER_BYTES``.
 
 Scoring of received objects happens here and only here (``policy.block_reject_score``,
-``tx_reject_score``); a mutated block body scores its sender and marks nothing.
+``tx_reject_score``, which decide from the reject category, ``consensus.errors.CATEGORIES``); a
+mutated block body scores its sender and marks nothing.
 
 State: announce queues and the tracker, on the event loop thread; chain and mempool only
 through ``call`` (the state thread). Leaves to others: headers-first sync (``sync``), the peer
@@ -358,7 +359,7 @@ class Relay:
         try:
             block = Block.deserialize(raw)
         except ValidationError as err:
-            self.misbehaving(peer, policy.block_reject_score(err.code), f"invalid block: {err}")
+            self.misbehaving(peer, policy.block_reject_score(err), f"invalid block: {err}")
             return None
         h = block.hash()
         if wanted is not None:
@@ -371,7 +372,7 @@ class Relay:
             status, work = await self.call(self._process_block, block, requested)
         except ValidationError as err:
             self.metrics.blocks_rejected.labels(err.code).inc()
-            points = policy.block_reject_score(err.code)
+            points = policy.block_reject_score(err)
             if points:
                 self.misbehaving(peer, points, f"invalid block: {err.code}")
                 return None

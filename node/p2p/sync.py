@@ -38,7 +38,7 @@ from consensus import (
     block_work,
     check_block_header,
 )
-from node.chainstate import Chainstate
+from node.chainstate import BlockIndexEntry, Chainstate
 from node.p2p import policy
 from node.p2p.banman import BanMan
 from node.p2p.peers import Peer, PeerError, PeerSet, Transport
@@ -61,9 +61,14 @@ class Sync:
         transport: Transport,
         banman: BanMan,
         relay: Relay,
+        *,
+        tip: Callable[[], BlockIndexEntry],
     ) -> None:
         self.params = params
         self.chain = chain
+        """Touched only in functions handed to ``call`` (the state thread)."""
+        self.tip = tip
+        """The tip the state thread last published: what the event loop reads."""
         self.call = call
         self.peers = peers
         self.transport = transport
@@ -93,7 +98,7 @@ class Sync:
                 log.exception("sync failed")
 
     def ahead(self) -> list[Peer]:
-        ours = self.chain.tip.chainwork
+        ours = self.tip().chainwork
         return [p for p in self.peers.peers.values() if p.ahead_of(ours)]
 
     async def sync(self) -> None:
@@ -143,7 +148,7 @@ class Sync:
                 check_block_header(header, self.params)
             except ValidationError as err:
                 self.banman.misbehaving(
-                    source.key, policy.SCORE_INVALID_OBJECT, f"invalid header: {err.code}"
+                    source.key, policy.block_reject_score(err), f"invalid header: {err.code}"
                 )
                 return False
             prev = header.hash()
@@ -154,7 +159,7 @@ class Sync:
         missing = await self.call(self._blocks_lacking, hashes)
         # Blocks relay is fetching already (announced one by one) are not asked for twice.
         missing = [h for h in missing if not self.relay.tracker.requested(("block", h))]
-        start_tip = self.chain.tip.hash
+        start_tip = self.tip().hash
         log.info(
             "syncing from %s: %d header(s) up to height %d, %d block(s) to download",
             source.url,
@@ -163,7 +168,7 @@ class Sync:
             len(missing),
         )
         if not missing:
-            return self.chain.tip.hash != start_tip
+            return self.tip().hash != start_tip
         self.running = True
         # Marked in the same step as the filter above (no await between): relay, which asks
         # ``downloading`` before it requests an announced block, never fetches one of these too.
@@ -173,7 +178,7 @@ class Sync:
         finally:
             self.running = False
             self.downloading.difference_update(missing)
-        return self.chain.tip.hash != start_tip
+        return self.tip().hash != start_tip
 
     def _blocks_lacking(self, hashes: list[bytes]) -> list[bytes]:
         """The blocks among ``hashes`` whose bodies we have not stored."""
@@ -205,7 +210,7 @@ class Sync:
                 )
                 if results is None or not await self._connect_window(results):
                     return
-                height = self.chain.height
+                height = self.tip().height
                 log.info(
                     "sync progress: height %d of %d (%d%%)",
                     height,

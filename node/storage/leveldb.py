@@ -26,6 +26,7 @@ from typing import Any
 
 import plyvel
 
+from node.state import state_owned
 from node.storage.kv import KeyValueStore, StorageError, WriteBatch, prefix_upper_bound
 
 __all__ = ["LevelDBStore"]
@@ -68,6 +69,7 @@ class _LevelDBWriteBatch(WriteBatch):
         self._batch.clear()
 
 
+@state_owned
 class LevelDBStore(KeyValueStore):
     """A ``KeyValueStore`` backed by the LevelDB database in directory ``path``."""
 

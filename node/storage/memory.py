@@ -17,6 +17,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 
+from node.state import state_owned
 from node.storage.kv import KeyValueStore, WriteBatch, prefix_upper_bound
 
 __all__ = ["MemoryStore"]
@@ -49,6 +50,7 @@ class _MemoryWriteBatch(WriteBatch):
         self._ops = {}
 
 
+@state_owned
 class MemoryStore(KeyValueStore):
     """A ``KeyValueStore`` held in a dict plus a sorted list of its keys."""
 

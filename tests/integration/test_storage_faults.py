@@ -176,6 +176,15 @@ async def run_service(
     return service
 
 
+async def pool_size(service: NodeService) -> int:
+    """The mempool's size, read on the state thread (node.state)."""
+    return await service.call(len, service.mempool)
+
+
+async def pool_txids(service: NodeService) -> set[bytes]:
+    return await service.call(lambda: set(service.mempool.entries))
+
+
 async def stop_service(service: NodeService) -> str | None:
     """Stop as ``tally-node`` does; the error closing raised, if any."""
     try:
@@ -190,10 +199,14 @@ async def prepare(root: Path) -> Prepared:
     service = await run_service(base)
     try:
         await service.generate(104, ADDRESS)
-        cs = service.chainstate
+        cs = service.chainstate  # read on its state thread (node.state), through service.call
+
+        def block_at(h: int) -> Block | None:
+            return cs.get_block(cs.hash_at_height(h) or b"")
+
         txs = []
         for h in (1, 2, 3, 4):
-            block = cs.get_block(cs.hash_at_height(h) or b"")
+            block = await service.call(block_at, h)
             assert block is not None
             cb = block.txs[0]
             txs.append(
@@ -204,16 +217,17 @@ async def prepare(root: Path) -> Prepared:
             )
         for tx in txs[:3]:
             await service.submit_tx(tx.serialize())
-        tip = cs.tip
+        tip = service.published_tip()
+        median = await service.call(cs.median_time_past)
         block = mine_block(
             tip.hash,
             tip.height + 1,
             txs[:3],
-            max(int(time.time()), cs.median_time_past() + 1),
+            max(int(time.time()), median + 1),
             OWNER.pubkey_hash,
             fees=3 * FEE,
         )
-        before = info_of(cs)
+        before = await service.call(info_of, cs)
     finally:
         assert await stop_service(service) is None
     # The reference: the same block on a copy, without faults.
@@ -222,9 +236,9 @@ async def prepare(root: Path) -> Prepared:
     service = await run_service(ref)
     try:
         await service.submit_block(block.serialize())
-        after = info_of(service.chainstate)
+        after = await service.call(info_of, service.chainstate)
         assert after[1] == block.hash()
-        assert len(service.mempool) == 0
+        assert await pool_size(service) == 0
     finally:
         assert await stop_service(service) is None
     return Prepared(base, block, txs[3], before, after)
@@ -276,7 +290,7 @@ async def block_fault_case(
             problems.append(f"{where}: service.failure is {service.failure!r}")
         if not service.stopped.is_set():
             problems.append(f"{where}: the node did not stop")
-        confirmed = {tx.txid() for tx in block.txs[1:]} & set(service.mempool.entries)
+        confirmed = {tx.txid() for tx in block.txs[1:]} & await pool_txids(service)
         if service.failure is None and confirmed:
             problems.append(
                 f"{where}: the node goes on with {len(confirmed)} confirmed transaction(s) "
@@ -295,10 +309,10 @@ async def block_fault_case(
         status, answer = await post(service.own_url, f"{API}/block", block.serialize())
         if status != 200 and answer.get("error", {}).get("code") != "duplicate":
             problems.append(f"write {fail_at}: after restart the block got {status} {answer}")
-        info = info_of(service.chainstate)
+        info = await service.call(info_of, service.chainstate)
         if info != prepared.after:
             problems.append(f"write {fail_at}: after restart the UTXO set info is {info}")
-        left = {hx(t) for t in service.mempool.entries}
+        left = {hx(t) for t in await pool_txids(service)}
         if left:
             problems.append(f"write {fail_at}: after restart the mempool holds {left}")
     finally:
@@ -357,12 +371,12 @@ def test_a_failed_transaction_write_stops_the_node_and_it_resumes(
             assert info_of(Chainstate(store, REGTEST)) == prepared.before
         service = await run_service(datadir)
         try:
-            assert len(service.mempool) == 3
+            assert await pool_size(service) == 3
             status, answer = await post(service.own_url, f"{API}/tx", raw)
             assert status == 200, answer
-            assert len(service.mempool) == 4
+            assert await pool_size(service) == 4
             await service.generate(1, ADDRESS)
-            assert len(service.mempool) == 0
+            assert await pool_size(service) == 0
         finally:
             assert await stop_service(service) is None
 
@@ -472,3 +486,30 @@ def test_b_full_disk_stops_the_node_and_it_resumes_when_there_is_room(tmp_path: 
         assert rebuilt.returncode == 0, rebuilt.stderr
         assert f"reindexed to height {final['height']}: {final['count']} coins" in rebuilt.stdout
         assert f"UTXO set hash {final['hash']}" in rebuilt.stdout, (rebuilt.stdout, final)
+
+
+def test_a_ban_record_that_cannot_be_written_stops_the_node(tmp_path: Path) -> None:
+    """A ban is decided on the event loop and written on the state thread (``submit``): a
+    storage error there stops the node as any other does (SPEC 3.1), where it used to raise into
+    whichever request caused the ban (a 503, the node going on with its memory and disk apart)."""
+
+    async def scenario() -> None:
+        switch = FaultSwitch()
+        service = await run_service(tmp_path / "bans", lambda p: FaultyStore(p, switch))
+        try:
+            switch.arm(0)
+            service.p2p.banman.ban("192.0.2.7", "a test ban")  # returns: the write is queued
+            assert service.p2p.banman.is_banned("192.0.2.7")
+            for _ in range(200):
+                if service.stopped.is_set():
+                    break
+                await asyncio.sleep(0.01)
+            assert switch.failed == ["put b'B'"], switch.seen
+            assert service.stopped.is_set(), "a failed ban write must stop the node"
+            assert service.failure is not None
+            assert service.failure.startswith("storage failed: injected fault in write 0")
+        finally:
+            switch.arm(None)
+            assert await stop_service(service) is None
+
+    asyncio.run(scenario())

@@ -17,19 +17,22 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from node.api.accounts import Accounts
-from node.api.views import Views
-from node.service import NodeService
+if TYPE_CHECKING:
+    from node.api.accounts import Accounts
+    from node.api.views import Views
+    from node.service import NodeService
 
 
 @dataclass(frozen=True)
 class Api:
-    """What the handlers reach: the service, its views and accounts, and ``call`` (a query on
-    the state thread, bounded in number ahead of the node's own work)."""
+    """What the handlers reach: the service, its views and accounts, ``call`` (a query on the
+    state thread, bounded in number ahead of the node's own work) and the node's version. Handed
+    in by ``node.api.app``, so that no route module imports ``node.service``."""
 
     service: NodeService
     views: Views
     accounts: Accounts
     call: Callable[..., Awaitable[Any]]
+    version: str

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -21,7 +22,9 @@ from node.api import models as m
 from node.api.http import API, ApiError, json_response, parse_hash, read_object
 from node.api.routes import Api
 from node.chainstate import UnknownBlockError
-from node.service import NodeService
+
+if TYPE_CHECKING:
+    from node.service import NodeService
 
 MAX_GENERATE = 10_000
 """Blocks one ``/admin/generate`` mines at most."""

@@ -34,11 +34,11 @@ def add(r: web.RouteTableDef, api: Api) -> None:
 
     @r.get(f"{API}/blocks/tip/height")
     async def tip_height(request: web.Request) -> web.Response:
-        return text_response(str(service.chainstate.height))
+        return text_response(str(service.published_tip().height))
 
     @r.get(f"{API}/blocks/tip/hash")
     async def tip_hash(request: web.Request) -> web.Response:
-        return text_response(service.chainstate.tip.hash[::-1].hex())
+        return text_response(service.published_tip().hash[::-1].hex())
 
     @r.get(f"{API}/blocks")
     async def blocks(request: web.Request) -> web.Response:

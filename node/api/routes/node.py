@@ -1,10 +1,12 @@
 """Routes of the node itself: ``/info``, ``/search``, ``/utxo-set-info``, ``/peers``,
-``/openapi.json``, and outside the API ``/metrics``, ``/`` and the explorer's ``/static/`` files.
+and outside the API ``/metrics``, ``/`` and the explorer's ``/static/`` files.
+
+(``/openapi.json`` is ``node.api.app``'s: the document describes the whole application.)
 
 Invariants: ``/info`` reads the status the state thread published (no trip there once it is);
 ``q`` is at most ``MAX_QUERY`` characters and not blank (400); ``/static/`` serves only plain
 names (``STATIC_NAME``) inside the explorer's folder (404 otherwise). Left to others: the
-shapes (``node.api.views``), the document (``node.api.openapi``), metrics (``node.metrics``).
+shapes (``node.api.views``), metrics (``node.metrics``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from node.api import models as m
 from node.api.http import API, ApiError, json_response
 from node.api.routes import Api
 from node.metrics import CONTENT_TYPE
-from node.service import VERSION
 
 MAX_QUERY = 200
 """The longest ``q`` of ``/search``."""
@@ -36,8 +37,8 @@ def add(r: web.RouteTableDef, api: Api) -> None:
         peers, synced = len(service.p2p.peers), service.p2p.synced()
         status = service.status  # published by the state thread after each call: no trip there
         if status is None:  # not yet published (the call that opened the state publishes it)
-            return json_response(await call(views.info, peers, synced, VERSION))
-        return json_response(views.info_of(status, peers, synced, VERSION))
+            return json_response(await call(views.info, peers, synced, api.version))
+        return json_response(views.info_of(status, peers, synced, api.version))
 
     @r.get(f"{API}/search")
     async def search(request: web.Request) -> web.Response:
@@ -53,14 +54,6 @@ def add(r: web.RouteTableDef, api: Api) -> None:
     @r.get(f"{API}/peers")
     async def peers(request: web.Request) -> web.Response:
         return json_response(msgspec.convert(service.p2p.describe(), m.Peers))
-
-    @r.get(f"{API}/openapi.json")
-    async def openapi(request: web.Request) -> web.Response:
-        from node.api.openapi import openapi_json  # it imports the routes' limits from here
-
-        return web.Response(
-            body=openapi_json(service.params), content_type="application/json", charset="utf-8"
-        )
 
     @r.get("/metrics")
     async def metrics(request: web.Request) -> web.Response:
