@@ -28,9 +28,11 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
+import msgspec
 from bip32 import BIP32  # type: ignore[import-untyped]
 
 from consensus import ExtendedKeyError, ExtendedPublicKey, OutPoint, hash160
+from node.api import models as m
 from node.api.views import TXS_PAGE, UTXO_PAGE, NotFoundError, Views, utxo_row
 
 GAP_LIMIT = 20
@@ -125,44 +127,43 @@ class Accounts:
 
     # --- queries --------------------------------------------------------------------------------
 
-    def summary(self, text: str, xpub: ExtendedPublicKey) -> dict[str, Any]:
+    def summary(self, text: str, xpub: ExtendedPublicKey) -> m.AccountSummary:
         used, next_unused = self.scan(xpub)
         views = self.views
-        totals = {
-            "chain_stats": {"funded_sum": 0, "spent_sum": 0, "tx_count": 0},
-            "mempool_stats": {"funded_sum": 0, "spent_sum": 0, "tx_count": 0},
-            "balance": {"confirmed": 0, "unconfirmed": 0, "immature": 0},
-        }
+        chain_sums = [0, 0]  # funded, spent
+        pool_sums = [0, 0]
+        balance = [0, 0, 0]  # confirmed, unconfirmed, immature
         addresses = []
         confirmed_txids: set[bytes] = set()
         pooled_txids: set[bytes] = set()
         for a in used:
             one = views.address_summary(views.address(a.pubkey_hash), a.pubkey_hash)
-            for group in ("chain_stats", "mempool_stats"):
-                for field in ("funded_sum", "spent_sum"):
-                    totals[group][field] += one[group][field]
-            for field in ("confirmed", "unconfirmed", "immature"):
-                totals["balance"][field] += one["balance"][field]
+            for sums, stats in ((chain_sums, one.chain_stats), (pool_sums, one.mempool_stats)):
+                sums[0] += stats.funded_sum
+                sums[1] += stats.spent_sum
+            balance[0] += one.balance.confirmed
+            balance[1] += one.balance.unconfirmed
+            balance[2] += one.balance.immature
             confirmed_txids.update(t for t, _, _ in views.chain.address_history(a.pubkey_hash))
             pooled_txids.update(views.mempool.by_address.get(a.pubkey_hash, ()))
             addresses.append(
-                {
-                    "address": one["address"],
-                    "path": a.path,
-                    "tx_count": one["chain_stats"]["tx_count"] + one["mempool_stats"]["tx_count"],
-                    "balance": one["balance"]["confirmed"] + one["balance"]["unconfirmed"],
-                }
+                m.AccountAddress(
+                    address=one.address,
+                    path=a.path,
+                    tx_count=one.chain_stats.tx_count + one.mempool_stats.tx_count,
+                    balance=one.balance.confirmed + one.balance.unconfirmed,
+                )
             )
-        totals["chain_stats"]["tx_count"] = len(confirmed_txids)
-        totals["mempool_stats"]["tx_count"] = len(pooled_txids)
-        return {
-            "xpub": text,
-            **totals,
-            "addresses": addresses,
-            "next_receive_index": next_unused[0],
-            "next_change_index": next_unused[1],
-            "gap_limit": GAP_LIMIT,
-        }
+        return m.AccountSummary(
+            xpub=text,
+            chain_stats=m.AddressStats(chain_sums[0], chain_sums[1], len(confirmed_txids)),
+            mempool_stats=m.AddressStats(pool_sums[0], pool_sums[1], len(pooled_txids)),
+            balance=m.Balance(balance[0], balance[1], balance[2]),
+            addresses=addresses,
+            next_receive_index=next_unused[0],
+            next_change_index=next_unused[1],
+            gap_limit=GAP_LIMIT,
+        )
 
     def _pooled_newest_first(self, used: list[AccountAddress]) -> list[bytes]:
         mine: set[bytes] = set()
@@ -171,7 +172,7 @@ class Accounts:
         entries = self.views.mempool.entries
         return sorted(mine, key=lambda t: entries[t].seq, reverse=True)
 
-    def txs(self, xpub: ExtendedPublicKey, after_txid: bytes | None) -> list[dict[str, Any]]:
+    def txs(self, xpub: ExtendedPublicKey, after_txid: bytes | None) -> list[m.Transaction]:
         """Newest first: unconfirmed, then confirmed; ``TXS_PAGE`` a page after ``after_txid``."""
         used, _ = self.scan(xpub)
         chain = self.views.chain
@@ -201,7 +202,7 @@ class Accounts:
                 last = (height, position)
         return [self.views.tx(t) for t in page]
 
-    def utxos(self, xpub: ExtendedPublicKey, after: OutPoint | None) -> list[dict[str, Any]]:
+    def utxos(self, xpub: ExtendedPublicKey, after: OutPoint | None) -> list[m.AccountUtxo]:
         """Confirmed outputs in (txid, index) order, then unconfirmed ones, each with its address
         and derivation path; ``UTXO_PAGE`` a page after the cursor ``after``."""
         used, _ = self.scan(xpub)
@@ -215,10 +216,15 @@ class Accounts:
         ]
         unconfirmed_cursor = after is not None and any(p == after for p, _ in pooled)
         tip = views.chain.height
-        out: list[dict[str, Any]] = []
+        out: list[m.AccountUtxo] = []
 
-        def where(pubkey_hash: bytes) -> dict[str, str]:
-            return {"address": views.address(pubkey_hash), "path": paths[pubkey_hash]}
+        def where(row: m.Utxo, pubkey_hash: bytes) -> m.AccountUtxo:
+            """The address's row with the address and its derivation path."""
+            return m.AccountUtxo(
+                **msgspec.structs.asdict(row),
+                address=views.address(pubkey_hash),
+                path=paths[pubkey_hash],
+            )
 
         if not unconfirmed_cursor:
 
@@ -235,9 +241,9 @@ class Accounts:
                 row = utxo_row(
                     OutPoint(txid, index), coin.output.amount, coin.height, coin.is_coinbase, tip
                 )
-                out.append({**row, **where(coin.output.pubkey_hash)})
+                out.append(where(row, coin.output.pubkey_hash))
         elif after is not None:
             pooled = pooled[[p for p, _ in pooled].index(after) + 1 :]
         for outpoint, o in islice(pooled, UTXO_PAGE - len(out)):
-            out.append({**utxo_row(outpoint, o.amount, None, False, tip), **where(o.pubkey_hash)})
+            out.append(where(utxo_row(outpoint, o.amount, None, False, tip), o.pubkey_hash))
         return out

@@ -32,8 +32,8 @@ import logging
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 
-from node.api.app import error_response
 from node.api.guards import MAX_HEADER_BYTES, url_too_long_message
+from node.api.http import error_response
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,8 @@
 Every function here is a query: it reads, never writes, and runs on the node's state thread
 (handlers reach it through ``NodeService.read``, which bounds how many wait there ahead of the
 node's own work). Amounts are base units, hashes display hex (reversed), times Unix seconds.
-``NotFoundError`` means the object is unknown (HTTP 404).
+``NotFoundError`` means the object is unknown (HTTP 404). Every answer is a model of
+``node.api.models`` (the handlers encode it; the OpenAPI document is generated from the models).
 
 Costs: a query reads in proportion to what it returns. A confirmed transaction is one ``t``
 record of the chainstate (the transaction and the coins it spent), never its block; an address
@@ -20,7 +21,6 @@ import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import dropwhile, islice
-from typing import Any
 
 from consensus import (
     AddressError,
@@ -35,6 +35,7 @@ from consensus import (
     merkle_branch,
     tx_fee,
 )
+from node.api import models as m
 from node.chainstate import BlockIndexEntry, BlockSummary, Chainstate
 from node.mempool import Mempool
 
@@ -58,16 +59,16 @@ def display(h: bytes) -> str:
 
 def utxo_row(
     outpoint: OutPoint, amount: int, height: int | None, coinbase: bool, tip: int
-) -> dict[str, Any]:
+) -> m.Utxo:
     """One unspent output as ``/address/{a}/utxo`` shows it (``height`` None: in the mempool)."""
-    return {
-        "txid": display(outpoint.txid),
-        "index": outpoint.index,
-        "amount": amount,
-        "height": height,
-        "coinbase": coinbase,
-        "confirmations": 0 if height is None else tip - height + 1,
-    }
+    return m.Utxo(
+        txid=display(outpoint.txid),
+        index=outpoint.index,
+        amount=amount,
+        height=height,
+        coinbase=coinbase,
+        confirmations=0 if height is None else tip - height + 1,
+    )
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ class Views:
 
     # --- chain ----------------------------------------------------------------------------------
 
-    def info(self, peers: int, synced: bool, version: str) -> dict[str, Any]:
+    def info(self, peers: int, synced: bool, version: str) -> m.Info:
         """``/info`` from the chainstate and mempool themselves (on the state thread)."""
         return self.info_of(
             NodeStatus(self.chain.tip, len(self.mempool), self.mempool.total_bytes),
@@ -147,19 +148,19 @@ class Views:
             version,
         )
 
-    def info_of(self, status: NodeStatus, peers: int, synced: bool, version: str) -> dict[str, Any]:
+    def info_of(self, status: NodeStatus, peers: int, synced: bool, version: str) -> m.Info:
         """``/info`` from a published status: safe on any thread (touches nothing mutable)."""
         tip = status.tip
-        return {
-            "network": self.params.name,
-            "height": tip.height,
-            "best_hash": display(tip.hash),
-            "chainwork": f"{tip.chainwork:064x}",
-            "peers": peers,
-            "mempool": {"count": status.mempool_count, "bytes": status.mempool_bytes},
-            "synced": synced,
-            "version": version,
-        }
+        return m.Info(
+            network=self.params.name,
+            height=tip.height,
+            best_hash=display(tip.hash),
+            chainwork=f"{tip.chainwork:064x}",
+            peers=peers,
+            mempool=m.MempoolCounts(count=status.mempool_count, bytes=status.mempool_bytes),
+            synced=synced,
+            version=version,
+        )
 
     def _summary(self, entry: BlockIndexEntry) -> BlockSummary:
         """Count, size and fees: the chainstate's record for an active-chain block; a block off
@@ -170,33 +171,33 @@ class Views:
             summary = BlockSummary(len(block.txs), block.size(), 0)
         return summary
 
-    def block_json(self, entry: BlockIndexEntry) -> dict[str, Any]:
+    def block_json(self, entry: BlockIndexEntry) -> m.Block:
         summary = self._summary(entry)
         in_best = self.chain.in_active_chain(entry)
         next_hash = self.chain.hash_at_height(entry.height + 1) if in_best else None
         h = entry.header
-        return {
-            "hash": display(entry.hash),
-            "height": entry.height,
-            "version": h.version,
-            "prev_hash": display(h.prev_hash),
-            "next_hash": display(next_hash) if next_hash else None,
-            "merkle_root": display(h.merkle_root),
-            "time": h.time,
-            "median_time": self.chain.median_time_past(entry),
-            "bits": h.bits,
-            "nonce": h.nonce,
-            "tx_count": summary.tx_count,
-            "size": summary.size,
-            "total_fees": summary.total_fees,
-            "confirmations": self.confirmations(entry),
-            "in_best_chain": in_best,
-        }
+        return m.Block(
+            hash=display(entry.hash),
+            height=entry.height,
+            version=h.version,
+            prev_hash=display(h.prev_hash),
+            next_hash=display(next_hash) if next_hash else None,
+            merkle_root=display(h.merkle_root),
+            time=h.time,
+            median_time=self.chain.median_time_past(entry),
+            bits=h.bits,
+            nonce=h.nonce,
+            tx_count=summary.tx_count,
+            size=summary.size,
+            total_fees=summary.total_fees,
+            confirmations=self.confirmations(entry),
+            in_best_chain=in_best,
+        )
 
-    def block(self, block_hash: bytes) -> dict[str, Any]:
+    def block(self, block_hash: bytes) -> m.Block:
         return self.block_json(self.entry_or_404(block_hash))
 
-    def blocks(self, start_height: int | None) -> list[dict[str, Any]]:
+    def blocks(self, start_height: int | None) -> list[m.Block]:
         top = self.chain.height if start_height is None else min(start_height, self.chain.height)
         out = []
         for height in range(top, max(-1, top - BLOCKS_PAGE), -1):
@@ -211,7 +212,7 @@ class Views:
             return [display(t) for t in self.chain.block_txids(entry)]
         return [display(t) for t in self._block(entry).txids()]
 
-    def block_txs(self, block_hash: bytes, start_index: int) -> list[dict[str, Any]]:
+    def block_txs(self, block_hash: bytes, start_index: int) -> list[m.Transaction]:
         entry = self.entry_or_404(block_hash)
         tx_count = self._summary(entry).tx_count
         if start_index % TXS_PAGE or (start_index and start_index >= tx_count):
@@ -225,7 +226,7 @@ class Views:
         txids = islice(self.chain.block_txids(entry, start_index), TXS_PAGE)
         return [self.tx_json(self._confirmed(txid)) for txid in txids]
 
-    def _detached_tx(self, tx: Transaction) -> dict[str, Any]:
+    def _detached_tx(self, tx: Transaction) -> m.Transaction:
         try:
             return self.tx_json(self.find_tx(tx.txid()))
         except NotFoundError:
@@ -245,98 +246,98 @@ class Views:
 
     # --- transactions ---------------------------------------------------------------------------
 
-    def tx_status(self, found: FoundTx) -> dict[str, Any]:
+    def tx_status(self, found: FoundTx) -> m.TxStatus:
         if found.replaced_by is not None:
             # The direct replacer only: a client follows the chain if that was replaced too.
-            return {"confirmed": False, "replaced_by": display(found.replaced_by)}
+            return m.TxReplaced(confirmed=False, replaced_by=display(found.replaced_by))
         if found.entry is None:
-            return {
-                "confirmed": False,
-                "block_hash": None,
-                "block_height": None,
-                "block_time": None,
-                "confirmations": 0,
-            }
-        return {
-            "confirmed": True,
-            "block_hash": display(found.entry.hash),
-            "block_height": found.entry.height,
-            "block_time": found.entry.header.time,
-            "confirmations": self.confirmations(found.entry),
-        }
+            return m.TxPending(
+                confirmed=False,
+                block_hash=None,
+                block_height=None,
+                block_time=None,
+                confirmations=0,
+            )
+        return m.TxConfirmed(
+            confirmed=True,
+            block_hash=display(found.entry.hash),
+            block_height=found.entry.height,
+            block_time=found.entry.header.time,
+            confirmations=self.confirmations(found.entry),
+        )
 
     def is_spent(self, outpoint: OutPoint) -> bool:
         return outpoint in self.mempool.spenders or self.chain.get_spender(outpoint) is not None
 
-    def tx_json(self, found: FoundTx) -> dict[str, Any]:
+    def tx_json(self, found: FoundTx) -> m.Transaction:
         tx = found.tx
         txid = tx.txid()
         fee: int | None
         if tx.is_coinbase():
-            inputs: list[dict[str, Any]] = [
-                {
-                    "txid": display(tx.inputs[0].prevout.txid),
-                    "index": tx.inputs[0].prevout.index,
-                    "address": None,
-                    "amount": 0,
-                    "coinbase": True,
-                }
+            inputs: list[m.TxInput] = [
+                m.TxInput(
+                    txid=display(tx.inputs[0].prevout.txid),
+                    index=tx.inputs[0].prevout.index,
+                    address=None,
+                    amount=0,
+                    coinbase=True,
+                )
             ]
             fee = 0
         elif found.spent is None:
             inputs = [
-                {
-                    "txid": display(i.prevout.txid),
-                    "index": i.prevout.index,
-                    "address": None,
-                    "amount": None,
-                    "coinbase": False,
-                }
+                m.TxInput(
+                    txid=display(i.prevout.txid),
+                    index=i.prevout.index,
+                    address=None,
+                    amount=None,
+                    coinbase=False,
+                )
                 for i in tx.inputs
             ]
             fee = None
         else:
             inputs = [
-                {
-                    "txid": display(i.prevout.txid),
-                    "index": i.prevout.index,
-                    "address": self.address(c.output.pubkey_hash),
-                    "amount": c.output.amount,
-                    "coinbase": False,
-                }
+                m.TxInput(
+                    txid=display(i.prevout.txid),
+                    index=i.prevout.index,
+                    address=self.address(c.output.pubkey_hash),
+                    amount=c.output.amount,
+                    coinbase=False,
+                )
                 for i, c in zip(tx.inputs, found.spent, strict=True)
             ]
             fee = tx_fee(tx, found.spent)
         outputs = [
-            {
-                "address": self.address(o.pubkey_hash),
-                "amount": o.amount,
-                "spent": self.is_spent(OutPoint(txid, n)),
-            }
+            m.TxOutput(
+                address=self.address(o.pubkey_hash),
+                amount=o.amount,
+                spent=self.is_spent(OutPoint(txid, n)),
+            )
             for n, o in enumerate(tx.outputs)
         ]
-        return {
-            "txid": display(txid),
-            "wtxid": display(tx.wtxid()),
-            "version": tx.version,
-            "locktime": tx.locktime,
-            "size": tx.size(),
-            "fee": fee,
-            "inputs": inputs,
-            "outputs": outputs,
-            "status": self.tx_status(found),
-        }
+        return m.Transaction(
+            txid=display(txid),
+            wtxid=display(tx.wtxid()),
+            version=tx.version,
+            locktime=tx.locktime,
+            size=tx.size(),
+            fee=fee,
+            inputs=inputs,
+            outputs=outputs,
+            status=self.tx_status(found),
+        )
 
-    def tx(self, txid: bytes) -> dict[str, Any]:
+    def tx(self, txid: bytes) -> m.Transaction:
         return self.tx_json(self.find_tx(txid))
 
     def tx_raw(self, txid: bytes) -> bytes:
         return self.find_tx(txid).tx.serialize()
 
-    def tx_status_of(self, txid: bytes) -> dict[str, Any]:
+    def tx_status_of(self, txid: bytes) -> m.TxStatus:
         return self.tx_status(self.find_tx(txid))
 
-    def merkle_proof(self, txid: bytes) -> dict[str, Any]:
+    def merkle_proof(self, txid: bytes) -> m.MerkleProof:
         found = self.find_tx(txid)
         if found.entry is None:
             raise NotFoundError("the transaction is not in a block yet")
@@ -344,16 +345,16 @@ class Views:
         # come from the block's ``j`` records (64 bytes a transaction), not from decoding it.
         wtxids = self.chain.block_wtxids(found.entry) or self._block(found.entry).wtxids()
         branch = merkle_branch(wtxids, found.position)
-        return {
-            "block_height": found.entry.height,
-            "block_hash": display(found.entry.hash),
-            "merkle": [display(h) for h in branch],
-            "pos": found.position,
-        }
+        return m.MerkleProof(
+            block_height=found.entry.height,
+            block_hash=display(found.entry.hash),
+            merkle=[display(h) for h in branch],
+            pos=found.position,
+        )
 
-    def outspends(self, txid: bytes) -> list[dict[str, Any]]:
+    def outspends(self, txid: bytes) -> list[m.Outspend]:
         found = self.find_tx(txid)
-        out: list[dict[str, Any]] = []
+        out: list[m.Outspend] = []
         for n in range(len(found.tx.outputs)):
             outpoint = OutPoint(txid, n)
             spender = self.mempool.spenders.get(outpoint)
@@ -364,21 +365,19 @@ class Views:
                     if entry
                     else 0
                 )
-                out.append(
-                    {"spent": True, "txid": display(spender), "vin": vin, "confirmed": False}
-                )
+                out.append(m.SpentBy(spent=True, txid=display(spender), vin=vin, confirmed=False))
                 continue
             chain_spender = self.chain.get_spender(outpoint)
             if chain_spender is None:
-                out.append({"spent": False})
+                out.append(m.Unspent(spent=False))
             else:
                 out.append(
-                    {
-                        "spent": True,
-                        "txid": display(chain_spender[0]),
-                        "vin": chain_spender[1],
-                        "confirmed": True,
-                    }
+                    m.SpentBy(
+                        spent=True,
+                        txid=display(chain_spender[0]),
+                        vin=chain_spender[1],
+                        confirmed=True,
+                    )
                 )
         return out
 
@@ -388,7 +387,7 @@ class Views:
         """Unspent coinbase outputs to the address that are not mature yet."""
         return self.chain.immature_amount(pubkey_hash)
 
-    def address_summary(self, text: str, pubkey_hash: bytes) -> dict[str, Any]:
+    def address_summary(self, text: str, pubkey_hash: bytes) -> m.AddressSummary:
         stats = self.chain.address_stats(pubkey_hash)
         funded = spent = 0
         txids = self.mempool.by_address.get(pubkey_hash, set())
@@ -399,20 +398,20 @@ class Views:
                 c.output.amount for c in entry.spent if c.output.pubkey_hash == pubkey_hash
             )
         immature = self._immature(pubkey_hash)
-        return {
-            "address": text,
-            "chain_stats": {
-                "funded_sum": stats.funded_sum,
-                "spent_sum": stats.spent_sum,
-                "tx_count": stats.tx_count,
-            },
-            "mempool_stats": {"funded_sum": funded, "spent_sum": spent, "tx_count": len(txids)},
-            "balance": {
-                "confirmed": stats.funded_sum - stats.spent_sum - immature,
-                "unconfirmed": funded - spent,
-                "immature": immature,
-            },
-        }
+        return m.AddressSummary(
+            address=text,
+            chain_stats=m.AddressStats(
+                funded_sum=stats.funded_sum,
+                spent_sum=stats.spent_sum,
+                tx_count=stats.tx_count,
+            ),
+            mempool_stats=m.AddressStats(funded_sum=funded, spent_sum=spent, tx_count=len(txids)),
+            balance=m.Balance(
+                confirmed=stats.funded_sum - stats.spent_sum - immature,
+                unconfirmed=funded - spent,
+                immature=immature,
+            ),
+        )
 
     def _mempool_txids_for(self, pubkey_hash: bytes) -> list[bytes]:
         """Newest first (acceptance order reversed)."""
@@ -420,7 +419,7 @@ class Views:
         entries = self.mempool.entries
         return sorted(txids, key=lambda t: entries[t].seq, reverse=True)
 
-    def address_txs(self, pubkey_hash: bytes, after_txid: bytes | None) -> list[dict[str, Any]]:
+    def address_txs(self, pubkey_hash: bytes, after_txid: bytes | None) -> list[m.Transaction]:
         """Newest first: unconfirmed, then confirmed; 25 a page, after ``after_txid``."""
         pooled = self._mempool_txids_for(pubkey_hash)
         before: tuple[int, int] | None = None
@@ -443,15 +442,13 @@ class Views:
             result.append(self.tx(txid))
         return result
 
-    def address_utxos(
-        self, pubkey_hash: bytes, after: OutPoint | None = None
-    ) -> list[dict[str, Any]]:
+    def address_utxos(self, pubkey_hash: bytes, after: OutPoint | None = None) -> list[m.Utxo]:
         """Confirmed unspent outputs in (txid, index) order, then unconfirmed ones in mempool
         order; ``UTXO_PAGE`` at most, strictly after the cursor ``after``. A cursor that is one
         of the address's unconfirmed outputs continues among those; any other seeks among the
         confirmed ones (it need not exist: the page starts where it would be)."""
         tip = self.chain.height
-        out: list[dict[str, Any]] = []
+        out: list[m.Utxo] = []
         pooled = [
             (OutPoint(txid, n), o)
             for txid in self._mempool_txids_for(pubkey_hash)
@@ -474,18 +471,18 @@ class Views:
 
     # --- mempool --------------------------------------------------------------------------------
 
-    def mempool_summary(self) -> dict[str, Any]:
+    def mempool_summary(self) -> m.MempoolSummary:
         buckets: dict[int, int] = {}
         for entry in self.mempool.entries.values():
             rate = int(entry.fee_rate)
             bucket = 1 << max(0, rate.bit_length() - 1) if rate else 0
             buckets[bucket] = buckets.get(bucket, 0) + entry.size
-        return {
-            "count": len(self.mempool),
-            "bytes": self.mempool.total_bytes,
-            "total_fee": self.mempool.total_fee,
-            "fee_histogram": [[rate, size] for rate, size in sorted(buckets.items(), reverse=True)],
-        }
+        return m.MempoolSummary(
+            count=len(self.mempool),
+            bytes=self.mempool.total_bytes,
+            total_fee=self.mempool.total_fee,
+            fee_histogram=[[rate, size] for rate, size in sorted(buckets.items(), reverse=True)],
+        )
 
     def mempool_txids(self, after: bytes | None = None) -> list[str]:
         """Txids in the mempool's own order (acceptance order, but that a transaction put back
@@ -500,23 +497,23 @@ class Views:
             next(entries)
         return [display(t) for t in islice(entries, MEMPOOL_TXIDS_PAGE)]
 
-    def mempool_recent(self) -> list[dict[str, Any]]:
+    def mempool_recent(self) -> list[m.MempoolRecent]:
         recent = heapq.nlargest(MEMPOOL_RECENT, self.mempool.entries.values(), key=lambda e: e.seq)
         return [
-            {"txid": display(e.txid), "fee": e.fee, "size": e.size, "value": e.tx.total_out()}
+            m.MempoolRecent(txid=display(e.txid), fee=e.fee, size=e.size, value=e.tx.total_out())
             for e in recent
         ]
 
     # --- other ----------------------------------------------------------------------------------
 
-    def search(self, query: str) -> dict[str, Any]:
+    def search(self, query: str) -> m.SearchResult:
         """What ``query`` is (a height, block hash, txid, address or account key) and where it
         leads."""
         q = query.strip()
         if q.isascii() and q.isdigit() and len(q) <= 10 and int(q) <= self.chain.height:
             block_hash = self.chain.hash_at_height(int(q))
             if block_hash is not None:
-                return {"type": "block", "id": display(block_hash), "height": int(q)}
+                return m.FoundBlock(id=display(block_hash), height=int(q))
         if len(q) == 64:
             try:
                 h = bytes.fromhex(q)[::-1]
@@ -525,33 +522,33 @@ class Views:
             if h:
                 entry = self.chain.get_entry(h)
                 if entry is not None and entry.have_data:
-                    return {"type": "block", "id": q.lower(), "height": entry.height}
+                    return m.FoundBlock(id=q.lower(), height=entry.height)
                 if (
                     h in self.mempool
                     or self.chain.get_tx_location(h) is not None
                     or self.mempool.replaced_by(h) is not None
                 ):
-                    return {"type": "tx", "id": q.lower()}
+                    return m.FoundTx(id=q.lower())
         try:
             decode_address(q, self.params)
         except AddressError:
             pass
         else:
-            return {"type": "address", "id": q}
+            return m.FoundAddress(id=q)
         try:
             decode_xpub(q, self.params)
         except ExtendedKeyError:
             pass
         else:
-            return {"type": "xpub", "id": q}
+            return m.FoundXpub(id=q)
         raise NotFoundError(f"nothing known as {query!r}")
 
-    def utxo_set_info(self) -> dict[str, Any]:
+    def utxo_set_info(self) -> m.UtxoSetInfo:
         info = self.chain.utxo_set_info()
-        return {
-            "height": info.height,
-            "best_hash": display(info.best_hash),
-            "count": info.count,
-            "total_amount": info.total_amount,
-            "hash": info.hash.hex(),
-        }
+        return m.UtxoSetInfo(
+            height=info.height,
+            best_hash=display(info.best_hash),
+            count=info.count,
+            total_amount=info.total_amount,
+            hash=info.hash.hex(),
+        )

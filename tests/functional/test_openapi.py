@@ -5,11 +5,16 @@
 - a real node serves it and answers every documented route (none is an unknown route);
 - with real data (blocks, a confirmed and an unconfirmed spend, a submitted block, P2P messages)
   every operation answers 200 and the answer conforms to its schema;
-- a bounded Schemathesis run (its coverage phase, then 30 derandomized examples per operation
-  and generation mode, positive and negative) finds no 5xx and no answer outside the document:
-  checks ``not_a_server_error``, ``status_code_conformance``, ``content_type_conformance`` and
-  ``response_schema_conformance``. Left out: the admin routes that stop the node, mine, start
-  mining or dial a peer, and the ``/p2p/`` messages that make the node dial URLs;
+- a bounded Schemathesis run (its coverage phase, unexpected methods included, then 30
+  derandomized examples per operation and generation mode, positive and negative) with every
+  check (``--checks all``) on the public and admin routes, and the four response checks
+  (``not_a_server_error``, ``status_code_conformance``, ``content_type_conformance``,
+  ``response_schema_conformance``) on ``/p2p/``, finds nothing. Left out: the admin routes that
+  stop the node, mine, start mining or dial a peer, and the ``/p2p/`` messages that make the
+  node dial URLs. Addresses and account keys are drawn half real (``schemathesis_hooks``), and
+  no operation but ``NEVER_SERVED`` has the run's "schema validation mismatch" (none of its
+  schema-valid requests served, most refused as invalid);
+- every path answers a method it does not serve with 405 and ``Allow``;
 - hostile inputs (that once gave a 500, or might) stay 4xx with the error shape.
 
 One node serves the whole module; it is started with ``NodeProcess`` (the real ``tally-node``).
@@ -20,6 +25,7 @@ under pytest 9.2 (``'Function' object has no attribute '_nodeid'``).
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -34,8 +40,11 @@ import schemathesis
 from aiohttp import web
 from hypothesis import HealthCheck, Phase
 from schemathesis import GenerationMode
+from schemathesis.checks import CHECKS as CHECK_REGISTRY
 from schemathesis.checks import not_a_server_error
+from schemathesis.cli.commands.run.warnings import OTHER_CLIENT_ERRORS_THRESHOLD as THRESHOLD
 from schemathesis.core.failures import Failure, FailureGroup
+from schemathesis.generation.meta import CoverageScenario
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
@@ -56,6 +65,7 @@ from node.api.app import make_app
 from node.api.openapi import openapi_document
 from node.config import Settings
 from node.p2p.messages import PROTOCOL_VERSION
+from tests.functional import schemathesis_hooks  # noqa: F401 - the custom formats' generators
 from tests.functional.node_process import NodeProcess, address_of
 from tests.helpers import key, mine_block, spend
 
@@ -68,6 +78,21 @@ CHECKS = [
     content_type_conformance,
     response_schema_conformance,
 ]
+NEVER_SERVED = {("POST", f"{API}/tx"), ("POST", f"{API}/block")}
+"""Operations no generated request reaches a 200 on: whether bytes are a valid transaction or
+block (signatures, spent coins, proof of work) is no schema's to say, so every schema-valid body
+Schemathesis draws is a documented 400 with its reject code. Every other operation of the
+node's own API serves some of its generated requests (addresses and account keys are drawn
+half real, ``schemathesis_hooks``)."""
+ALL_CHECKS = CHECK_REGISTRY.get_all()
+"""Every check Schemathesis has (``--checks all``): with the four above, among others
+``negative_data_rejection`` (what the schema refuses, the node refuses),
+``positive_data_acceptance`` (what it admits is answered or refused with a documented 4xx),
+``unsupported_method`` (405 with ``Allow``), ``missing_required_header``, ``ignored_auth``."""
+ACCEPTED_POSITIVE = ["2xx", "400", "401", "403", "404", "409", "429"]
+"""What a request the schema admits may get: an answer, or a documented refusal (a bad address
+checksum, an unknown block: ``status_code_conformance`` holds each status to the operation's
+list). 400 is added to Schemathesis's default; its 5xx is left out (``not_a_server_error``)."""
 NOT_FUZZED = {
     # They act on the node: stop it, mine (up to 10,000 blocks), start background mining,
     # or dial a peer URL.
@@ -184,7 +209,9 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
 @pytest.fixture(scope="module")
 def api_schema(chain: Chain) -> Any:
     """The document as the node serves it, loaded by Schemathesis."""
-    return schemathesis.openapi.from_url(f"{chain.node.url}{API}/openapi.json")
+    schema = schemathesis.openapi.from_url(f"{chain.node.url}{API}/openapi.json")
+    schema.config.checks.positive_data_acceptance.expected_statuses = ACCEPTED_POSITIVE
+    return schema
 
 
 # --- the document against the app ----------------------------------------------------------------
@@ -278,7 +305,7 @@ def fill(path: str, chain: Chain) -> str:
 def test_node_serves_the_document(chain: Chain) -> None:
     r = chain.node.get(f"{API}/openapi.json")
     assert r.status == 200
-    assert r.json() == json.loads(json.dumps(openapi_document()))
+    assert r.json() == json.loads(json.dumps(openapi_document(get_params("regtest"))))
 
 
 def test_every_documented_route_is_served(chain: Chain) -> None:
@@ -306,6 +333,21 @@ def test_every_documented_route_is_served(chain: Chain) -> None:
         else:
             expected = 400
         assert r.status == expected, (method, path, r.status, r.body)
+
+
+def test_a_wrong_method_is_405_with_allow(chain: Chain) -> None:
+    """Every path answers a method it does not serve with 405, ``Allow`` naming exactly the
+    documented methods (and HEAD, aiohttp's twin of GET), and the error shape (RFC 9110 15.5.6)."""
+    served: dict[str, set[str]] = {}
+    for method, path in documented_routes():
+        served.setdefault(path, set()).add(method)
+    for path, methods in sorted(served.items()):
+        allowed = methods | ({"HEAD"} if "GET" in methods else set())
+        for wrong in sorted({"GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"} - methods):
+            r = chain.node.get(fill(path, chain), method=wrong, headers=chain.headers)
+            assert r.status == 405, (wrong, path, r.status, r.body[:200])
+            assert set(r.headers["Allow"].split(",")) == allowed, (wrong, path, r.headers)
+            assert r.json()["error"]["code"] == "method-not-allowed", (wrong, path)
 
 
 def real_cases(chain: Chain, schema: Any) -> list[Any]:
@@ -470,12 +512,20 @@ def test_p2p_answers_conform_to_the_document(chain: Chain, api_schema: Any) -> N
 # --- fuzzing -------------------------------------------------------------------------------------
 
 
-def fuzz_operation(operation: Any, headers: dict[str, str]) -> list[str]:
+def checks_for(operation: Any) -> list[Any]:
+    """Every check on the node's own API (public and admin routes); the four of ``CHECKS`` on
+    ``/p2p/``, whose schemas cannot say what a peer may send (the body limit in bytes, a
+    ``bin``'s exact length): a schema-valid message there may be refused (400, 413)."""
+    return CHECKS if operation.path.startswith("/p2p/") else ALL_CHECKS
+
+
+def fuzz_operation(operation: Any, headers: dict[str, str], stats: Counter[str]) -> list[str]:
     """Schemathesis on one operation; the failures, each with a curl command to reproduce it.
 
     Two phases, as ``schemathesis run`` has them: coverage (deterministic boundary and
-    invalid values, positive and negative) and fuzzing (``MAX_EXAMPLES`` derandomized
-    Hypothesis examples per mode, shrunk on failure).
+    invalid values, positive and negative, and each method the route does not serve) and
+    fuzzing (``MAX_EXAMPLES`` derandomized Hypothesis examples per mode, shrunk on failure).
+    ``stats`` counts the cases run, by phase, and the unexpected-method ones.
     """
     failures: list[str] = []
     schema = operation.schema
@@ -485,9 +535,14 @@ def fuzz_operation(operation: Any, headers: dict[str, str]) -> list[str]:
         generation_modes=modes,
         generation_config=schema.config.generation_for(operation=operation),
     )
-    for case in islice(coverage, MAX_COVERAGE_CASES):
+    cases = list(islice(coverage, MAX_COVERAGE_CASES + 1))
+    assert len(cases) <= MAX_COVERAGE_CASES, f"{operation.label}: raise MAX_COVERAGE_CASES"
+    for case in cases:
+        stats["coverage"] += 1
+        if case.meta.phase.data.scenario is CoverageScenario.UNSPECIFIED_HTTP_METHOD:
+            stats["unexpected method"] += 1
         try:
-            case.call_and_validate(checks=CHECKS, headers=headers)
+            case.call_and_validate(checks=checks_for(operation), headers=headers)
         except (Failure, FailureGroup) as exc:
             failures.append(f"coverage: {exc}")
             break
@@ -503,7 +558,12 @@ def fuzz_operation(operation: Any, headers: dict[str, str]) -> list[str]:
             phases=[Phase.generate, Phase.shrink],
         )
         def fuzz(case: Any) -> None:
-            case.call_and_validate(checks=CHECKS, headers=headers)
+            stats[f"fuzzing {case.meta.generation.mode.value}"] += 1
+            response = case.call_and_validate(checks=checks_for(operation), headers=headers)
+            if case.meta.generation.mode is GenerationMode.POSITIVE:
+                status = response.status_code
+                kind = "served" if status < 300 else "404" if status == 404 else "4xx"
+                stats[f"{kind} {operation.label}"] += 1
 
         try:
             fuzz()
@@ -518,14 +578,27 @@ def test_schemathesis_finds_nothing(chain: Chain, api_schema: Any) -> None:
     """No 5xx and no answer outside the document, on every operation but ``NOT_FUZZED``."""
     report = []
     tested = set()
+    stats: Counter[str] = Counter()
     for result in api_schema.get_all_operations():
         operation = result.ok()
         route = (operation.method.upper(), operation.path)
         if route in NOT_FUZZED:
             continue
         tested.add(route)
-        for failure in fuzz_operation(operation, chain.headers):
+        for failure in fuzz_operation(operation, chain.headers, stats):
             report.append(f"=== {operation.label}\n{failure}")
+    counts = {k: v for k, v in stats.items() if " /" not in k}
+    print(f"schemathesis: {len(tested)} operations, cases run: {counts}")
+    # Schemathesis's "schema validation mismatch" warning: no schema-valid request was served,
+    # and most were refused as invalid rather than as unknown (a random hash is a 404).
+    mismatched = set()
+    for route in tested:
+        label = " ".join(route)
+        refused, unknown = stats[f"4xx {label}"], stats[f"404 {label}"]
+        p2p, served = route[1].startswith("/p2p/"), stats[f"served {label}"]
+        if not p2p and not served and refused / max(1, refused + unknown) >= THRESHOLD:
+            mismatched.add(route)
+    assert mismatched == NEVER_SERVED, sorted(mismatched ^ NEVER_SERVED)
     # Schemathesis leaves out the route it loaded the document from.
     assert tested == documented_routes() - NOT_FUZZED - {("GET", f"{API}/openapi.json")}
     assert not report, "\n\n".join(report)

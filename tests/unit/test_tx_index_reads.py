@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from consensus import Block, OutPoint, Transaction, TxOut, block_subsidy, verify_merkle_proof
@@ -113,9 +114,10 @@ def node(tmp_path: Path) -> Iterator[Node]:
 
 
 def read_cost(node: Node, fn: Callable[..., Any], *args: object) -> tuple[Any, int, list[bytes]]:
-    """What ``fn(*args)`` returns, the value bytes it read and the block or undo keys it read."""
+    """What ``fn(*args)`` returns (in JSON terms, as the API serves it), the value bytes it read
+    and the block or undo keys it read."""
     node.store.reset()
-    result = fn(*args)
+    result = msgspec.to_builtins(fn(*args))
     return result, node.store.value_bytes, node.store.read_block_or_undo()
 
 
@@ -150,7 +152,7 @@ def test_a_transaction_is_read_without_its_block(node: Node) -> None:
     # Its raw bytes and status too.
     node.store.reset()
     assert node.views.tx_raw(big_tx.txid()) == big_tx.serialize()
-    assert node.views.tx_status_of(big_tx.txid())["confirmations"] == 1
+    assert msgspec.to_builtins(node.views.tx_status_of(big_tx.txid()))["confirmations"] == 1
     assert node.store.read_block_or_undo() == []
 
 

@@ -1,0 +1,604 @@
+"""Typed models of every JSON answer of the HTTP API (SPEC 3.5): the one definition of each shape.
+
+Job: one ``msgspec.Struct`` per JSON object the public and admin routes answer, and per JSON body
+they take. ``node.api.views`` and ``node.api.accounts`` build these; ``node.api.app`` encodes them
+with ``msgspec.json.encode``; ``node.api.openapi`` generates the OpenAPI document's schemas from
+them (``msgspec.json.schema_components``), so a field added, renamed or retyped here is served and
+documented at once.
+
+Invariants:
+- field names, order and types are exactly what the API has always served (docs/API.md); every
+  field is always present (no defaults), a field that may be ``null`` is typed ``X | None``;
+- amounts are ``int`` base units, hashes and txids display hex (``Hash``), times Unix seconds;
+- answer models forbid unknown fields, so their schemas say ``additionalProperties: false``;
+- a shape with several variants that no string field tells apart (a transaction's status, an
+  output's spender, one answer of ``POST /txs``) is a ``one_of`` of its variant structs: typed as
+  their union for mypy, documented as a ``oneOf`` of their references (``VARIANTS`` lists the
+  structs the document must carry for those references).
+
+Left to others: the values (``node.api.views``), paging limits and route parameters
+(``node.api.openapi``'s route table, from the modules that enforce them), the ``/p2p/`` messages
+(msgpack, ``node.p2p.messages``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import msgspec
+
+from consensus.params import NETWORKS
+from node.fees import TARGETS
+
+REF_TEMPLATE = "#/components/schemas/{name}"
+"""Where the OpenAPI document keeps the models' schemas."""
+
+MAX_UINT32 = 2**32 - 1
+MAX_AMOUNT = 2**63 - 1
+
+DISPLAY_HASH_PATTERN = "^[0-9a-f]{64}$"
+"""What the node answers for a hash or txid: lowercase display hex."""
+BASE58_PATTERN = "^[1-9A-HJ-NP-Za-km-z]+$"
+CODE_PATTERN = "^[a-z0-9]+(-[a-z0-9]+)*$"
+
+Hash = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=DISPLAY_HASH_PATTERN,
+        description="A block hash or txid as display hex (byte-reversed, lowercase).",
+    ),
+]
+Address = Annotated[str, msgspec.Meta(pattern=BASE58_PATTERN, description="A Base58Check address.")]
+Amount = Annotated[int, msgspec.Meta(ge=0, le=MAX_AMOUNT, description="base units")]
+Count = Annotated[int, msgspec.Meta(ge=0)]
+UInt32 = Annotated[int, msgspec.Meta(ge=0, le=MAX_UINT32)]
+Height = Annotated[int, msgspec.Meta(ge=0, description="height in the best chain")]
+UnixTime = Annotated[int, msgspec.Meta(ge=0, description="Unix seconds")]
+
+
+AlwaysTrue = Annotated[bool, msgspec.Meta(extra_json_schema={"const": True})]
+AlwaysFalse = Annotated[bool, msgspec.Meta(extra_json_schema={"const": False})]
+"""Booleans documented as always one value (msgspec's ``Literal`` takes no booleans)."""
+AlwaysZero = Annotated[int, msgspec.Meta(extra_json_schema={"const": 0})]
+
+
+def one_of(description: str, *variants: type[msgspec.Struct]) -> Any:
+    """A value that is one of ``variants``: encoded as whichever it is, documented as a
+    ``oneOf`` of their component references."""
+    refs = [{"$ref": REF_TEMPLATE.format(name=v.__name__)} for v in variants]
+    return Annotated[Any, msgspec.Meta(description=description, extra_json_schema={"oneOf": refs})]
+
+
+class Model(msgspec.Struct, forbid_unknown_fields=True):
+    """An answer of the API: exactly its fields, all of them present."""
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+
+class ErrorBody(Model):
+    """What went wrong."""
+
+    code: Annotated[
+        str,
+        msgspec.Meta(
+            pattern=CODE_PATTERN,
+            description="The reject code of a refused transaction or block (`bad-encoding`, "
+            "`txn-already-known`, `high-hash`...), `bad-address`, `not-allowed`, or the HTTP "
+            "reason as a slug (`bad-request`, `unauthorized`, `not-found`, `method-not-allowed`, "
+            "`payload-too-large`, `uri-too-long`).",
+        ),
+    ]
+    message: Annotated[str, msgspec.Meta(description="A sentence for people.")]
+
+
+class Error(Model):
+    """Every error answer."""
+
+    error: ErrorBody
+
+
+def error(code: str, message: str) -> Error:
+    return Error(ErrorBody(code, message))
+
+
+# --- chain ---------------------------------------------------------------------------------------
+
+
+class MempoolCounts(Model):
+    """Mempool size."""
+
+    count: Count
+    bytes: Annotated[int, msgspec.Meta(ge=0, description="serialized bytes")]
+
+
+class Info(Model):
+    """The node at a glance."""
+
+    network: Annotated[str, msgspec.Meta(extra_json_schema={"enum": sorted(NETWORKS)})]
+    height: Height
+    best_hash: Hash
+    chainwork: Annotated[
+        str,
+        msgspec.Meta(
+            pattern="^[0-9a-f]{64,}$", description="Total work of the best chain, zero-padded hex"
+        ),
+    ]
+    peers: Annotated[int, msgspec.Meta(ge=0, description="connected peers")]
+    mempool: MempoolCounts
+    synced: Annotated[bool, msgspec.Meta(description="no connected peer reports more work")]
+    version: Annotated[str, msgspec.Meta(description="The node's version")]
+
+
+class Block(Model):
+    """A block summary."""
+
+    hash: Hash
+    height: Height
+    version: UInt32
+    prev_hash: Hash
+    next_hash: Annotated[
+        Hash | None, msgspec.Meta(description="null at the tip and off the best chain")
+    ]
+    merkle_root: Hash
+    time: Annotated[int, msgspec.Meta(ge=0, le=MAX_UINT32, description="Unix seconds")]
+    median_time: Annotated[int, msgspec.Meta(ge=0, description="median time past, Unix seconds")]
+    bits: Annotated[int, msgspec.Meta(ge=0, le=MAX_UINT32, description="compact target")]
+    nonce: UInt32
+    tx_count: Annotated[int, msgspec.Meta(ge=1)]
+    size: Annotated[int, msgspec.Meta(ge=1, description="serialized bytes")]
+    total_fees: Annotated[
+        int, msgspec.Meta(ge=0, le=MAX_AMOUNT, description="fees of its transactions, base units")
+    ]
+    confirmations: Annotated[int, msgspec.Meta(ge=0, description="0 off the best chain")]
+    in_best_chain: bool
+
+
+class SubmitBlockResult(Model):
+    """What became of a submitted block."""
+
+    hash: Hash
+    status: Annotated[
+        Literal["active", "side", "orphan"],
+        msgspec.Meta(
+            description="on the best chain now; stored on another chain; or kept until its "
+            "parent arrives"
+        ),
+    ]
+    height: Annotated[int | None, msgspec.Meta(description="null for an orphan")]
+
+
+# --- transactions --------------------------------------------------------------------------------
+
+
+class TxInput(Model):
+    """An input and the coin it spends."""
+
+    txid: Hash
+    index: UInt32
+    address: Annotated[
+        Address | None, msgspec.Meta(description="null for a coinbase, or when unknown")
+    ]
+    amount: Annotated[
+        Amount | None,
+        msgspec.Meta(
+            description="of the coin spent; 0 for a coinbase; null when unknown (a transaction "
+            "of a block off the best chain whose inputs this node cannot see)"
+        ),
+    ]
+    coinbase: bool
+
+
+class TxOutput(Model):
+    """An output."""
+
+    address: Address
+    amount: Amount
+    spent: bool
+
+
+class TxConfirmed(Model):
+    """In a block of the best chain."""
+
+    confirmed: AlwaysTrue
+    block_hash: Hash
+    block_height: Height
+    block_time: UnixTime
+    confirmations: Annotated[int, msgspec.Meta(ge=0)]
+
+
+class TxPending(Model):
+    """In the mempool: every block field is null."""
+
+    confirmed: AlwaysFalse
+    block_hash: None
+    block_height: None
+    block_time: None
+    confirmations: AlwaysZero
+
+
+class TxReplaced(Model):
+    """Replaced recently (RBF, bump-fee): no longer in the mempool; `replaced_by` is the txid of
+    the transaction that replaced it directly (if that was replaced in turn, ask for its status).
+    Remembered for 24 hours, the newest 10,000 (10 MB), and not across a restart; after that the
+    txid is a 404."""
+
+    confirmed: AlwaysFalse
+    replaced_by: Hash
+
+
+if TYPE_CHECKING:
+    TxStatus = TxConfirmed | TxPending | TxReplaced
+else:
+    TxStatus = one_of(
+        "Where the transaction is: in a block of the best chain, in the mempool, or replaced "
+        "recently.",
+        TxConfirmed,
+        TxPending,
+        TxReplaced,
+    )
+
+
+class Transaction(Model):
+    """A transaction with the coins it spends and where it is."""
+
+    txid: Hash
+    wtxid: Hash
+    version: UInt32
+    locktime: UInt32
+    size: Annotated[int, msgspec.Meta(ge=1, description="serialized bytes")]
+    fee: Annotated[
+        Amount | None,
+        msgspec.Meta(
+            description="inputs minus outputs; 0 for a coinbase; null when inputs are unknown"
+        ),
+    ]
+    inputs: list[TxInput]
+    outputs: list[TxOutput]
+    status: TxStatus
+
+
+class MerkleProof(Model):
+    """The branch proving a confirmed transaction is in its block: its leaf is the transaction's
+    wtxid (the header's merkle root is over the wtxids)."""
+
+    block_height: Height
+    block_hash: Hash
+    merkle: Annotated[list[Hash], msgspec.Meta(description="sibling hashes from the leaf up")]
+    pos: Annotated[int, msgspec.Meta(ge=0, description="the transaction's position in the block")]
+
+
+class Unspent(Model):
+    """Unspent."""
+
+    spent: AlwaysFalse
+
+
+class SpentBy(Model):
+    """Spent by input `vin` of `txid`, in a block or in the mempool."""
+
+    spent: AlwaysTrue
+    txid: Hash
+    vin: UInt32
+    confirmed: bool
+
+
+if TYPE_CHECKING:
+    Outspend = Unspent | SpentBy
+else:
+    Outspend = one_of("What spends one output.", Unspent, SpentBy)
+
+
+class TxidResult(Model):
+    """An accepted transaction."""
+
+    txid: Hash
+
+
+if TYPE_CHECKING:
+    TxsItem = TxidResult | Error
+else:
+    TxsItem = one_of("One transaction of the batch: accepted, or refused.", TxidResult, Error)
+
+
+# --- addresses and accounts ----------------------------------------------------------------------
+
+
+class AddressStats(Model):
+    """Totals over an address's transactions."""
+
+    funded_sum: Annotated[int, msgspec.Meta(ge=0, le=MAX_AMOUNT, description="received")]
+    spent_sum: Annotated[int, msgspec.Meta(ge=0, le=MAX_AMOUNT, description="spent")]
+    tx_count: Count
+
+
+class Balance(Model):
+    """Balance in base units."""
+
+    confirmed: Annotated[int, msgspec.Meta(ge=0, le=MAX_AMOUNT, description="spendable now")]
+    unconfirmed: Annotated[
+        int,
+        msgspec.Meta(
+            description="mempool change (negative when the mempool spends confirmed coins)"
+        ),
+    ]
+    immature: Annotated[
+        int, msgspec.Meta(ge=0, le=MAX_AMOUNT, description="coinbase outputs not yet mature")
+    ]
+
+
+class AddressSummary(Model):
+    """An address's totals and balance."""
+
+    address: Annotated[str, msgspec.Meta(description="as asked")]
+    chain_stats: AddressStats
+    mempool_stats: AddressStats
+    balance: Balance
+
+
+class Utxo(Model):
+    """An unspent output of the address (not spent in the mempool either)."""
+
+    txid: Hash
+    index: UInt32
+    amount: Amount
+    height: Annotated[int | None, msgspec.Meta(description="null while in the mempool")]
+    coinbase: bool
+    confirmations: Annotated[int, msgspec.Meta(ge=0, description="0 while in the mempool")]
+
+
+class AccountAddress(Model):
+    """A used address of the account."""
+
+    address: str
+    path: Annotated[str, msgspec.Meta(description="chain/index below the account key")]
+    tx_count: Annotated[
+        int, msgspec.Meta(ge=0, description="transactions touching it, mempool included")
+    ]
+    balance: Annotated[int, msgspec.Meta(description="confirmed + unconfirmed")]
+
+
+class AccountSummary(Model):
+    """An account's totals over its addresses within the gap limit."""
+
+    xpub: Annotated[str, msgspec.Meta(description="as asked")]
+    chain_stats: AddressStats
+    mempool_stats: AddressStats
+    balance: Balance
+    addresses: list[AccountAddress]
+    next_receive_index: Annotated[
+        int, msgspec.Meta(ge=0, description="the first unused receive index after the used")
+    ]
+    next_change_index: Annotated[
+        int, msgspec.Meta(ge=0, description="the first unused change index after the used")
+    ]
+    gap_limit: Count
+
+
+class AccountUtxo(Model):
+    """An unspent output of one of the account's addresses."""
+
+    txid: Hash
+    index: UInt32
+    amount: Amount
+    height: Annotated[int | None, msgspec.Meta(description="null while in the mempool")]
+    coinbase: bool
+    confirmations: Annotated[int, msgspec.Meta(ge=0, description="0 while in the mempool")]
+    address: str
+    path: Annotated[str, msgspec.Meta(description="chain/index below the account key")]
+
+
+# --- mempool and fees ----------------------------------------------------------------------------
+
+
+class MempoolSummary(Model):
+    """The mempool."""
+
+    count: Count
+    bytes: Count
+    total_fee: Amount
+    fee_histogram: Annotated[
+        list[Annotated[list[Count], msgspec.Meta(min_length=2, max_length=2)]],
+        msgspec.Meta(
+            description="[rate, bytes] pairs, highest rate first: the fee rate bucket in base "
+            "units per byte (a power of two, or 0) and the bytes of transactions in it"
+        ),
+    ]
+
+
+class MempoolRecent(Model):
+    """A recently accepted transaction."""
+
+    txid: Hash
+    fee: Amount
+    size: Annotated[int, msgspec.Meta(ge=1)]
+    value: Annotated[int, msgspec.Meta(ge=0, le=MAX_AMOUNT, description="total of its outputs")]
+
+
+FeeRate = Annotated[int, msgspec.Meta(ge=1, description="base units per byte")]
+
+if TYPE_CHECKING:
+
+    class FeeEstimates(Model):
+        """Base units per byte to confirm within each target of ``node.fees.TARGETS``."""
+
+        def __init__(self, **rates: int) -> None: ...
+
+else:
+    FeeEstimates = msgspec.defstruct(
+        "FeeEstimates",
+        [(f"within_{t}", FeeRate, msgspec.field(name=str(t))) for t in TARGETS],
+        bases=(Model,),
+        module=__name__,
+    )
+    FeeEstimates.__doc__ = (
+        "Base units per byte to confirm within "
+        + ", ".join(f"{t}" for t in TARGETS)
+        + " blocks (the keys)."
+    )
+
+
+def fee_estimates(rates: dict[int, int]) -> FeeEstimates:
+    """The model of ``Fees.estimates()`` (a rate per target)."""
+    return FeeEstimates(**{f"within_{t}": rate for t, rate in rates.items()})
+
+
+# --- search, UTXO set, peers ---------------------------------------------------------------------
+
+
+class Found(Model, tag_field="type"):
+    """What ``/search`` found (the ``type`` field tells which)."""
+
+
+class FoundBlock(Found, tag="block"):
+    """A block, by height or hash."""
+
+    id: Hash
+    height: Height
+
+
+class FoundTx(Found, tag="tx"):
+    """A transaction, in a block or in the mempool."""
+
+    id: Hash
+
+
+class FoundAddress(Found, tag="address"):
+    """An address of this network."""
+
+    id: Address
+
+
+class FoundXpub(Found, tag="xpub"):
+    """An account's extended public key of this network (Rpub... on regtest)."""
+
+    id: str
+
+
+SearchResult = FoundBlock | FoundTx | FoundAddress | FoundXpub
+
+
+class UtxoSetInfo(Model):
+    """The UTXO set (SPEC 3.1)."""
+
+    height: Height
+    best_hash: Hash
+    count: Annotated[int, msgspec.Meta(ge=0, description="unspent outputs")]
+    total_amount: Amount
+    hash: Annotated[
+        str,
+        msgspec.Meta(
+            pattern="^[0-9a-f]{64}$", description="commitment to the whole set (hex, not reversed)"
+        ),
+    ]
+
+
+class ConnectedPeer(Model):
+    """A peer that completed the handshake."""
+
+    url: Annotated[str, msgspec.Meta(description="its listening URL")]
+    direction: Literal["outbound", "inbound"]
+    height: Annotated[int, msgspec.Meta(ge=0, description="its tip height at the last handshake")]
+    connected_at: UnixTime
+    score: Annotated[int, msgspec.Meta(ge=0, description="misbehaviour points (banned at 100)")]
+
+
+class BannedPeer(Model):
+    """A banned peer."""
+
+    peer: Annotated[str, msgspec.Meta(description="its URL, or `ip:<address>` when it sent none")]
+    until: Annotated[int, msgspec.Meta(ge=0, description="end of the ban, Unix seconds")]
+
+
+class Peers(Model):
+    """Connected and banned peers."""
+
+    connected: list[ConnectedPeer]
+    banned: list[BannedPeer]
+
+
+# --- admin answers -------------------------------------------------------------------------------
+
+
+class Generated(Model):
+    """The new blocks."""
+
+    hashes: list[Hash]
+
+
+class PeerAdded(Model):
+    """The peer added, and whether the handshake with it succeeded."""
+
+    added: Annotated[str, msgspec.Meta(description="the URL")]
+    connected: bool
+
+
+class MiningState(Model):
+    """Whether mining runs now."""
+
+    enabled: bool
+
+
+class BlockMarked(Model):
+    """The block, and the active chain's tip afterwards."""
+
+    hash: Hash
+    best_hash: Hash
+    height: Annotated[int, msgspec.Meta(ge=0, description="the tip's height")]
+
+
+class Stopping(Model):
+    """The node is stopping."""
+
+    stopping: AlwaysTrue
+
+
+# --- request bodies (documented; the handlers parse them with their own messages) ----------------
+
+HEX_PATTERN = "^([0-9a-fA-F]{2})*$"
+HASH_PATTERN = "^[0-9a-fA-F]{64}$"
+"""What the node accepts where a hash or txid is asked for (any case)."""
+
+
+class RawObject(msgspec.Struct):
+    """A serialized transaction or block as hex (other keys are ignored)."""
+
+    raw: Annotated[
+        str, msgspec.Meta(pattern=HEX_PATTERN, description="the msgpack serialization, hex")
+    ]
+
+
+class BlockMarkRequest(msgspec.Struct):
+    """The block."""
+
+    hash: Annotated[
+        str, msgspec.Meta(pattern=HASH_PATTERN, description="a block hash, display hex")
+    ]
+
+
+class AddPeerRequest(msgspec.Struct):
+    """The peer's base URL."""
+
+    url: Annotated[str, msgspec.Meta(pattern="^https?://")]
+
+
+NAMED: dict[str, Any] = {
+    "Hash": Hash,
+    "Address": Address,
+    "TxStatus": TxStatus,
+    "Outspend": Outspend,
+    "SearchResult": SearchResult,
+}
+"""Unions the document names as components of their own (msgspec inlines an alias), as it always
+has: ``#/components/schemas/TxStatus`` and the others stay valid references for clients."""
+
+VARIANTS: tuple[type[msgspec.Struct], ...] = (
+    TxConfirmed,
+    TxPending,
+    TxReplaced,
+    Unspent,
+    SpentBy,
+    TxidResult,
+    Error,
+)
+"""The structs ``one_of`` refers to: the document carries them even where no route names one."""
