@@ -3,8 +3,9 @@
 ``NodeService`` builds the pieces with their dependencies injected (store, signature cache,
 chainstate, mempool, fee estimator, miner), subscribes them to each other's events, and runs the
 HTTP server. It offers the commands the API needs (submit a transaction or a block, generate,
-mining on/off, invalidate and reconsider a block, stop); the read models are
-``node.api.views.Views``.
+mining on/off, invalidate and reconsider a block, stop), as ``node.interfaces.NodeCommands``
+describes them: the API imports that, never this module, and this module builds the app
+(``make_app``) with the read models (``node.api.views.Views``) and P2P's routes.
 
 Threading: chainstate and mempool are touched only on one "state" thread (``call``), so the
 event loop never runs validation and never sees them half-updated; libsecp256k1 releases the GIL,
@@ -42,8 +43,10 @@ from consensus import (
     ValidationError,
     decode_address,
 )
+from node.api.app import make_app
 from node.api.guards import MAX_HEADER_BYTES, PARSER_MAX_LINE
-from node.api.views import NodeStatus
+from node.api.parser_errors import ApiRequestHandler
+from node.api.views import Views
 from node.chainstate import (
     AcceptResult,
     BlockConnected,
@@ -54,6 +57,7 @@ from node.chainstate import (
 )
 from node.config import Settings
 from node.fees import FeeEstimator
+from node.interfaces import VERSION, CommandError, NodeStatus
 from node.mempool import AcceptResult as TxAcceptResult
 from node.mempool import ChainView, Mempool
 from node.metrics import NodeMetrics
@@ -63,28 +67,19 @@ from node.p2p import policy as p2p_policy
 from node.p2p.banman import parse_networks
 from node.p2p.listener import ConnectionGuard, GuardedSite
 from node.p2p.manager import PeerManager
+from node.p2p.routes import add_p2p_routes
 from node.sigcache import SignatureCache
 from node.sigpool import SignaturePool
 from node.storage import KeyValueStore, LevelDBStore, StorageError
 
 log = logging.getLogger(__name__)
 
-VERSION = "0.1.0"
 URL_FILE = ".url"
 T = TypeVar("T")
 
 READS_IN_FLIGHT = 4
 """API reads queued on (or running on) the state thread at once; more wait their turn on the
 event loop. What a command (a block, a transaction) may find ahead of it, at most."""
-
-
-class CommandError(Exception):
-    """A command that cannot be carried out as asked (HTTP 400 with ``code``)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def write_cookie(datadir: Path, token: str) -> Path:
@@ -160,7 +155,7 @@ class NodeService:
         self.mempool: Mempool
         self.fees: FeeEstimator
         self.miner: Miner
-        self.views: Any
+        self.views: Views
         self.p2p: PeerManager
 
     # --- life cycle -----------------------------------------------------------------------------
@@ -249,8 +244,6 @@ class NodeService:
         chain.subscribe(self.mempool.on_chain_event)
         chain.subscribe(self.fees.on_chain_event)
         self.mempool.load()
-        from node.api.views import Views
-
         self.views = Views(chain, self.mempool)
 
     async def start(self) -> None:
@@ -267,10 +260,8 @@ class NodeService:
         )
         self.p2p = await self.call(self._make_p2p)
         await self.call(self._subscribe_miner_and_p2p)
-        from node.api.app import make_app
-        from node.api.parser_errors import ApiRequestHandler
-
-        app = make_app(self)
+        p2p = self.p2p
+        app = make_app(self, self.views, [lambda a: add_p2p_routes(a, p2p)])
         self._guard = ConnectionGuard(self.p2p.banman.whitelisted)
         app.middlewares.insert(0, self._guard.middleware)
         app.middlewares.append(self._guard.cut_middleware)

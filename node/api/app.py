@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
 
@@ -33,9 +33,8 @@ from node.api.guards import HostPolicy, make_guards_middleware
 from node.api.http import API, MAX_BODY, REASONS, ApiError, error_response
 from node.api.openapi import openapi_json
 from node.api.routes import Api, addresses, admin, blocks, mempool, node, txs
-from node.api.views import NotFoundError
-from node.p2p.routes import add_p2p_routes
-from node.service import VERSION, CommandError, NodeService
+from node.api.views import NotFoundError, Views
+from node.interfaces import VERSION, CommandError, NodeCommands
 from node.storage import StorageError
 
 __all__ = ["API", "MAX_BODY", "SERVICE", "error_response", "make_app"]
@@ -43,7 +42,7 @@ __all__ = ["API", "MAX_BODY", "SERVICE", "error_response", "make_app"]
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-SERVICE: web.AppKey[NodeService] = web.AppKey("service", NodeService)
+SERVICE: web.AppKey[NodeCommands] = web.AppKey("service")
 
 
 @web.middleware
@@ -82,7 +81,14 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         )
 
 
-def make_app(service: NodeService) -> web.Application:
+def make_app(
+    service: NodeCommands,
+    views: Views,
+    more_routes: Sequence[Callable[[web.Application], None]] = (),
+) -> web.Application:
+    """The HTTP application over ``service`` (its commands and snapshots, ``node.interfaces``)
+    and ``views`` (the read models, run through ``service.read``); ``more_routes`` add what
+    lives elsewhere (the composition root adds P2P's)."""
     s = service.settings
     guards = make_guards_middleware(
         HostPolicy.for_bind(s.bind, s.port, s.allow_host), error_response
@@ -93,7 +99,7 @@ def make_app(service: NodeService) -> web.Application:
     )
     app[SERVICE] = service
     # queries: bounded in number ahead of the node's own work
-    api = Api(service, service.views, Accounts(service.views), service.read, VERSION)
+    api = Api(service, views, Accounts(views), service.read, VERSION)
     r = web.RouteTableDef()
     for routes in (node, blocks, txs, addresses, mempool, admin):
         routes.add(r, api)
@@ -106,5 +112,6 @@ def make_app(service: NodeService) -> web.Application:
         )
 
     app.add_routes(r)
-    add_p2p_routes(app, service.p2p)
+    for add in more_routes:
+        add(app)
     return app

@@ -34,7 +34,7 @@ from node.api import models as m
 from node.api.accounts import AccountTooLargeError
 
 if TYPE_CHECKING:
-    from node.service import NodeService
+    from node.interfaces import NodeCommands
 
 API = "/api/v1"
 MSGPACK = "application/msgpack"
@@ -174,7 +174,7 @@ async def read_raw_object(request: web.Request) -> bytes:
     return parse_hex(data.get("raw"))
 
 
-def pubkey_hash(service: NodeService, text: str) -> bytes:
+def pubkey_hash(service: NodeCommands, text: str) -> bytes:
     """The key hash of an address of the node's network; 400 ``bad-address`` with the reason."""
     try:
         return decode_address(text, service.params)
@@ -182,7 +182,7 @@ def pubkey_hash(service: NodeService, text: str) -> bytes:
         raise ApiError(400, f"{err.reason}: {err}", "bad-address") from None
 
 
-def parse_xpub(service: NodeService, text: str) -> ExtendedPublicKey:
+def parse_xpub(service: NodeCommands, text: str) -> ExtendedPublicKey:
     try:
         return decode_xpub(text, service.params)
     except ExtendedKeyError as err:

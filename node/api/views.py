@@ -37,6 +37,7 @@ from consensus import (
 )
 from node.api import models as m
 from node.chainstate import BlockIndexEntry, BlockSummary, Chainstate
+from node.interfaces import NodeStatus
 from node.mempool import Mempool
 
 BLOCKS_PAGE = 10
@@ -69,17 +70,6 @@ def utxo_row(
         coinbase=coinbase,
         confirmations=0 if height is None else tip - height + 1,
     )
-
-
-@dataclass(frozen=True)
-class NodeStatus:
-    """What ``/info`` shows of the chainstate and the mempool, as of the end of the latest call
-    on the state thread: published there (``NodeService``), read on any thread (it is never
-    changed, only replaced)."""
-
-    tip: BlockIndexEntry
-    mempool_count: int
-    mempool_bytes: int
 
 
 @dataclass(frozen=True)

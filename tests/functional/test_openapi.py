@@ -65,6 +65,7 @@ from node.api.app import make_app
 from node.api.openapi import openapi_document
 from node.config import Settings
 from node.p2p.messages import PROTOCOL_VERSION
+from node.p2p.routes import add_p2p_routes
 from tests.functional import schemathesis_hooks  # noqa: F401 - the custom formats' generators
 from tests.functional.node_process import NodeProcess, address_of
 from tests.helpers import key, mine_block, spend
@@ -228,10 +229,10 @@ def app_routes() -> set[tuple[str, str]]:
     ``make_app`` only keeps a reference to the service, so a stand-in is enough to build the
     real router.
     """
-    stand_in = SimpleNamespace(
-        views=None, call=None, read=None, p2p=None, settings=Settings(port=1)
+    stand_in = SimpleNamespace(call=None, read=None, settings=Settings(port=1))
+    app = make_app(
+        cast(Any, stand_in), cast(Any, None), [lambda a: add_p2p_routes(a, cast(Any, None))]
     )
-    app = make_app(cast(Any, stand_in))
     routes = set()
     for route in app.router.routes():
         resource = route.resource

@@ -18,14 +18,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("consensus", "node", "wallet", "client")
 
-# The cycle node.service <-> node.api.app (and node.api.parser_errors) is being removed by
-# another engineer (same issue): a cycle all of whose modules are among these is excused, any
-# other cycle fails (one reaching a module outside them too). Whoever removes that cycle deletes
-# this constant and its use in ``test_no_import_cycle`` in the same change.
-KNOWN_CYCLE_BEING_REMOVED: frozenset[str] = frozenset(
-    {"node.service", "node.api.app", "node.api.parser_errors"}
-)
-
 Graph = Mapping[str, Iterable[str]]
 
 
@@ -159,18 +151,11 @@ def describe(found: list[list[tuple[str, str]]]) -> str:
     )
 
 
-def unexcused(
-    found: list[list[tuple[str, str]]], excused: frozenset[str]
-) -> list[list[tuple[str, str]]]:
-    """The cycles of ``found`` with a module outside ``excused``."""
-    return [edges for edges in found if not {m for edge in edges for m in edge} <= excused]
-
-
 # --- the project ---------------------------------------------------------------------------------
 
 
 def test_no_import_cycle() -> None:
-    found = unexcused(cycles(import_graph()), KNOWN_CYCLE_BEING_REMOVED)
+    found = cycles(import_graph())
     assert not found, "import cycles (an edge A -> B: A imports B):\n" + describe(found)
 
 
@@ -206,13 +191,6 @@ def test_cycles_finds_a_synthetic_cycle() -> None:
         [("f", "g"), ("g", "f")],
     ]
     assert "a -> b" in describe(cycles(graph))
-    assert unexcused(cycles(graph), frozenset({"e", "f", "g"})) == [
-        [("a", "b"), ("b", "c"), ("c", "a")]
-    ]
-    assert unexcused(cycles(graph), frozenset({"a", "b", "e", "f", "g"})) == [
-        [("a", "b"), ("b", "c"), ("c", "a")]
-    ]
-    assert unexcused(cycles(graph), frozenset("abcefg")) == []
     assert cycles({"a": {"b"}, "b": {"c"}, "c": set()}) == []
 
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from node.api.accounts import Accounts
     from node.api.views import Views
-    from node.service import NodeService
+    from node.interfaces import NodeCommands
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class Api:
     state thread, bounded in number ahead of the node's own work) and the node's version. Handed
     in by ``node.api.app``, so that no route module imports ``node.service``."""
 
-    service: NodeService
+    service: NodeCommands
     views: Views
     accounts: Accounts
     call: Callable[..., Awaitable[Any]]

@@ -6,7 +6,7 @@ Job: ``admin_middleware`` refuses a request under ``/api/v1/admin/`` without
 (``generate``, at most ``MAX_GENERATE`` blocks), add a peer, start or stop background mining
 (``block_time`` at most ``MAX_BLOCK_TIME`` seconds), invalidate or reconsider a block, stop
 the node. Each takes a JSON object checked field by field (400 with a sentence). Left to
-others: what the commands do (``NodeService``), the token (written by ``node.cli``).
+others: what the commands do (``NodeCommands``), the token (written by ``node.cli``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from node.api.routes import Api
 from node.chainstate import UnknownBlockError
 
 if TYPE_CHECKING:
-    from node.service import NodeService
+    from node.interfaces import NodeCommands
 
 MAX_GENERATE = 10_000
 """Blocks one ``/admin/generate`` mines at most."""
@@ -34,7 +34,7 @@ MAX_BLOCK_TIME = 86_400
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def admin_middleware(service: NodeService) -> Middleware:
+def admin_middleware(service: NodeCommands) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path.startswith(f"{API}/admin/"):

@@ -1,0 +1,113 @@
+"""The narrow surfaces the HTTP API depends on, so that it never imports the service.
+
+``node.service`` is the composition root: it builds the state, P2P, the miner and the HTTP
+application, and it is the one module that knows them all. The API's handlers need only part of
+it, written down here as protocols: ``NodeCommands`` (the commands and published snapshots a
+handler uses), ``PeersView`` (what ``/info`` and ``/admin/peers`` read of P2P) and ``FeeView``.
+``NodeService`` satisfies ``NodeCommands`` structurally (mypy checks it where the service hands
+itself to ``make_app``). Also here, because both sides name them: the node's ``VERSION``,
+``CommandError`` (a command refused as asked: HTTP 400 with its code) and ``NodeStatus``, the
+immutable snapshot the state thread publishes after every call.
+
+Invariants: nothing here touches state; this module imports no other part of the node but the
+types it names (``tests/unit/test_layering.py`` keeps the direction api -> interfaces).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from consensus import NetworkParams, ValidationError
+from node.chainstate import AcceptResult as BlockAcceptResult
+from node.chainstate.blockindex import BlockIndexEntry
+from node.config import Settings
+from node.mempool import AcceptResult as TxAcceptResult
+from node.metrics import NodeMetrics
+
+__all__ = ["VERSION", "CommandError", "FeeView", "NodeCommands", "NodeStatus", "PeersView"]
+
+VERSION = "0.1.0"
+
+T = TypeVar("T")
+
+
+class CommandError(Exception):
+    """A command that cannot be carried out as asked (HTTP 400 with ``code``)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """What ``/info`` shows of the chainstate and the mempool, as of the end of the latest call
+    on the state thread: published there (``NodeService``), read on any thread (it is never
+    changed, only replaced)."""
+
+    tip: BlockIndexEntry
+    mempool_count: int
+    mempool_bytes: int
+
+
+class PeersView(Protocol):
+    """What the API reads of P2P (on the event loop, which owns P2P's tables)."""
+
+    @property
+    def peers(self) -> dict[str, Any]: ...
+
+    def synced(self) -> bool: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+class FeeView(Protocol):
+    def estimates(self) -> dict[int, int]: ...
+
+
+class NodeCommands(Protocol):
+    """The service as the API's handlers see it."""
+
+    settings: Settings
+    params: NetworkParams
+    metrics: NodeMetrics
+    token: str
+    status: NodeStatus | None
+
+    @property
+    def fees(self) -> FeeView: ...
+
+    @property
+    def p2p(self) -> PeersView: ...
+
+    @property
+    def mining(self) -> bool: ...
+
+    def read(self, fn: Callable[..., T], *args: Any) -> Awaitable[T]: ...
+
+    def published_tip(self) -> BlockIndexEntry: ...
+
+    def refresh_gauges(self) -> None: ...
+
+    def submit_tx(self, raw: bytes) -> Awaitable[TxAcceptResult]: ...
+
+    def submit_txs(
+        self, raws: list[bytes]
+    ) -> Awaitable[list[TxAcceptResult | ValidationError]]: ...
+
+    def submit_block(self, raw: bytes) -> Awaitable[BlockAcceptResult]: ...
+
+    def invalidate_block(self, block_hash: bytes) -> Awaitable[tuple[bytes, int]]: ...
+
+    def reconsider_block(self, block_hash: bytes) -> Awaitable[tuple[bytes, int]]: ...
+
+    def generate(self, count: int, address: Any) -> Awaitable[list[bytes]]: ...
+
+    def set_mining(self, enabled: bool, address: str | None, block_time: float | None) -> None: ...
+
+    def add_peer(self, url: str) -> Awaitable[bool]: ...
+
+    def request_stop(self) -> None: ...
