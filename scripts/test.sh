@@ -68,8 +68,9 @@ status=0
 wait "$integration" || status=$?
 echo "== pytest tests/integration"
 cat "$work/integration.log"
-rm -rf "$work"
 if [ "$rest" -ne 0 ] || [ "$status" -ne 0 ]; then
-    echo "!! pytest failed (everything else: exit $rest; tests/integration: exit $status)" >&2
+    echo "!! pytest failed (everything else: exit $rest; tests/integration: exit $status);" \
+        "the tests' files (node logs among them) are kept in $work" >&2
     exit 1
 fi
+rm -rf "$work"

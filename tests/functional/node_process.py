@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -40,6 +41,36 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_port_block(count: int) -> int:
+    """The first of ``count`` consecutive free ports, below the kernel's ephemeral range.
+
+    ``tally-devnet --base-port P`` binds P, P+1, ...: ports next to one ``free_port()`` lie in
+    the range that ``bind(0)`` and every outgoing connection draw from, so under a busy test run
+    (two pytest processes, thousands of connections) one of them is often taken by the time the
+    devnet binds it. Below that range nothing is handed out by the kernel; the block is chosen at
+    random among 10,000 and up, and checked free."""
+    rng = random.SystemRandom()
+    top = _ephemeral_low() - count
+    for _ in range(200):
+        base = rng.randrange(10_000, top)
+        with contextlib.ExitStack() as stack:
+            try:
+                for port in range(base, base + count):
+                    s = stack.enter_context(socket.socket())
+                    s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return base
+    raise RuntimeError(f"no {count} consecutive free ports below {top + count}")
 
 
 @dataclass

@@ -30,7 +30,7 @@ import pytest
 
 from consensus import check_proof_of_work, get_params
 from node.devnet import DEV_PASSWORD
-from tests.functional.node_process import free_port
+from tests.functional.node_process import free_port_block
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -133,7 +133,7 @@ def test_the_readme_quickstart_runs_as_written(tmp_path: Path) -> None:
 
 def test_up_prints_commands_that_work_status_down_and_up_again(tmp_path: Path) -> None:
     devnet = tmp_path / "dn"
-    port = free_port()
+    port = free_port_block(3)
     command = [str(BIN / "tally-devnet"), "up", "--dir", str(devnet), "--base-port", str(port)]
     started = time.monotonic()
     up = subprocess.run(
@@ -190,7 +190,7 @@ def test_the_test_network_mines_real_proof_of_work(tmp_path: Path) -> None:
     """One node on the ``test`` network mines with real proof of work (about 2**25 hashes a
     block at its pow_limit: tens of seconds on two cores)."""
     devnet = tmp_path / "testnet"
-    port = free_port()
+    port = free_port_block(1)
     up = subprocess.run(
         [
             str(BIN / "tally-devnet"),

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.functional.node_process import free_port
+from tests.functional.node_process import free_port_block
 
 BIN = Path(sys.executable).parent
 
@@ -50,7 +50,7 @@ def wait_for(what: str, check: object, timeout: float = 90) -> None:
 @pytest.mark.timeout(600)
 def test_up_restarts_dead_nodes_and_keeps_its_settings(tmp_path: Path) -> None:
     d = tmp_path / "dn"
-    port = free_port()
+    port = free_port_block(2)
     urls = [f"http://127.0.0.1:{port + i}" for i in range(2)]
     where = ["--dir", str(d)]
     try:
