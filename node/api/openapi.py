@@ -61,8 +61,6 @@ SVG = "image/svg+xml"
 
 CHECKSUM_BYTES = 4
 """Base58Check's checksum."""
-MAX_MEMPOOL_ANSWER = 100_000
-"""Txids in a ``/p2p/mempool`` answer at most (``node.p2p.manager``)."""
 
 
 def base58_lengths(payload: int) -> tuple[int, int]:
@@ -711,8 +709,8 @@ def p2p_routes() -> tuple[Route, ...]:
             "Ask for the txids in the mempool",
             nothing,
             _map(
-                f"Up to {MAX_MEMPOOL_ANSWER:,} txids.",
-                {"txids": _array(_bin(32), MAX_MEMPOOL_ANSWER)},
+                f"Up to {p2p.MAX_MEMPOOL_TXIDS:,} txids.",
+                {"txids": _array(_bin(32), p2p.MAX_MEMPOOL_TXIDS)},
             ),
         ),
     )

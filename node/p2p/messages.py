@@ -37,6 +37,9 @@ MAX_LOCATOR = 64
 MAX_HEADERS = 2_000
 MAX_ADDRS = 100
 MAX_URL = 200
+MAX_MEMPOOL_TXIDS = 100_000
+"""Txids in a ``mempool`` answer at most (the serving side stops there; the asking side refuses
+more)."""
 KINDS = ("tx", "block")
 
 
@@ -149,7 +152,7 @@ SCHEMAS: dict[str, dict[str, Check]] = {
     # answers
     "items": {"items": array(bin_(max_size=2_000_000), MAX_GETDATA)},
     "headers": {"headers": array(bin_(80), MAX_HEADERS)},
-    "txids": {"txids": array(bin_(32), 100_000)},
+    "txids": {"txids": array(bin_(32), MAX_MEMPOOL_TXIDS)},
     "empty": {},
 }
 

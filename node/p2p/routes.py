@@ -115,7 +115,9 @@ def add_p2p_routes(app: web.Application, manager: PeerManager) -> None:
         return _answer({"urls": manager.known_urls()})
 
     async def mempool(sender: Sender, message: dict[str, object]) -> web.Response:
-        return _answer({"txids": await manager.call(manager.relay.mempool_txids, 100_000)})
+        return _answer(
+            {"txids": await manager.call(manager.relay.mempool_txids, m.MAX_MEMPOOL_TXIDS)}
+        )
 
     route("handshake", handshake)
     route("inv", inv)
