@@ -746,7 +746,9 @@ class Chain:
         update = self.coins.connect_block(
             block, entry.height, self.params, self._verify, self._batch_verify
         )
-        change = BlockChange(block, entry.height, update.undo, update.changes, update.gone)
+        change = BlockChange(
+            block, entry.height, update.undo, update.changes, update.gone, update.encoded
+        )
         connected = entry.with_status(entry.status | Status.CONNECTED)
 
         def write(batch: WriteBatch) -> None:
@@ -777,7 +779,7 @@ class Chain:
         if block is None or undo is None:
             raise ChainstateError(f"block {entry.hash[::-1].hex()} lacks its body or undo data")
         update = self.coins.disconnect_block(block, entry.height, undo)
-        change = BlockChange(block, entry.height, undo, update.changes, update.gone)
+        change = BlockChange(block, entry.height, undo, update.changes, update.gone, update.encoded)
         parent = self.get_entry(entry.prev_hash)
         assert parent is not None
 

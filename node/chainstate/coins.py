@@ -23,6 +23,7 @@ follows the same changes).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from consensus import (
     Block,
@@ -107,6 +108,12 @@ class CoinsUpdate:
     changes: dict[OutPoint, Coin | None]
     gone: dict[OutPoint, Coin]
     stats: UtxoStats
+
+    @cached_property
+    def encoded(self) -> dict[OutPoint, bytes]:
+        """Each new coin of ``changes`` serialized, once: the ``c`` records and the address
+        index's ``o`` records hold the same bytes."""
+        return {op: coin.serialize() for op, coin in self.changes.items() if coin is not None}
 
 
 class Coins:
@@ -193,7 +200,7 @@ class Coins:
             if coin is None:
                 batch.delete(key)
             else:
-                batch.put(key, coin.serialize())
+                batch.put(key, update.encoded[outpoint])
         batch.put(k.K_STATS, update.stats.serialize())
 
     def committed(self, update: CoinsUpdate) -> None:

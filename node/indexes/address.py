@@ -128,7 +128,7 @@ class AddressIndex:
             else:
                 batch.put(
                     addr_utxo_key(coin.output.pubkey_hash, outpoint.txid, outpoint.index),
-                    coin.serialize(),
+                    change.encoded[outpoint],
                 )
 
     def _write_stats(self, batch: WriteBatch, change: BlockChange, *, sign: int) -> None:

@@ -63,7 +63,8 @@ class BlockChange:
     """One block entering or leaving the active chain, with what an index needs to follow it.
 
     ``coins`` are the UTXO set's changes in the same batch (``None``: the coin is removed, or
-    was created and spent inside the block); ``gone`` holds the coin behind every ``None``.
+    was created and spent inside the block); ``gone`` holds the coin behind every ``None``;
+    ``encoded`` each new coin serialized (the bytes of its ``c`` record, made once).
     Connecting, ``undo`` lists the coins the block spent; disconnecting, the coins it restores.
     """
 
@@ -72,6 +73,7 @@ class BlockChange:
     undo: BlockUndo
     coins: Mapping[OutPoint, Coin | None]
     gone: Mapping[OutPoint, Coin]
+    encoded: Mapping[OutPoint, bytes]
 
 
 class IndexWriter(Protocol):
