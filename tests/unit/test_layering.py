@@ -23,10 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.unit.test_import_cycles import find_modules
 from tests.unit.test_purity import imported_modules
-
-ROOT = Path(__file__).resolve().parents[2]
-NODE = ROOT / "node"
 
 TOP = ("node.service", "node.cli", "node.devnet")
 
@@ -44,15 +42,6 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "node.miner": ("node.api", "node.p2p", *TOP),
     "node.fees": ("node.api", "node.p2p", *TOP),
 }
-
-
-def node_modules() -> dict[str, Path]:
-    found = {}
-    for path in NODE.rglob("*.py"):
-        parts = path.relative_to(ROOT).with_suffix("").parts
-        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-        found[name] = path
-    return found
 
 
 def imports_of_node(name: str, path: Path) -> set[str]:
@@ -88,7 +77,7 @@ def violations(modules: dict[str, Path]) -> list[str]:
 
 
 def test_the_layers_of_node_point_one_way() -> None:
-    modules = node_modules()
+    modules = find_modules(packages=("node",))
     assert {"node.service", "node.api.app", "node.chainstate.chain", "node.storage.kv"} <= set(
         modules
     )
