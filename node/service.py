@@ -465,7 +465,8 @@ class NodeService:
             self.metrics.blocks_accepted.inc()
 
     def refresh_gauges(self) -> None:
+        """State thread: the gauges of the state it owns (P2P keeps its peer gauge itself, on the
+        event loop that owns its tables)."""
         self.metrics.height.set(self.chainstate.height)
-        self.metrics.peers.set(len(self.p2p.peers))
         self.metrics.mempool_transactions.set(len(self.mempool))
         self.metrics.mempool_bytes.set(self.mempool.total_bytes)
