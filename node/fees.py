@@ -21,11 +21,11 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
+from client.models import TARGETS
 from consensus import MAX_BLOCK_SIZE, tx_fee
 from consensus.policy import MIN_RELAY_FEE_RATE
 from node.chainstate.events import BlockConnected, BlockDisconnected, ChainEvent
 
-TARGETS = (1, 3, 6, 12, 25)
 PERCENTILES = {1: 0.75, 3: 0.50, 6: 0.25, 12: 0.10, 25: 0.05}
 WINDOW = 25
 FULL_ENOUGH = 0.5

@@ -45,8 +45,8 @@ echo "== ruff check"
 .venv/bin/ruff check consensus node wallet tests scripts
 echo "== ruff format --check"
 .venv/bin/ruff format --check consensus node wallet tests scripts
-echo "== mypy --strict consensus wallet node"
-.venv/bin/mypy --strict consensus wallet node
+echo "== mypy --strict consensus client wallet node"
+.venv/bin/mypy --strict consensus client wallet node
 # With arguments, one pytest run with them. Without, the suite runs as two pytest processes side
 # by side, one a core: tests/integration (mostly waiting on node processes: load, crash loops,
 # soaks) beside everything else, each with its own temporary directory; the run fails if either

@@ -18,11 +18,12 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
+from client.models import GAP_LIMIT
 from consensus import NetworkParams, decode_address, get_params
 from wallet import keystore, payments, qr
 from wallet.amounts import parse_amount
 from wallet.cli_common import Context
-from wallet.keys import CHANGE, GAP_LIMIT, RECEIVE
+from wallet.keys import CHANGE, RECEIVE
 from wallet.message import sign_message, verify_message
 from wallet.service import Wallet, WalletError
 from wallet.uri import PaymentRequest, format_tly, format_uri, looks_like_uri, parse_uri

@@ -33,8 +33,6 @@ RECEIVE: Final = 0
 """BIP44 chain of receive (external) addresses."""
 CHANGE: Final = 1
 """BIP44 chain of change (internal) addresses."""
-GAP_LIMIT: Final = 20
-"""A restore stops after this many unused addresses in a row on a chain (BIP44's gap limit)."""
 HARDENED: Final = 0x8000_0000
 WORD_COUNTS: Final = {12: 128, 24: 256}
 """Mnemonic length -> entropy bits, for the lengths ``create`` offers."""

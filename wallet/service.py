@@ -38,6 +38,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from client.models import GAP_LIMIT
 from consensus import encode_address, get_params, policy
 from wallet import keystore, spending
 from wallet.builder import build_signed, unsigned_transaction
@@ -45,7 +46,6 @@ from wallet.client import NodeClient, NodeError
 from wallet.coinselect import Payment, Selection, Utxo, fee_for, select_coins
 from wallet.keys import (
     CHANGE,
-    GAP_LIMIT,
     RECEIVE,
     Account,
     KeyId,

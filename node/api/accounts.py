@@ -31,12 +31,11 @@ from typing import Any
 import msgspec
 from bip32 import BIP32  # type: ignore[import-untyped]
 
+from client import models as m
+from client.models import GAP_LIMIT
 from consensus import ExtendedKeyError, ExtendedPublicKey, OutPoint, hash160
-from node.api import models as m
 from node.api.views import TXS_PAGE, UTXO_PAGE, NotFoundError, Views, utxo_row
 
-GAP_LIMIT = 20
-"""Unused addresses in a row after which a chain's scan stops (BIP44's gap limit)."""
 MAX_SCANNED = 1000
 """Addresses scanned on one chain at most; an account using more is refused."""
 CACHED_ACCOUNTS = 32

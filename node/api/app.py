@@ -27,10 +27,11 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
 
+from client.models import API
 from consensus import ValidationError
 from node.api.accounts import Accounts
 from node.api.guards import HostPolicy, make_guards_middleware
-from node.api.http import API, MAX_BODY, REASONS, ApiError, error_response
+from node.api.http import MAX_BODY, REASONS, ApiError, error_response
 from node.api.openapi import openapi_json
 from node.api.routes import Api, addresses, admin, blocks, mempool, node, txs
 from node.api.views import NotFoundError, Views

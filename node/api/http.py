@@ -1,7 +1,7 @@
 """What every route of the HTTP API shares: its prefix, its error type, answers and parsers.
 
 Job: ``ApiError`` (a refusal with its status and code), the answer helpers (``json_response``
-encodes a model of ``node.api.models`` with msgspec; ``error_response`` is the one error shape
+encodes a model of ``client.models`` with msgspec; ``error_response`` is the one error shape
 ``{"error": {"code", "message"}}``), and the parsers of path, query and body values, each a 400
 with a sentence on bad input: a hash is exactly 64 hex digits, an integer ASCII digits within
 bounds, an output ``TXID:N``, a body JSON or msgpack as ``node.api.guards`` let it through.
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from aiohttp import web
 
+from client import models as m
 from consensus import (
     AddressError,
     ExtendedKeyError,
@@ -30,13 +31,11 @@ from consensus import (
     decode_address,
     decode_xpub,
 )
-from node.api import models as m
 from node.api.accounts import AccountTooLargeError
 
 if TYPE_CHECKING:
     from node.interfaces import NodeCommands
 
-API = "/api/v1"
 MSGPACK = "application/msgpack"
 MAX_BODY = 4 * 1024 * 1024
 """The largest request body, in bytes (413 beyond; aiohttp's ``client_max_size``)."""
@@ -72,7 +71,7 @@ class ApiError(Exception):
 def json_response(
     answer: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
-    """A model of ``node.api.models`` (or a list of them) as the JSON answer."""
+    """A model of ``client.models`` (or a list of them) as the JSON answer."""
     return web.Response(
         body=msgspec.json.encode(answer),
         status=status,

@@ -2,7 +2,7 @@
 
 Job: one route table (``ROUTES``: path, method, parameters, body, answer, error statuses) and a
 generator that turns it into the document: the answers' and bodies' schemas come from the models
-of ``node.api.models`` (``msgspec.json.schema_components``), so what is documented is what the
+of ``client.models`` (``msgspec.json.schema_components``), so what is documented is what the
 handlers encode. ``tests/functional/test_openapi.py`` checks that the table and the app's router
 hold the same routes and fuzzes a running node against the document.
 
@@ -22,7 +22,7 @@ Invariants:
 - every operation lists the guards' statuses (403, 414, 431, and 415 where it takes a body) and
   the error model; a wrong method is a 405 with ``Allow`` (``node.api.app``).
 
-Left to others: the shapes (``node.api.models``), the routes themselves (``node.api.routes``,
+Left to others: the shapes (``client.models``), the routes themselves (``node.api.routes``,
 ``node.p2p.routes``), the ``/p2p/`` message formats (``node.p2p.messages``; their schemas here
 describe the decoded msgpack map, a ``format: binary`` string standing for a ``bin``).
 """
@@ -36,17 +36,16 @@ from typing import Annotated, Any
 
 import msgspec
 
+from client import models as m
+from client.models import API, GAP_LIMIT, MAX_BATCH
 from consensus import ExtendedPublicKey, NetworkParams, encode_address, encode_xpub
 from consensus.address import PUBKEY_HASH_SIZE
 from consensus.extkey import EXTENDED_KEY_SIZE, MAX_TEXT_LENGTH
-from node.api import models as m
-from node.api.accounts import GAP_LIMIT
 from node.api.guards import MAX_HEADER_BYTES, MAX_URL_BYTES
-from node.api.http import API, MAX_BODY
+from node.api.http import MAX_BODY
 from node.api.routes.admin import MAX_BLOCK_TIME, MAX_GENERATE
 from node.api.routes.blocks import MAX_HEIGHT, MAX_START_INDEX
 from node.api.routes.node import MAX_QUERY, STATIC_NAME
-from node.api.routes.txs import MAX_BATCH
 from node.api.views import BLOCKS_PAGE, MEMPOOL_RECENT, MEMPOOL_TXIDS_PAGE, TXS_PAGE, UTXO_PAGE
 from node.p2p import messages as p2p
 from node.p2p.policy import BODY_LIMITS, MAX_GETDATA_ANSWER_BYTES, RATE_BURST, RATE_PER_SECOND

@@ -4,7 +4,7 @@ Every function here is a query: it reads, never writes, and runs on the node's s
 (handlers reach it through ``NodeService.read``, which bounds how many wait there ahead of the
 node's own work). Amounts are base units, hashes display hex (reversed), times Unix seconds.
 ``NotFoundError`` means the object is unknown (HTTP 404). Every answer is a model of
-``node.api.models`` (the handlers encode it; the OpenAPI document is generated from the models).
+``client.models`` (the handlers encode it; the OpenAPI document is generated from the models).
 
 Costs: a query reads in proportion to what it returns. A confirmed transaction is one ``t``
 record of the chainstate (the transaction and the coins it spent), never its block; an address
@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import dropwhile, islice
 
+from client import models as m
 from consensus import (
     AddressError,
     Block,
@@ -35,7 +36,6 @@ from consensus import (
     merkle_branch,
     tx_fee,
 )
-from node.api import models as m
 from node.chainstate import BlockIndexEntry, BlockSummary, Chainstate
 from node.interfaces import NodeStatus
 from node.mempool import Mempool

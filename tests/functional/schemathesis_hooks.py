@@ -17,8 +17,8 @@ from __future__ import annotations
 import schemathesis
 from hypothesis import strategies as st
 
+from client import models
 from consensus import ExtendedPublicKey, encode_address, encode_xpub, get_params
-from node.api import models
 from node.api.openapi import ADDRESS_FORMAT, ADDRESS_LENGTHS, XPUB_FORMAT, XPUB_LENGTHS
 from tests.helpers import key
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
+from client.models import TARGETS
 from consensus import Transaction
 from node.chainstate import Chainstate
-from node.fees import FLOOR, TARGETS, WINDOW, FeeEstimator
+from node.fees import FLOOR, WINDOW, FeeEstimator
 from node.storage import MemoryStore
 from tests.helpers import REGTEST, key, mine_block
 from tests.unit.test_mempool import Coin3, Node, at_rate, pay

@@ -195,3 +195,27 @@ def test_node_and_wallet_never_import_each_other(package: str, other: str) -> No
         imported = imported_modules(path.read_text(), name, is_package)
         offenders += [f"{path.name}: {m}" for m in imported if is_forbidden(m, (other,))]
     assert offenders == []
+
+
+def test_client_imports_consensus_only() -> None:
+    """SPEC 1: the SDK (``client/``) imports ``consensus`` of this project, never the node or the
+    wallet, so an application can use it without either."""
+    files = package_files("client")
+    assert files, "no files in client/"
+    offenders = []
+    for path in files:
+        name, is_package = module_name(path)
+        imported = imported_modules(path.read_text(), name, is_package)
+        offenders += [
+            f"{path.name}: {m}" for m in imported if is_forbidden(m, ("node", "wallet", "tests"))
+        ]
+    assert offenders == []
+
+
+def test_client_check_sees_a_violation() -> None:
+    source = "from node.api import views\nimport consensus\n"
+    imported = imported_modules(source, "client.x")
+    assert sorted(m for m in imported if is_forbidden(m, ("node", "wallet"))) == [
+        "node.api",
+        "node.api.views",
+    ]

@@ -5,7 +5,7 @@ Job: ``blocks`` (the chain's blocks and tip), ``txs`` (transactions, submitting 
 itself: info, search, UTXO set, peers, this API's description, metrics, the explorer's files)
 and ``admin`` (operator commands behind the cookie's token). Every handler is thin: parse the
 request (``node.api.http``), call one view or service method (queries on the state thread
-through ``Api.call``), answer with a model of ``node.api.models``.
+through ``Api.call``), answer with a model of ``client.models``.
 
 Invariants: each module owns the limits of its routes' parameters (``node.api.openapi`` imports
 them from here); no handler answers a 500 for any input (refusals are ``ApiError`` and the

@@ -14,8 +14,8 @@ import asyncio
 
 from aiohttp import web
 
+from client.models import API
 from node.api.http import (
-    API,
     account_call,
     json_response,
     parse_hash,

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from node.api import models as m
-from node.api.http import API, ApiError, json_response, parse_hash, read_object
+from client import models as m
+from client.models import API
+from node.api.http import ApiError, json_response, parse_hash, read_object
 from node.api.routes import Api
 from node.chainstate import UnknownBlockError
 

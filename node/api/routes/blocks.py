@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from node.api import models as m
+from client import models as m
+from client.models import API
 from node.api.http import (
-    API,
     json_response,
     parse_hash,
     parse_int,

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from node.api import models as m
-from node.api.http import API, json_response, parse_hash
+from client import models as m
+from client.models import API
+from node.api.http import json_response, parse_hash
 from node.api.routes import Api
 
 

@@ -17,8 +17,9 @@ from pathlib import Path
 import msgspec
 from aiohttp import web
 
-from node.api import models as m
-from node.api.http import API, ApiError, json_response
+from client import models as m
+from client.models import API
+from node.api.http import ApiError, json_response
 from node.api.routes import Api
 from node.metrics import CONTENT_TYPE
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import msgpack
 from aiohttp import web
 
+from client import models as m
+from client.models import API, MAX_BATCH
 from consensus import ValidationError
-from node.api import models as m
 from node.api.http import (
-    API,
     ApiError,
     is_msgpack,
     json_response,
@@ -26,9 +26,6 @@ from node.api.http import (
     read_raw_object,
 )
 from node.api.routes import Api
-
-MAX_BATCH = 1_000
-"""Transactions one ``POST /txs`` takes at most."""
 
 
 def add(r: web.RouteTableDef, api: Api) -> None:

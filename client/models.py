@@ -28,7 +28,17 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import msgspec
 
 from consensus.params import NETWORKS
-from node.fees import TARGETS
+
+API = "/api/v1"
+"""Where the public routes live."""
+MAX_BATCH = 1_000
+"""Transactions one ``POST /txs`` takes at most."""
+GAP_LIMIT = 20
+"""The xpub routes derive each chain of an account until this many unused addresses in a row
+(BIP44's gap limit); a wallet restores with the same limit."""
+TARGETS = (1, 3, 6, 12, 25)
+"""The confirmation targets, in blocks, that ``/fee-estimates`` answers a rate for (SPEC 3.5);
+``node.fees`` estimates exactly these."""
 
 REF_TEMPLATE = "#/components/schemas/{name}"
 """Where the OpenAPI document keeps the models' schemas."""
@@ -420,7 +430,7 @@ FeeRate = Annotated[int, msgspec.Meta(ge=1, description="base units per byte")]
 if TYPE_CHECKING:
 
     class FeeEstimates(Model):
-        """Base units per byte to confirm within each target of ``node.fees.TARGETS``."""
+        """Base units per byte to confirm within each target of ``TARGETS``."""
 
         def __init__(self, **rates: int) -> None: ...
 
