@@ -31,7 +31,7 @@ from client.models import API
 from consensus import ValidationError
 from node.api.accounts import Accounts
 from node.api.guards import HostPolicy, make_guards_middleware
-from node.api.http import MAX_BODY, REASONS, ApiError, error_response
+from node.api.http import MAX_BODY, REASONS, REJECT_STATUS, ApiError, error_response
 from node.api.openapi import openapi_json
 from node.api.routes import Api, addresses, admin, blocks, mempool, node, txs
 from node.api.views import NotFoundError, Views
@@ -57,7 +57,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except ApiError as err:
         return error_response(err.status, err.code, err.message)
     except ValidationError as err:
-        return error_response(400, err.code, err.message)
+        return error_response(REJECT_STATUS[err.category], err.code, err.message)
     except CommandError as err:
         return error_response(400, err.code, err.message)
     except NotFoundError as err:

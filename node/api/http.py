@@ -31,6 +31,7 @@ from consensus import (
     decode_address,
     decode_xpub,
 )
+from consensus.errors import RejectCategory
 from node.api.accounts import AccountTooLargeError
 
 if TYPE_CHECKING:
@@ -55,6 +56,21 @@ REASONS = {
     503: "unavailable",
 }
 """The error code of each status when no reject code applies: the HTTP reason as a slug."""
+
+REJECT_STATUS: dict[RejectCategory, int] = {
+    RejectCategory.CONSENSUS: 400,
+    RejectCategory.MUTATED: 400,
+    RejectCategory.CONTEXT: 400,
+    RejectCategory.POLICY: 400,
+    RejectCategory.KNOWN: 400,
+    RejectCategory.MISSING_PARENT: 400,
+    RejectCategory.TIME_FUTURE: 400,
+}
+"""The status of a refused transaction or block, from its reject category (the one place the API
+decides it, as ``node.p2p.policy`` decides a peer's score from the same category). SPEC 3.5 gives
+a refusal its reject code in a 400, and Esplora and Core's REST answer 400 for each of them, so
+every category is 400 today (docs/DECISIONS.md, "Status codes of refusals"); the code in the body
+tells the cases apart."""
 
 
 class ApiError(Exception):

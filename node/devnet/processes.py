@@ -1,16 +1,14 @@
-"""``tally-devnet``: a local network of nodes in one command, like ``anvil`` or ``nigiri start``.
-
-    tally-devnet up [--nodes 3] [--dir .devnet] [--base-port P] [--block-time S]
-                    [--network regtest|test]
-    tally-devnet status [--dir .devnet]
-    tally-devnet down [--dir .devnet]
+"""The devnet's processes: ``tally-devnet up``, ``status`` and ``down``.
 
 ``up`` starts N ``tally-node run`` processes in the background (each in its own session, its log
 in ``<dir>/node<i>.log``), each connected to the ones before it, waits until they answer and see
 each other, creates a dev wallet (``<dir>/wallet.json``, password ``devnet``) on the first run,
 funds it on regtest (110 blocks, so 10 coinbases are spendable), turns on mining on node 0 (a
 block every ``--block-time`` seconds, paid to the dev wallet), and prints the explorer URL, the
-wallet path and three commands to paste. The state (ports, PIDs) is in ``<dir>/devnet.json``.
+wallet path and three commands to paste. The state (ports, PIDs) is in ``<dir>/devnet.json``;
+``<dir>/env`` sets ``TALLY_NODE``, ``TALLY_WALLET``, ``TALLY_WALLET_PASSWORD`` and ``PATH``, so
+after ``source .devnet/env`` the wallet needs no flags. A new devnet's first ``up`` ends with the
+snapshot ``reset`` returns to (``client.devnet.RESET_SNAPSHOT``).
 ``up`` on a stopped devnet resumes the same chains. On a running one it restarts the nodes that
 are not running (a crashed node comes back, connected to the others), applies the settings given
 (``--block-time`` re-tunes the miner; ``--nodes`` starts or stops nodes; ``--base-port`` moves
@@ -23,7 +21,6 @@ retargeting (a block about every 30 s on one core) and the wallet is funded by m
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -31,17 +28,15 @@ import shlex
 import signal
 import subprocess
 import sys
-import textwrap
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
+from client import Client, ClientError
+from client.devnet import DEV_PASSWORD, RESET_SNAPSHOT, STATE_FILE, WALLET_FILE, DevnetControl
 from consensus import get_params
 
-DEV_PASSWORD = "devnet"  # noqa: S105  # a throwaway local wallet, printed to the user
-STATE_FILE = "devnet.json"
+ENV_FILE = "env"
 FUND_BLOCKS = 110
 START_TIMEOUT = 60.0
 
@@ -73,14 +68,13 @@ def _bin(name: str) -> str:
     return str(candidate) if candidate.exists() else name
 
 
-def _http(url: str, body: dict[str, Any] | None = None, token: str | None = None) -> Any:
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers=headers)  # noqa: S310
-    with urllib.request.urlopen(request, timeout=600) as response:  # noqa: S310
-        return json.loads(response.read())
+def _client(entry: dict[str, Any]) -> Client:
+    """The client of a devnet node, with its admin token once the node has written one."""
+    token_file = Path(entry["datadir"]) / ".cookie"
+    token = None
+    if token_file.exists():
+        token = token_file.read_text().strip().split(":", 1)[-1]
+    return Client(entry["url"], token=token, timeout=600)
 
 
 def _alive(pid: int) -> bool:
@@ -116,7 +110,7 @@ class Devnet:
         tmp.replace(self.state_path)
 
     def wallet_path(self) -> Path:
-        return self.dir / "wallet.json"
+        return self.dir / WALLET_FILE
 
     def wallet(self, *args: str, node: str, network: str) -> Any:
         env = {**os.environ, "TALLY_WALLET_PASSWORD": DEV_PASSWORD}
@@ -151,6 +145,7 @@ class Devnet:
         defaults): start what is not running, restart nodes whose port changed, stop nodes past
         ``nodes``, re-tune mining; print each change."""
         state = self.load()
+        created = not state
         last = settings_of(state)
         if state and network is not None and network != last["network"]:
             raise DevnetError(
@@ -221,6 +216,9 @@ class Devnet:
             for entry in fresh:
                 self._stop_node(entry)
             raise
+        self.write_env(state)
+        if created and wanted["network"] == "regtest":
+            self.control(state).snapshot(RESET_SNAPSHOT, reserved=True)
         if not changes and not fresh:
             print(f"devnet in {self.dir} is already running ({count} nodes); nothing changed")
         elif changes:
@@ -291,13 +289,13 @@ class Devnet:
                     f"node {entry['index']} exited: see {self.dir}/node{entry['index']}.log"
                 )
             try:
-                _http(f"{entry['url']}/api/v1/info")
+                _client(entry).info()
                 pending.pop(0)
-            except (urllib.error.URLError, OSError, ValueError):
+            except ClientError:
                 time.sleep(0.1)
         # connected: every node but the first has at least one peer
         while time.monotonic() < deadline:
-            counts = [_http(f"{e['url']}/api/v1/info")["peers"] for e in entries]
+            counts = [_client(e).info().peers for e in entries]
             if all(c >= 1 for c in counts) or len(entries) == 1:
                 return
             time.sleep(0.2)
@@ -308,9 +306,9 @@ class Devnet:
         ``up`` returns a devnet whose nodes agree, so a command pasted against any node sees the
         dev wallet's coins (SPEC 6: a command spanning nodes returns when they agree)."""
         deadline = started + START_TIMEOUT
-        target = int(_http(f"{entries[0]['url']}/api/v1/info")["height"])
+        target = _client(entries[0]).info().height
         while True:
-            heights = [int(_http(f"{e['url']}/api/v1/info")["height"]) for e in entries]
+            heights = [_client(e).info().height for e in entries]
             if min(heights) >= target:
                 return
             if time.monotonic() > deadline:
@@ -318,9 +316,6 @@ class Devnet:
                     f"the nodes did not catch up with node 0 (heights {heights}, want {target})"
                 )
             time.sleep(0.1)
-
-    def _token(self, entry: dict[str, Any]) -> str:
-        return (Path(entry["datadir"]) / ".cookie").read_text().strip().split(":", 1)[1]
 
     def _prepare_wallet(self, state: dict[str, Any]) -> None:
         first = state["nodes"][0]
@@ -331,20 +326,39 @@ class Devnet:
         address = self.wallet("address", node=first["url"], network=network)["address"]
         state["address"] = address
         self.save(state)
-        token = self._token(first)
+        node = _client(first)
         if network == "regtest":
-            height = _http(f"{first['url']}/api/v1/info")["height"]
+            height = node.info().height
             if height < FUND_BLOCKS:
-                _http(
-                    f"{first['url']}/api/v1/admin/generate",
-                    {"count": FUND_BLOCKS - height, "address": address},
-                    token,
-                )
-        _http(
-            f"{first['url']}/api/v1/admin/mining",
-            {"enabled": True, "address": address, "block_time": state["block_time"]},
-            token,
-        )
+                node.generate(FUND_BLOCKS - height, address)
+        node.set_mining(True, address, state["block_time"])
+
+    def control(self, state: dict[str, Any]) -> DevnetControl:
+        """The toolkit over this devnet's nodes (``client.devnet``)."""
+        return DevnetControl(self.dir, [_client(e) for e in state["nodes"]], state.get("address"))
+
+    def env_path(self) -> Path:
+        return self.dir / ENV_FILE
+
+    def write_env(self, state: dict[str, Any]) -> Path:
+        """``<dir>/env``: after ``source <dir>/env`` the wallet and the commands need no flags
+        (SPEC 6). Values are shell-quoted; the file is rewritten by every ``up``."""
+        first = state["nodes"][0]
+        bin_dir = str(Path(sys.executable).parent)
+        lines = [
+            "# written by tally-devnet up: source this file to use the devnet without flags",
+            f"export TALLY_NODE={shlex.quote(first['url'])}",
+            f"export TALLY_WALLET={shlex.quote(str(self.wallet_path()))}",
+            f"export TALLY_WALLET_PASSWORD={shlex.quote(DEV_PASSWORD)}",
+            f"export TALLY_DEVNET_DIR={shlex.quote(str(self.dir))}",
+            f'export PATH={shlex.quote(bin_dir)}:"$PATH"',
+            "",
+        ]
+        path = self.env_path()
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("\n".join(lines))
+        tmp.replace(path)
+        return path
 
     def print_summary(self, state: dict[str, Any]) -> None:
         first = state["nodes"][0]
@@ -357,6 +371,9 @@ class Devnet:
         for entry in state["nodes"]:
             print(f"  node {entry['index']}:    {entry['url']}  (data in {entry['datadir']})")
         print(f"  wallet:    {self.wallet_path()}  (password: {DEV_PASSWORD})")
+        print(
+            f"  env:       source {shlex.quote(str(self.env_path()))}  (then: tally-wallet balance)"
+        )
         print()
         print("  try:")
         print(f"    {base} balance")
@@ -365,6 +382,31 @@ class Devnet:
         print()
 
     # --- status and down ------------------------------------------------------------------------
+
+    def describe(self) -> dict[str, Any]:
+        """The devnet as ``--json`` prints it: its settings, files and each node's state."""
+        state = self.load()
+        nodes = []
+        for entry in state.get("nodes", []):
+            row: dict[str, Any] = {
+                k: entry[k] for k in ("index", "url", "datadir", "pid") if k in entry
+            }
+            row["running"] = _alive(entry["pid"])
+            if row["running"]:
+                try:
+                    info = _client(entry).info()
+                    row.update(height=info.height, peers=info.peers, mempool=info.mempool.count)
+                except ClientError:
+                    row["running"] = False
+            nodes.append(row)
+        return {
+            "dir": str(self.dir),
+            "network": state.get("network"),
+            "env": str(self.env_path()),
+            "wallet": str(self.wallet_path()),
+            "address": state.get("address"),
+            "nodes": nodes,
+        }
 
     def status(self) -> int:
         state = self.load()
@@ -377,12 +419,12 @@ class Devnet:
                 print(f"  node {entry['index']}  {entry['url']}  stopped")
                 continue
             try:
-                info = _http(f"{entry['url']}/api/v1/info")
+                info = _client(entry).info()
                 print(
-                    f"  node {entry['index']}  {entry['url']}  height {info['height']}  "
-                    f"peers {info['peers']}  mempool {info['mempool']['count']}"
+                    f"  node {entry['index']}  {entry['url']}  height {info.height}  "
+                    f"peers {info.peers}  mempool {info.mempool.count}"
                 )
-            except (urllib.error.URLError, OSError, ValueError):
+            except ClientError:
                 print(
                     f"  node {entry['index']}  {entry['url']}  not answering (pid {entry['pid']})"
                 )
@@ -406,87 +448,3 @@ class Devnet:
         for entry in running:
             print(f"  node {entry['index']} stopped")
         return 0
-
-
-EPILOG = """\
-environment: tally-devnet reads no variable of its own; the nodes it starts inherit the TALLY_*
-variables of 'tally-node run' (TALLY_LOG_LEVEL=debug, say), and the flags it gives them
-(--network, --datadir, --port, --peer) win over those."""
-
-
-def build_parser() -> argparse.ArgumentParser:
-    def command(name: str, text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(
-            name,
-            help=text,
-            description=textwrap.fill(text, 79),
-            epilog=EPILOG,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        p.add_argument("--dir", default=".devnet", help="the devnet's folder (default: .devnet)")
-        return p
-
-    parser = argparse.ArgumentParser(
-        prog="tally-devnet",
-        description="A local Tally network.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    last = "default: the last up's, else "
-    up = command(
-        "up",
-        "start the devnet, or bring a running one to these settings (restarting nodes that "
-        "are not running); settings not given stay as the last 'up' left them",
-    )
-    up.add_argument(
-        "--nodes",
-        type=int,
-        metavar="N",
-        help=f"how many nodes, 1 to 20 ({last}{DEFAULTS['nodes']})",
-    )
-    up.add_argument(
-        "--base-port",
-        type=int,
-        metavar="P",
-        help=f"node i listens on P+i ({last}the network's port + 100: 18944 on regtest)",
-    )
-    up.add_argument(
-        "--block-time",
-        type=float,
-        metavar="S",
-        help=f"node 0 mines a block every S seconds ({last}{DEFAULTS['block_time']:g})",
-    )
-    up.add_argument(
-        "--network",
-        choices=["regtest", "test"],
-        help=f"regtest, or test for real proof of work ({last}{DEFAULTS['network']}; "
-        "an existing devnet keeps its network)",
-    )
-    command("status", "show each node's height and peers")
-    command("down", "stop every node of the devnet")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    devnet = Devnet(Path(args.dir))
-    try:
-        if args.command == "up":
-            if args.nodes is not None and not 1 <= args.nodes <= 20:
-                raise DevnetError("--nodes must be between 1 and 20")
-            if args.block_time is not None and not args.block_time > 0:
-                raise DevnetError("--block-time must be a positive number of seconds")
-            if args.base_port is not None and not 1024 <= args.base_port <= 65535 - 20:
-                raise DevnetError("--base-port must be between 1024 and 65515")
-            return devnet.up(args.nodes, args.base_port, args.block_time, args.network)
-        if args.command == "status":
-            return devnet.status()
-        return devnet.down()
-    except (DevnetError, OSError, urllib.error.URLError) as err:
-        print(f"tally-devnet: {err}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
