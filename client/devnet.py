@@ -47,6 +47,9 @@ SNAPSHOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DEV_PASSWORD = "devnet"  # noqa: S105 - a throwaway local wallet's password, printed to the user
 STATE_FILE = "devnet.json"
 WALLET_FILE = "wallet.json"
+PARTITION_FILE = "partition.json"
+"""The groups of the devnet's partition while one stands (``partition`` writes, ``heal``
+removes it), so a command run in between waits only for the nodes that can agree."""
 
 
 class DevnetCommandError(ClientError):
@@ -168,8 +171,25 @@ class DevnetControl:
         if to is None:
             raise DevnetCommandError("no address to mine to: give --to ADDRESS")
         hashes = self.node(node).generate(count, to)
-        self.wait_agreement(until=lambda states: states[0].tip == hashes[-1])
+        self.wait_agreement(
+            nodes=self.reachable_from(node), until=lambda states: states[0].tip == hashes[-1]
+        )
         return hashes
+
+    def groups(self) -> list[list[int]] | None:
+        """The partition's groups while one stands, else None."""
+        path = self.dir / PARTITION_FILE
+        if not path.exists():
+            return None
+        groups: list[list[int]] = json.loads(path.read_text())
+        return groups
+
+    def reachable_from(self, index: int) -> list[Client]:
+        """The nodes that node ``index`` can reach: its group's while a partition stands."""
+        for group in self.groups() or []:
+            if index in group:
+                return [self.nodes[i] for i in group if i < len(self.nodes)]
+        return self.nodes
 
     def automine(self, mode: str, interval: float | None = None) -> Any:
         """Anvil's modes on node 0 (the miner): ``off``, ``tx`` or ``interval`` seconds."""
@@ -301,12 +321,17 @@ class DevnetControl:
             outside = [self.nodes[j].url for j in named if j not in group]
             for i in group:
                 self.nodes[i].partition(outside)
-        return [list(g) for g in groups]
+        result = [list(g) for g in groups]
+        tmp = self.dir / (PARTITION_FILE + ".tmp")
+        tmp.write_text(json.dumps(result))
+        os.replace(tmp, self.dir / PARTITION_FILE)
+        return result
 
     def heal(self) -> list[NodeState]:
         """Every node reaches every other again; returns once they agree on one tip."""
         for node in self.nodes:
             node.heal()
+        (self.dir / PARTITION_FILE).unlink(missing_ok=True)
         return self.wait_agreement()
 
     # --- chain control --------------------------------------------------------------------------
