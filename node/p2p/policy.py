@@ -109,6 +109,11 @@ DOWNLOAD_BATCH = 16
 """Blocks per ``getdata`` during sync."""
 DOWNLOAD_WINDOW = 128
 """Blocks downloaded ahead of the one being connected."""
+CONNECT_CHUNK = 16
+CONNECT_CHUNK_BYTES = 1_000_000
+"""Downloaded blocks decoded and connected per trip to the state thread during sync: at most
+this many, and no more bytes than this beyond the first (so an API read waits behind one chunk
+at most, about what one full block costs, while small blocks no longer pay a thread hop each)."""
 
 # --- peers ----------------------------------------------------------------------------------------
 

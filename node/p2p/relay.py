@@ -37,6 +37,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from consensus import Block, NetworkParams, Transaction, ValidationError, block_work
@@ -54,6 +55,19 @@ log = logging.getLogger(__name__)
 StateCall = Callable[..., Awaitable[Any]]
 KINDS = ("block", "tx")
 LOW_WORK = "low-work"
+
+
+@dataclass(frozen=True)
+class BlockOutcome:
+    """What became of one downloaded block on the state thread: its hash (None if it did not
+    decode), its status and the chainwork it shows, or the refusal."""
+
+    hash: bytes | None
+    status: str
+    work: int
+    error: ValidationError | None
+
+
 """Status of an announced block not stored because its chain has no more work than our tip."""
 
 
@@ -384,6 +398,75 @@ class Relay:
         if status == "orphan":
             self.on_orphan(peer)  # we miss its ancestors: ask its sender for headers
         return h
+
+    async def receive_downloaded_blocks(self, delivered: list[tuple[Peer, bytes]]) -> bool:
+        """Headers-first download: process ``delivered`` (sender, raw block) in order, a chunk
+        (``policy.CONNECT_CHUNK``, ``CONNECT_CHUNK_BYTES``) a trip to the state thread, decoded
+        there; False at the first block refused for its sender's fault (those after it are not
+        processed), as ``receive_block`` one by one would."""
+        start = 0
+        while start < len(delivered):
+            end, size = start + 1, len(delivered[start][1])
+            while (
+                end < len(delivered)
+                and end - start < policy.CONNECT_CHUNK
+                and size + len(delivered[end][1]) <= policy.CONNECT_CHUNK_BYTES
+            ):
+                size += len(delivered[end][1])
+                end += 1
+            chunk = delivered[start:end]
+            outcomes = await self.call(self._process_raw_blocks, [raw for _, raw in chunk])
+            for (peer, _), outcome in zip(chunk, outcomes, strict=False):
+                if not self._after_downloaded_block(peer, outcome):
+                    return False
+            start = end
+        return True
+
+    def _process_raw_blocks(self, raws: list[bytes]) -> list[BlockOutcome]:
+        """State thread: decode and process each block, stopping after the first whose refusal
+        blames its sender; one outcome per block processed."""
+        outcomes: list[BlockOutcome] = []
+        for raw in raws:
+            try:
+                block = Block.deserialize(raw)
+            except ValidationError as err:
+                outcomes.append(BlockOutcome(None, "", 0, err))
+                break
+            h = block.hash()
+            try:
+                status, work = self._process_block(block, True)
+            except ValidationError as err:
+                outcomes.append(BlockOutcome(h, "", 0, err))
+                if policy.block_reject_score(err):
+                    break
+                continue
+            outcomes.append(BlockOutcome(h, status, work, None))
+        return outcomes
+
+    def _after_downloaded_block(self, peer: Peer, outcome: BlockOutcome) -> bool:
+        """Event loop: score, count and track one processed block as ``receive_block`` does;
+        False if its sender is to blame."""
+        err = outcome.error
+        if outcome.hash is None:
+            assert err is not None
+            self.misbehaving(peer, policy.block_reject_score(err), f"invalid block: {err}")
+            return False
+        self.metrics.p2p_downloaded.labels("block").inc()
+        peer.learn(outcome.hash)
+        if err is not None:
+            self.metrics.blocks_rejected.labels(err.code).inc()
+            points = policy.block_reject_score(err)
+            if points:
+                self.misbehaving(peer, points, f"invalid block: {err.code}")
+                return False
+            self.tracker.received(("block", outcome.hash))
+            return True
+        self.tracker.received(("block", outcome.hash))
+        if outcome.work:
+            self.on_block_shown(peer, outcome.work)
+        if outcome.status == "orphan":
+            self.on_orphan(peer)
+        return True
 
     def _process_block(self, block: Block, requested: bool) -> tuple[str, int]:
         """State thread: store and connect ``block`` unless it is an unrequested low-work one;

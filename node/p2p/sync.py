@@ -284,7 +284,4 @@ class Sync:
 
     async def _connect_window(self, results: list[tuple[Peer, bytes]]) -> bool:
         """Process downloaded blocks in order; False if one was refused."""
-        for peer, raw in results:
-            if await self.relay.receive_block(peer, raw, wanted=None, requested=True) is None:
-                return False
-        return True
+        return await self.relay.receive_downloaded_blocks(results)
