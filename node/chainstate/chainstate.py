@@ -40,6 +40,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -291,6 +292,11 @@ class Chainstate:
         """Validate and store ``block``, then move the active chain if it now has more work
         (see ``Chain.process_block`` for what is raised and kept)."""
         return self._chain.process_block(block)
+
+    def deferred_sync(self) -> AbstractContextManager[None]:
+        """Blocks processed inside are made durable by one synced write on leaving
+        (``Chain.deferred_sync``)."""
+        return self._chain.deferred_sync()
 
     def invalidate_block(self, block_hash: bytes) -> None:
         """Mark ``block_hash`` and its descendants invalid (Core's ``invalidateblock``)."""

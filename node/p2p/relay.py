@@ -426,6 +426,11 @@ class Relay:
         """State thread: decode and process each block, stopping after the first whose refusal
         blames its sender; one outcome per block processed."""
         outcomes: list[BlockOutcome] = []
+        with self.chain.deferred_sync():
+            self._process_chunk(raws, outcomes)
+        return outcomes
+
+    def _process_chunk(self, raws: list[bytes], outcomes: list[BlockOutcome]) -> None:
         for raw in raws:
             try:
                 block = Block.deserialize(raw)
@@ -441,7 +446,6 @@ class Relay:
                     break
                 continue
             outcomes.append(BlockOutcome(h, status, work, None))
-        return outcomes
 
     def _after_downloaded_block(self, peer: Peer, outcome: BlockOutcome) -> bool:
         """Event loop: score, count and track one processed block as ``receive_block`` does;
