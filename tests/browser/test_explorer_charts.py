@@ -24,7 +24,6 @@ from tests.browser.test_explorer import OVERFLOW_JS, goto, wait_route
 from tests.functional.node_process import NodeProcess
 from tests.helpers import key, spend
 
-CHART_BLOCKS = 30  # charts.js's CHART_BLOCKS
 # Error events the "pageerror" check of conftest does not see (a ResizeObserver loop, for one).
 RECORD_ERRORS = (
     "window.errorEvents = []; addEventListener('error', (e) => errorEvents.push(e.message));"
@@ -37,12 +36,19 @@ def band(rate: int) -> str:
     return f"{rate:,}{EN_DASH}{(rate * 2 if rate else 1):,}"
 
 
-def last_blocks(chain: Chain) -> list[dict[str, Any]]:
-    """The newest ``CHART_BLOCKS`` block summaries of the best chain, oldest first."""
+def chart_blocks(page: Page) -> int:
+    """How many blocks the chart shows at most: charts.js's constant, read from the page."""
+    n = page.evaluate("TallyCharts.CHART_BLOCKS")
+    assert isinstance(n, int) and n >= 30
+    return n
+
+
+def last_blocks(chain: Chain, count: int) -> list[dict[str, Any]]:
+    """The newest ``count`` block summaries of the best chain, oldest first."""
     blocks: list[dict[str, Any]] = chain.api("blocks")
-    while len(blocks) < CHART_BLOCKS and blocks[-1]["height"] > 0:
+    while len(blocks) < count and blocks[-1]["height"] > 0:
         blocks += chain.api(f"blocks?start_height={blocks[-1]['height'] - 1}")
-    return blocks[:CHART_BLOCKS][::-1]
+    return blocks[:count][::-1]
 
 
 def texts(locator: Locator) -> list[str]:
@@ -68,7 +74,7 @@ def pay_at_rate(chain: Chain, rate: int) -> tuple[str, int]:
 
 def check_blocks_chart(page: Page, chain: Chain) -> list[dict[str, Any]]:
     """Every bar of the transactions-per-block chart against the API, oldest first."""
-    blocks = last_blocks(chain)
+    blocks = last_blocks(chain, chart_blocks(page))
     bars = page.locator("#blocks-chart svg .bar-tx")
     expect(bars.last).to_have_attribute("data-height", str(blocks[-1]["height"]))
     expect(bars).to_have_count(len(blocks))
@@ -141,7 +147,7 @@ def test_charts_match_the_api_and_follow_a_new_block(
     goto(page, chain, "#/")
 
     blocks = check_blocks_chart(page, chain)
-    assert len(blocks) == CHART_BLOCKS
+    assert len(blocks) == chart_blocks(page)
     assert {1, 2, 16, 26} <= {b["tx_count"] for b in blocks}  # blocks of different sizes
     histogram = check_fee_chart(page, chain)
 
@@ -177,6 +183,9 @@ def test_charts_match_the_api_and_follow_a_new_block(
     assert [texts(r.locator("td")) for r in block_rows.all()] == [
         [f"{b['height']:,}", str(b["tx_count"])] for b in blocks[::-1]
     ]
+    assert [a.get_attribute("href") for a in block_rows.locator("a").all()] == [
+        f"#/block/{b['hash']}" for b in blocks[::-1]
+    ]
     page.locator("#charts").screenshot(path=str(screenshots / "charts-1280.png"))
 
     # on a phone the charts stack, are redrawn at their new width and stick out nowhere
@@ -187,7 +196,7 @@ def test_charts_match_the_api_and_follow_a_new_block(
     check_drawn_at_box_width(page)
     result = page.evaluate(OVERFLOW_JS)
     assert result["bad"] == [], result
-    expect(page.locator("#blocks-chart svg .bar-tx")).to_have_count(CHART_BLOCKS)
+    expect(page.locator("#blocks-chart svg .bar-tx")).to_have_count(len(blocks))
     page.locator("#charts").screenshot(path=str(screenshots / "charts-375.png"))
     page.set_viewport_size({"width": 1280, "height": 900})
 
@@ -205,6 +214,8 @@ def test_charts_match_the_api_and_follow_a_new_block(
     expect(empty).to_contain_text("The mempool is empty.")
     assert page.locator("#fee-chart svg .bar-fee").count() == 0
     expect(page.locator("#fee-chart table tbody tr")).to_have_text(["The mempool is empty."])
+    for chart in ("#fee-chart", "#blocks-chart"):  # the figures the reader opened stay open
+        expect(page.locator(f"{chart} details")).to_have_attribute("open", "")
     assert page.evaluate("window.stillTheSamePage") is True
     page.locator("#charts").screenshot(path=str(screenshots / "charts-empty-mempool-1280.png"))
 

@@ -20,9 +20,10 @@
  * the DOM as text only (createElementNS + textContent, never innerHTML); every figure a chart
  * shows is text in the SVG (axis ticks, band and bar labels, a <title> per bar) and in a table
  * under "Show the figures", and each chart has an accessible name and description
- * (role="img" named by its <title>, described by its <desc>). No data (an empty mempool, a chain of its genesis only) draws an
- * empty chart that says so. A chart is drawn at its box's width in CSS pixels (a ResizeObserver
- * redraws it when that changes), so its text is never scaled and nothing overflows on a phone.
+ * (role="img" named by its <title>, described by its <desc>). No data (an empty mempool, a chain
+ * of its genesis only) draws an empty chart that says so. A chart is drawn at its box's width
+ * in CSS pixels (a ResizeObserver redraws it when that changes), so its text is never scaled and
+ * nothing overflows on a phone.
  * Colours are the page's CSS variables (style.css, light and dark).
  *
  * Left to app.js: when to render (it calls render from the overview, on every refresh) and where
@@ -127,6 +128,7 @@ function emptyNote(root, width, height, text) {
 // --- data ---------------------------------------------------------------------------------------
 
 const isCount = (n) => Number.isSafeInteger(n) && n >= 0;
+const HEX64 = /^[0-9a-f]{64}$/;
 
 /** The histogram's well-formed [rate, bytes] pairs, highest rate first. */
 function feeBands(mempool) {
@@ -138,7 +140,7 @@ function feeBands(mempool) {
 }
 
 function slim(b) {
-  const ok = b && typeof b.hash === "string" && isCount(b.height) && isCount(b.tx_count);
+  const ok = b && HEX64.test(b.hash) && isCount(b.height) && isCount(b.tx_count);
   return ok ? { hash: b.hash, height: b.height, prev: String(b.prev_hash), txs: b.tx_count } : null;
 }
 
@@ -189,10 +191,11 @@ async function lastBlocks(newest) {
 function describeFees(bands, pool) {
   if (!bands.length) return "The mempool is empty: no transaction is waiting, so no fee rates.";
   const top = bands.reduce((a, b) => (b.bytes > a.bytes ? b : a));
-  return `${group(pool.count ?? 0)} transactions (${group(pool.bytes ?? 0)} B) waiting in `
-    + `${bands.length} fee-rate band${bands.length === 1 ? "" : "s"} from ${band(bands.at(-1).rate)}`
-    + ` to ${band(bands[0].rate)} base units per byte; the most bytes, ${group(top.bytes)} B, `
-    + `pay ${band(top.rate)}.`;
+  const n = pool.count ?? 0;
+  return `${group(n)} transaction${n === 1 ? "" : "s"} (${group(pool.bytes ?? 0)} B) waiting in `
+    + `${bands.length} fee-rate band${bands.length === 1 ? "" : "s"} from `
+    + `${band(bands.at(-1).rate)} to ${band(bands[0].rate)} base units per byte; the most `
+    + `bytes, ${group(top.bytes)} B, pay ${band(top.rate)}.`;
 }
 
 function drawFees(width, { bands, pool }) {
@@ -233,7 +236,8 @@ function drawFees(width, { bands, pool }) {
   bands.forEach((b, i) => {
     const y = top + i * BAR_H;
     const length = b.bytes ? Math.max(1, x(b.bytes) - left) : 0;
-    const share = pool.bytes ? ` (${Math.round((b.bytes * 100) / pool.bytes)}% of the mempool)` : "";
+    const percent = pool.bytes ? Math.round((b.bytes * 100) / pool.bytes) : null;
+    const share = percent == null ? "" : ` (${percent}% of the mempool)`;
     bars.append(svg("g", {
       class: "bar bar-fee", "data-rate": b.rate, "data-bytes": b.bytes,
     },
@@ -320,7 +324,8 @@ function drawBlocks(width, { blocks }) {
     const g = svg("g", {
       class: "bar bar-tx", "data-height": b.height, "data-hash": b.hash, "data-count": b.txs,
     },
-    svg("title", {}, `Block ${group(b.height)}: ${group(b.txs)} transaction${b.txs === 1 ? "" : "s"}`),
+    svg("title", {},
+      `Block ${group(b.height)}: ${group(b.txs)} transaction${b.txs === 1 ? "" : "s"}`),
     svg("rect", {
       x: cx - barWidth / 2, y: barTop, width: barWidth, height: floor - barTop, rx: 1,
     }));
@@ -336,13 +341,15 @@ function drawBlocks(width, { blocks }) {
     }
     bars.append(g);
   });
-  root.append(bars, svg("line", { class: "axis", x1: left, x2: width - right, y1: floor, y2: floor }));
+  root.append(bars,
+    svg("line", { class: "axis", x1: left, x2: width - right, y1: floor, y2: floor }));
   return root;
 }
 
 function blocksTable(blocks) {
   return dataTable("Transactions per block", ["Block height", "Transactions"],
-    blocks.map((b) => [group(b.height), group(b.txs)]), "No blocks yet.");
+    blocks.map((b) => [html("a", { href: `#/block/${b.hash}` }, group(b.height)), group(b.txs)]),
+    "No blocks yet.");
 }
 
 // --- figures, sizing and the interface -----------------------------------------------------------
