@@ -378,6 +378,7 @@ def test_every_request_goes_to_the_node(page: Page, chain: Chain) -> None:
     origin = chain.url + "/"
     assert any(u.startswith(origin + "api/v1/") for u in requests)
     assert any(u.startswith(origin + "static/") for u in requests)
+    assert origin + "static/charts.js" in requests  # the overview's charts, drawn by the page
     assert [u for u in requests if not u.startswith(origin)] == []
 
 

@@ -6,7 +6,8 @@
  * of data into the DOM as text (createElement + textContent, never innerHTML).
  *
  * Routes:
- *   #/                         overview: chain summary, latest blocks, mempool (updates by itself)
+ *   #/                         overview: chain summary, charts (charts.js), latest blocks, mempool
+ *                              (updates by itself)
  *   #/blocks[/<height>]        ten blocks at or below a height, with older/newer links
  *   #/block/<hash>[?start=N]   one block: every header field, its transactions 25 a page
  *   #/block-height/<n>         resolves a height to its block's hash
@@ -301,6 +302,7 @@ async function viewHome() {
   const [info, blocks, pool, recent] = await Promise.all([
     api("info"), api("blocks"), api("mempool"), api("mempool/recent"),
   ]);
+  const charts = globalThis.TallyCharts ? await TallyCharts.render(pool, blocks) : null; // charts.js
   const freshAbove = homeTip;
   homeTip = info.height;
   const oldest = blocks.length ? blocks[blocks.length - 1].height : 0;
@@ -318,6 +320,7 @@ async function viewHome() {
         stat("Mempool transactions", count(pool.count), "mempool-count"),
         stat("Mempool size", bytes(pool.bytes), "mempool-bytes"),
         stat("Mempool fees", amount(pool.total_fee), "mempool-fee"))),
+    charts,
     h("section", { id: "latest-blocks" },
       listTable({
         caption: "Latest blocks",
