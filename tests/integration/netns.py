@@ -374,11 +374,13 @@ def arrivals(
                 conn.send(probes[i])
                 next_ask[i] = now + interval
                 waiting.add(i)
+        idle = [next_ask[i] for i in range(len(conns)) if got[i] is None and i not in waiting]
+        pause = max(0.0, min([*idle, now + interval]) - time.perf_counter())
         if waiting:
-            ready, _, _ = select.select([conns[i].sock for i in waiting], [], [], interval)
+            ready, _, _ = select.select([conns[i].sock for i in waiting], [], [], pause)
         else:
             ready = []
-            time.sleep(max(0.0, min(next_ask) - time.perf_counter()) if next_ask else interval)
+            time.sleep(pause)
         for sock in ready:
             i = by_fd[sock.fileno()]
             status, body = conns[i].answer()
