@@ -45,11 +45,12 @@ least three link crossings a hop (``inv``, ``getdata``, the object), plus the re
 (50 ms on regtest), so ~3-4x latency per hop is the protocol's own floor on a long path; a
 random graph of degree 4-8 reaches 90% in fewer hops than its diameter.
 
-Duration: 50 nodes, full: ~6 minutes on 2 shared cores (336 s on 2026-12-02 at load average
-~40: start-up and graph 30 s, setup 30 s, 20 blocks 20 s, 200 transactions 4 min); ``--quick``
-~2 min. Memory: ~55 MB a node, 2.7 GB for 50. Every namespace and process is removed on exit,
-on Ctrl-C, on SIGTERM and on failure (``try``/``finally`` + ``atexit``); leftovers of a killed
-run are swept at the next start (``ip netns list | grep tally-ns-`` finds them).
+Duration: 50 nodes, full: ~5 minutes on 2 shared cores (289 s on 2026-12-02 at load average
+~33: start-up and graph 30 s, setup 20 s, 20 blocks 20 s, 200 transactions 3.5 min);
+``--quick`` ~2 min. Memory: ~55 MB a node, 2.7 GB for 50. Every namespace and process is
+removed on exit, on Ctrl-C, on SIGTERM and on failure (``try``/``finally`` + ``atexit``);
+leftovers of a killed run are swept at the next start (``ip netns list | grep tally-ns-`` finds
+them).
 
 Output: a table on stdout; ``--json OUT`` writes ``{"name": "fifty", "figures", "ratios",
 "targets", "machine", "series"}`` (``series``: median arrival per hop distance from the origin).
