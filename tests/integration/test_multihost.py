@@ -48,6 +48,7 @@ import pytest
 
 from tests.functional.node_process import address_of, tally_node_command
 from tests.helpers import key
+from tests.integration.netns import ip, namespaces, pid_alive, remove_namespace
 
 PREFIX = "tally-mh-"
 PORT = 18844
@@ -72,42 +73,7 @@ print(json.dumps({"status": status, "body": data.decode("utf-8", "replace")}))
 """
 
 
-# --- iproute2 ----------------------------------------------------------------------------------
-
-
-def ip(*args: str, check: bool = True) -> str:
-    done = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
-    if check and done.returncode != 0:
-        raise RuntimeError(f"ip {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()}")
-    return done.stdout
-
-
-def namespaces() -> list[str]:
-    """Names from ``ip netns list`` (each line is ``name`` or ``name (id: N)``)."""
-    return [line.split()[0] for line in ip("netns", "list").splitlines() if line.strip()]
-
-
-def remove_namespace(ns: str) -> None:
-    """Kill every process in ``ns``, then delete it (its veth ends go with it)."""
-    for _ in range(50):
-        pids = [int(p) for p in ip("netns", "pids", ns, check=False).split()]
-        if not pids:
-            break
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.1)
-    ip("netns", "del", ns, check=False)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+# --- iproute2 (the helpers of tests/integration/netns.py) ----------------------------------
 
 
 def sweep_stale() -> None:
