@@ -246,6 +246,8 @@ def test_mempool_fees_search_and_node(world: World) -> None:
 
 def test_admin_calls(world: World) -> None:
     c = world.client
+    # the first block would come after an hour: switched off again long before
+    assert c.set_mining(True, MINER_ADDRESS, block_time=3600) == m.MiningState(enabled=True)
     assert c.set_mining(False) == m.MiningState(enabled=False)
     nobody = f"http://127.0.0.1:{free_port()}"
     added = c.add_peer(nobody)
