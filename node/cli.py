@@ -281,7 +281,7 @@ def _client(settings: Settings, base: str, admin: bool = False) -> Client:
     return Client(base, token=token, timeout=CLIENT_TIMEOUT)
 
 
-def _call(settings: Settings, base: str, call: Callable[[], T]) -> T:
+def _call(settings: Settings, call: Callable[[], T]) -> T:
     """``call()``'s answer; the node's error or its absence as ``SystemExit`` with one line."""
     try:
         return call()
@@ -298,25 +298,25 @@ def _print(answer: msgspec.Struct) -> None:
 
 
 def cmd_info(settings: Settings, base: str) -> int:
-    _print(_call(settings, base, _client(settings, base).info))
+    _print(_call(settings, _client(settings, base).info))
     return 0
 
 
 def cmd_generate(settings: Settings, base: str, count: int, address: str) -> int:
     client = _client(settings, base, admin=True)
-    hashes = _call(settings, base, lambda: client.generate(count, address))
+    hashes = _call(settings, lambda: client.generate(count, address))
     _print(Generated(hashes=hashes))
     return 0
 
 
 def cmd_add_peer(settings: Settings, base: str, url: str) -> int:
     client = _client(settings, base, admin=True)
-    _print(_call(settings, base, lambda: client.add_peer(url)))
+    _print(_call(settings, lambda: client.add_peer(url)))
     return 0
 
 
 def cmd_stop(settings: Settings, base: str) -> int:
-    _call(settings, base, _client(settings, base, admin=True).stop)
+    _call(settings, _client(settings, base, admin=True).stop)
     print("stopping")
     return 0
 

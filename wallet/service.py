@@ -166,8 +166,7 @@ class Wallet:
     def policy(self) -> m.Policy:
         """The node's relay policy (its ``/info``), asked once per command."""
         if self._policy is None:
-            self.check_node()
-            assert self._policy is not None
+            return self.check_node().policy
         return self._policy
 
     @property
