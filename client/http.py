@@ -13,7 +13,10 @@ Invariants:
   follows them, but the node never answers one);
 - the admin token is sent only on ``/admin/`` routes, and only if one was given (``from_datadir``
   reads it from ``<datadir>/.cookie`` as ``tally-node``'s own commands do);
-- no retries: a call either gets its answer or says why not.
+- no retries: a call either gets its answer or says why not;
+- an answer is read up to ``MAX_ANSWER`` bytes (an error's body up to ``MAX_ERROR``): a node
+  cannot make a client hold more; anything that is not the documented shape, JSON that does not
+  parse included, is ``NodeError`` ``bad-answer``, never a ``ValueError`` or ``KeyError``.
 
 Left to others: what the answers mean (``client.models`` documents each field), the event stream
 (``client.events``), starting nodes (``client.testing``).
@@ -22,6 +25,7 @@ Left to others: what the answers mean (``client.models`` documents each field), 
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -41,12 +45,19 @@ WORKERS = 8
 """Threads ``map`` uses at most."""
 MAX_PAGES = 1000
 """Pages of one paged answer followed at most (a bound on what a node can make a client hold)."""
+MAX_ANSWER = 64 * 2**20
+"""Bytes of one answer read at most (the largest the node sends is far below: a page of 10,000
+mempool txids is under 1 MB, a block at most ``consensus.validation.MAX_BLOCK_SIZE``)."""
+MAX_ERROR = 64 * 2**10
+"""Bytes of an error answer's body read at most."""
 COOKIE_FILE = ".cookie"
 URL_FILE = ".url"
 """Where a running node writes its admin token and its URL, in its data directory (SPEC 3.7)."""
 
 JSON = "application/json"
 MSGPACK = "application/msgpack"
+
+_HASH = re.compile(m.DISPLAY_HASH_PATTERN)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -129,6 +140,13 @@ def _convert(value: Any, model: type[T]) -> T:
         raise bad_answer(f"not a {getattr(model, '__name__', model)}: {err}") from None
 
 
+def _hash(text: str, route: str) -> str:
+    """``text`` if it is a hash as the node writes one (display hex), else ``bad-answer``."""
+    if not _HASH.fullmatch(text):
+        raise bad_answer(f"{route} is not a block hash")
+    return text
+
+
 def _transaction(tx: m.Transaction) -> m.Transaction:
     tx.status = tx_status(tx.status)
     return tx
@@ -191,8 +209,7 @@ class Client:
         )
         try:
             with urllib.request.urlopen(request, timeout=wait) as response:  # noqa: S310
-                data: bytes = response.read()
-                return data
+                data: bytes = response.read(MAX_ANSWER + 1)
         except urllib.error.HTTPError as err:
             raise self._error(err) from None
         except urllib.error.URLError as err:
@@ -204,11 +221,14 @@ class Client:
             ) from None
         except (OSError, ValueError) as err:  # connection reset, bad status line, ...
             raise NodeUnreachableError(f"cannot reach the node at {self.url} ({err})") from None
+        if len(data) > MAX_ANSWER:
+            raise bad_answer(f"{method} {path} answered more than {MAX_ANSWER:,} bytes")
+        return data
 
     @staticmethod
     def _error(err: urllib.error.HTTPError) -> NodeError:
         try:
-            data = msgspec.json.decode(err.read(), type=m.Error)
+            data = msgspec.json.decode(err.read(MAX_ERROR), type=m.Error)
             return NodeError(err.code, data.error.code, data.error.message)
         except (msgspec.DecodeError, OSError):
             return NodeError(err.code, f"http-{err.code}", str(err.reason))
@@ -260,7 +280,7 @@ class Client:
         return int(text)
 
     def tip_hash(self) -> str:
-        return self.text("/blocks/tip/hash")
+        return _hash(self.text("/blocks/tip/hash"), "/blocks/tip/hash")
 
     def blocks(self, start_height: int | None = None) -> list[m.Block]:
         query = "" if start_height is None else f"?start_height={start_height}"
@@ -280,7 +300,7 @@ class Client:
         return self.request("GET", f"/block/{block_hash}/raw")
 
     def block_hash(self, height: int) -> str:
-        return self.text(f"/block-height/{height}")
+        return _hash(self.text(f"/block-height/{height}"), f"/block-height/{height}")
 
     def post_block(self, raw: bytes) -> str:
         """Submit a serialized block; its hash, or ``NodeError`` with the reject code."""
@@ -319,10 +339,11 @@ class Client:
         pending = list(raws)
         results: list[m.TxsItem] = []
         for start in range(0, len(pending), MAX_BATCH):
-            body = msgpack.packb(pending[start : start + MAX_BATCH], use_bin_type=True)
-            answer = json.loads(self.request("POST", "/txs", body, MSGPACK))
-            if not isinstance(answer, list):
-                raise bad_answer("POST /txs did not answer a list")
+            batch = pending[start : start + MAX_BATCH]
+            body = msgpack.packb(batch, use_bin_type=True)
+            answer = self._decode(self.request("POST", "/txs", body, MSGPACK), Any, "POST /txs")
+            if not isinstance(answer, list) or len(answer) != len(batch):
+                raise bad_answer("POST /txs did not answer a list of one result per transaction")
             results += [txs_item(item) for item in answer]
         return results
 

@@ -122,6 +122,34 @@ class MempoolCounts(Model):
     bytes: Annotated[int, msgspec.Meta(ge=0, description="serialized bytes")]
 
 
+class Policy(Model):
+    """The node's relay policy: what its mempool accepts and relays (SPEC 3.2). A wallet builds
+    within it (the wallet reads these here, never from the node's code)."""
+
+    min_relay_fee_rate: Annotated[
+        int,
+        msgspec.Meta(
+            ge=0,
+            description="base units per byte of serialized transaction a transaction pays at "
+            "least (`min-relay-fee-not-met` below it)",
+        ),
+    ]
+    incremental_relay_fee_rate: Annotated[
+        int,
+        msgspec.Meta(
+            ge=0,
+            description="a replacement pays at least the fees it evicts plus this many base "
+            "units per byte of its own size (`insufficient-fee` otherwise)",
+        ),
+    ]
+    max_standard_tx_size: Annotated[
+        int,
+        msgspec.Meta(
+            ge=1, description="the largest transaction accepted and relayed, serialized bytes"
+        ),
+    ]
+
+
 class Info(Model):
     """The node at a glance."""
 
@@ -138,6 +166,7 @@ class Info(Model):
     mempool: MempoolCounts
     synced: Annotated[bool, msgspec.Meta(description="no connected peer reports more work")]
     version: Annotated[str, msgspec.Meta(description="The node's version")]
+    policy: Policy
 
 
 class Block(Model):

@@ -9,7 +9,8 @@
 Settings come from flags, then ``TALLY_*`` variables, then the TOML file (``node.config``).
 Client subcommands find the node at the URL it wrote to ``<datadir>/.url`` (SPEC 3.7), or at
 ``--bind``/``--port`` when those are given, and authenticate with the token in
-``<datadir>/.cookie``. SIGTERM and SIGINT stop a node cleanly.
+``<datadir>/.cookie``; they talk to it through the SDK (``client.http.Client``), so their answers
+are the API's models. SIGTERM and SIGINT stop a node cleanly.
 Logging is configured here, once, at start-up; errors are one line on stderr and exit status 1.
 """
 
@@ -21,14 +22,18 @@ import json
 import logging
 import signal
 import sys
-import urllib.error
-import urllib.request
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+import msgspec
+
+from client.http import Client, NodeError, NodeUnreachableError
+from client.models import Generated
 from consensus import get_params
 from node.config import SETTING_NAMES, ConfigError, Settings, env_name, flag_name, resolve
 
 log = logging.getLogger("tally")
+T = TypeVar("T")
 
 
 def _environment() -> str:
@@ -255,57 +260,63 @@ def node_url(settings: Settings, explicit: bool) -> str:
     return f"http://{host}:{settings.port}"
 
 
-def _request(settings: Settings, base: str, method: str, path: str, body: Any = None) -> Any:
+CLIENT_TIMEOUT = 600.0
+"""Seconds a client command waits for its answer (``generate`` of many blocks takes long)."""
+
+
+def _client(settings: Settings, base: str, admin: bool = False) -> Client:
+    """The SDK's client of the node at ``base``; an admin command reads the token in
+    ``<datadir>/.cookie`` first, and without one says so before sending anything."""
     from node.service import read_cookie
 
-    url = f"{base}/api/v1{path}"
-    headers = {"Content-Type": "application/json"}
-    if path.startswith("/admin/"):
+    token = None
+    if admin:
         try:
-            headers["Authorization"] = f"Bearer {read_cookie(settings.datadir)}"
+            token = read_cookie(settings.datadir)
         except OSError:
             raise SystemExit(
                 f"tally-node: no cookie in {settings.datadir}: is the node running with that "
                 "--datadir? (admin commands read its .cookie; give the node's --datadir)"
             ) from None
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310 - http(s) only (read_url)
+    return Client(base, token=token, timeout=CLIENT_TIMEOUT)
+
+
+def _call(settings: Settings, call: Callable[[], T]) -> T:
+    """``call()``'s answer; the node's error or its absence as ``SystemExit`` with one line."""
     try:
-        with urllib.request.urlopen(request, timeout=600) as response:  # noqa: S310
-            return json.loads(response.read())
-    except urllib.error.HTTPError as err:
-        try:
-            detail = json.loads(err.read())["error"]
-            message = f"{detail['code']}: {detail['message']}"
-        except (ValueError, KeyError, TypeError):
-            message = f"HTTP {err.code}"
-        raise SystemExit(f"tally-node: {message}") from None
-    except (urllib.error.URLError, OSError) as err:
-        reason = getattr(err, "reason", err)
+        return call()
+    except NodeError as err:
+        raise SystemExit(f"tally-node: {err}") from None
+    except NodeUnreachableError as err:
         raise SystemExit(
-            f"tally-node: cannot reach the node at {base} ({reason}); is it running with "
-            f"--datadir {settings.datadir}?"
+            f"tally-node: {err}; is it running with --datadir {settings.datadir}?"
         ) from None
 
 
+def _print(answer: msgspec.Struct) -> None:
+    print(json.dumps(msgspec.to_builtins(answer), indent=2))
+
+
 def cmd_info(settings: Settings, base: str) -> int:
-    print(json.dumps(_request(settings, base, "GET", "/info"), indent=2))
+    _print(_call(settings, _client(settings, base).info))
     return 0
 
 
 def cmd_generate(settings: Settings, base: str, count: int, address: str) -> int:
-    body = {"count": count, "address": address}
-    print(json.dumps(_request(settings, base, "POST", "/admin/generate", body), indent=2))
+    client = _client(settings, base, admin=True)
+    hashes = _call(settings, lambda: client.generate(count, address))
+    _print(Generated(hashes=hashes))
     return 0
 
 
 def cmd_add_peer(settings: Settings, base: str, url: str) -> int:
-    print(json.dumps(_request(settings, base, "POST", "/admin/peers", {"url": url}), indent=2))
+    client = _client(settings, base, admin=True)
+    _print(_call(settings, lambda: client.add_peer(url)))
     return 0
 
 
 def cmd_stop(settings: Settings, base: str) -> int:
-    _request(settings, base, "POST", "/admin/stop", {})
+    _call(settings, _client(settings, base, admin=True).stop)
     print("stopping")
     return 0
 

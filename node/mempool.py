@@ -86,6 +86,8 @@ class MempoolPolicy:
 
     min_relay_fee_rate: int = MIN_RELAY_FEE_RATE
     incremental_relay_fee_rate: int = INCREMENTAL_RELAY_FEE_RATE
+    max_standard_tx_size: int = MAX_STANDARD_TX_SIZE
+    """``tx-size`` beyond (``consensus.policy``); ``/info`` shows it to wallets."""
     max_bytes: int = 50_000_000
     expiry_seconds: int = 14 * 24 * 60 * 60
     max_ancestors: int = 25
@@ -337,9 +339,10 @@ class Mempool:
         if tx.is_coinbase():
             raise ValidationError(codes.COINBASE, "a coinbase is only valid in a block")
         size = tx.size()
-        if size > MAX_STANDARD_TX_SIZE:
+        if size > policy.max_standard_tx_size:
             raise ValidationError(
-                codes.TX_SIZE, f"{size} bytes, more than the standard {MAX_STANDARD_TX_SIZE:,}"
+                codes.TX_SIZE,
+                f"{size} bytes, more than the standard {policy.max_standard_tx_size:,}",
             )
         if self.chain.has_transaction(txid):
             raise ValidationError(codes.TXN_ALREADY_KNOWN, "already confirmed")

@@ -10,7 +10,7 @@ Modules, from the bottom up:
 - ``keystore``: the wallet file, scrypt + AES-256-GCM, written atomically with mode 0600;
 - ``coinselect``: pure coin selection with exact sizes and fees, change and dust rules;
 - ``builder``: a selection becomes a signed ``consensus.Transaction``;
-- ``client``: the node's HTTP API over ``urllib``, failures as two exception types;
+- (the node is reached through ``client.http.Client``, the SDK, typed by ``client.models``);
 - ``model``: the scan's and the send's plain types, ``WalletError`` and the checks shared by
   ``service`` and the modules it calls (``spending``, ``watchonly``), which import it, not
   ``service``;

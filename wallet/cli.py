@@ -52,6 +52,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, NoReturn, TextIO
 
+from client.http import NodeError, NodeUnreachableError
 from consensus import NETWORKS, AddressError, get_params
 from wallet import cli_offline, cli_payments, cli_spending, keystore
 from wallet.amounts import AmountError, parse_amount, parse_fee_rate
@@ -72,7 +73,6 @@ from wallet.cli_common import (
     table,
     tly,
 )
-from wallet.client import NodeError, NodeUnreachableError
 from wallet.coinselect import SelectionError
 from wallet.keys import (
     CHANGE,
@@ -566,9 +566,9 @@ def cmd_info(ctx: Context) -> int:
     else:
         node.update(
             reachable=True,
-            network=info.get("network"),
-            height=info.get("height"),
-            version=info.get("version"),
+            network=info.network,
+            height=info.height,
+            version=info.version,
         )
     kdf = (
         f"scrypt(n={store.kdf.n}, r={store.kdf.r}, p={store.kdf.p})"

@@ -26,11 +26,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from client.http import Client, NodeError, NodeUnreachableError
+from client.models import TxStatus
 from consensus import NETWORKS, encode_address, get_params
 from wallet import keystore
 from wallet.amounts import format_amount
-from wallet.client import NodeClient, NodeError, NodeUnreachableError
-from wallet.service import SendResult, Wallet, WalletError, fee_rate_of
+from wallet.service import SendResult, Wallet, WalletError, confirmations_of, fee_rate_of
 
 PROG = "tally-wallet"
 PASSWORD_ENV = "TALLY_WALLET_PASSWORD"  # noqa: S105 - the variable's name, not a password
@@ -81,9 +82,9 @@ class Context:
         url = self.explicit_node() or (store.node_url if store is not None else None)
         return url or f"http://127.0.0.1:{get_params(network).default_port}"
 
-    def client(self, network: str, store: keystore.Keystore | None = None) -> NodeClient:
+    def client(self, network: str, store: keystore.Keystore | None = None) -> Client:
         try:
-            return NodeClient(self.node_url(network, store))
+            return Client(self.node_url(network, store))
         except ValueError as err:
             raise UsageError(str(err)) from None
 
@@ -94,7 +95,7 @@ class Context:
         if url is None:
             return self.network, None
         try:
-            info = NodeClient(url).info()
+            info = Client(url).info()
         except ValueError as err:
             raise UsageError(str(err)) from None
         except NodeUnreachableError as err:
@@ -105,7 +106,7 @@ class Context:
                 ) from None
             self.note(f"{PROG}: warning: {err}; the wallet is made for {self.network}")
             return self.network, url
-        network = info.get("network")
+        network = info.network
         if network not in NETWORKS:
             raise WalletError(f"the node at {url} is on an unknown network {network!r}")
         if self.network_chosen and network != self.network:
@@ -315,7 +316,7 @@ def _send_text(result: SendResult, wallet: Wallet) -> str:
 # --- the end of a send ---------------------------------------------------------------------------
 
 
-def _wait(ctx: Context, wallet: Wallet, txid: str, n: int) -> dict[str, Any]:
+def _wait(ctx: Context, wallet: Wallet, txid: str, n: int) -> TxStatus:
     interactive = ctx.stderr.isatty()
 
     def progress(count: int) -> None:
@@ -351,7 +352,7 @@ def finish_send(ctx: Context, wallet: Wallet, result: SendResult) -> int:
             ctx.emit(data, "")
         return fail(ctx.stderr, f"sent, still unconfirmed: {result.txid} ({err})")
     if ctx.json:
-        data["confirmations"] = int(status.get("confirmations") or 0)
+        data["confirmations"] = confirmations_of(status)
         ctx.emit(data, "")
     return 0
 

@@ -47,7 +47,9 @@ TX_LOCKTIME = 0
 DUST_LIMIT = 1_000
 """Change below this many base units is never made (it goes to the fee)."""
 MAX_TX_SIZE = MAX_STANDARD_TX_SIZE
-"""A transaction a node accepts and relays (``tx-size`` beyond: the node's standard size)."""
+"""The default largest transaction ``select_coins`` makes: the standard size of
+``consensus.policy``. A wallet passes the size its node relays (``max_standard_tx_size`` of the
+node's ``/info``, ``tx-size`` beyond); an unsigned file's sizes are bounded by this one."""
 
 
 class SelectionError(Exception):
@@ -227,8 +229,10 @@ def select_coins(
     *,
     required: Sequence[Utxo] = (),
     min_fee: Callable[[int], int] = _no_floor,
+    max_size: int = MAX_TX_SIZE,
 ) -> Selection:
-    """Choose coins paying ``payments`` at ``fee_rate`` (see the module doc for the rules)."""
+    """Choose coins paying ``payments`` at ``fee_rate`` (see the module doc for the rules),
+    in a transaction of at most ``max_size`` bytes (what the node relays)."""
     if not payments:
         raise SelectionError("nothing to send")
     for p in payments:
@@ -261,10 +265,10 @@ def select_coins(
     while True:
         if chosen:
             size = tx_size_from(inputs_bytes, len(chosen), outputs_bytes, len(outputs))
-            if size > MAX_TX_SIZE:
+            if size > max_size:
                 raise SelectionError(
                     f"the transaction would need {len(chosen)} inputs and {size} bytes, more than "
-                    f"a node relays ({MAX_TX_SIZE:,}); send a smaller amount first to consolidate "
+                    f"a node relays ({max_size:,}); send a smaller amount first to consolidate "
                     "coins"
                 )
             fee = fee_of(size)

@@ -2,11 +2,12 @@
 
 What the scan yields (``AddressState``, ``Balance``, ``Scan``), what a send yields
 (``SendResult``), the error for people (``WalletError``) and the small checks every signing
-command makes before anything is built (``parse_address``, ``fee_rate_check``, the node's
-``MIN_RELAY_FEE_RATE``), with ``outpoint_text``, the ``TXID:N`` spelling of a coin. They live here
-so that ``wallet.service`` and the modules it calls (``wallet.spending``, ``wallet.watchonly``)
-share them without importing each other back: this module imports only ``consensus`` and the
-wallet's leaf modules (``wallet.coinselect``, ``wallet.keys``), never a module above it.
+command makes before anything is built (``parse_address``, ``fee_rate_check`` against the node's
+minimum relay fee rate, which the node's ``/info`` gives: ``client.models.Policy``), with
+``outpoint_text``, the ``TXID:N`` spelling of a coin. They live here so that ``wallet.service``
+and the modules it calls (``wallet.spending``, ``wallet.watchonly``) share them without importing
+each other back: this module imports only ``consensus``, ``client.models`` and the wallet's leaf
+modules (``wallet.coinselect``, ``wallet.keys``), never a module above it.
 
 Left to others: asking the node (``wallet.service.Wallet``, ``wallet.watchonly.scan_account``),
 selecting and signing (``wallet.coinselect``, ``wallet.spending``, ``wallet.builder``).
@@ -17,14 +18,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
 
-from consensus import AddressError, NetworkParams, Transaction, decode_address, policy
+from client import models as m
+from consensus import AddressError, NetworkParams, Transaction, decode_address
 from wallet.coinselect import Selection, Utxo
 from wallet.keys import KeyId
-
-MIN_RELAY_FEE_RATE = Decimal(policy.MIN_RELAY_FEE_RATE)
-"""The node's minimum relay fee rate, base units per byte (``consensus.policy``)."""
 
 _ADDRESS_REASONS = {
     "bad-checksum": "bad checksum",
@@ -48,12 +46,12 @@ def parse_address(text: str, params: NetworkParams) -> bytes:
         raise WalletError(f"address {text!r} refused ({reason}): {err}") from None
 
 
-def fee_rate_check(fee_rate: Decimal | None) -> None:
-    """``WalletError`` for a fee rate below the node's minimum relay rate."""
-    if fee_rate is not None and fee_rate < MIN_RELAY_FEE_RATE:
+def fee_rate_check(fee_rate: Decimal | None, minimum: Decimal) -> None:
+    """``WalletError`` for a fee rate below ``minimum``, the node's minimum relay rate."""
+    if fee_rate is not None and fee_rate < minimum:
         raise WalletError(
             f"fee rate {fee_rate} is below the node's minimum relay fee rate of "
-            f"{MIN_RELAY_FEE_RATE} base unit per byte"
+            f"{minimum} base unit per byte"
         )
 
 
@@ -67,20 +65,17 @@ class AddressState:
     key: KeyId
     address: str
     pubkey_hash: bytes
-    summary: dict[str, Any]
+    summary: m.AddressSummary
+    """What the node says of it (``GET /address/{address}``)."""
 
     @property
     def used(self) -> bool:
-        return bool(
-            self.summary["chain_stats"]["tx_count"] or self.summary["mempool_stats"]["tx_count"]
-        )
+        return bool(self.summary.chain_stats.tx_count or self.summary.mempool_stats.tx_count)
 
     @property
     def holds_coins(self) -> bool:
-        chain = self.summary["chain_stats"]
-        return bool(
-            chain["funded_sum"] - chain["spent_sum"] or self.summary["mempool_stats"]["funded_sum"]
-        )
+        chain = self.summary.chain_stats
+        return bool(chain.funded_sum - chain.spent_sum or self.summary.mempool_stats.funded_sum)
 
 
 @dataclass(frozen=True)
@@ -116,11 +111,11 @@ class Scan:
     def balance(self) -> Balance:
         if self.totals is not None:
             return self.totals
-        b = [a.summary["balance"] for a in self.addresses]
+        b = [a.summary.balance for a in self.addresses]
         return Balance(
-            sum(x["confirmed"] for x in b),
-            sum(x["unconfirmed"] for x in b),
-            sum(x["immature"] for x in b),
+            sum(x.confirmed for x in b),
+            sum(x.unconfirmed for x in b),
+            sum(x.immature for x in b),
         )
 
     def last_used(self, chain: int) -> int:
@@ -140,7 +135,6 @@ class SendResult:
 
 
 __all__ = [
-    "MIN_RELAY_FEE_RATE",
     "AddressState",
     "Balance",
     "Scan",

@@ -24,7 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from wallet.client import NodeClient
+from client import models as m
+from client.http import Client
 from wallet.keys import RECEIVE, KeyId
 from wallet.uri import format_tly
 
@@ -65,8 +66,8 @@ class Progress:
 def request_address(wallet: Wallet) -> tuple[KeyId, str]:
     """The address to put in a new request (see the module docstring)."""
     key, address = wallet.receive_address()
-    summary = wallet.client.address_summary(address)
-    used = summary["chain_stats"]["tx_count"] or summary["mempool_stats"]["tx_count"]
+    summary = wallet.client.address(address)
+    used = summary.chain_stats.tx_count or summary.mempool_stats.tx_count
     if used or address in wallet.meta.label_map:
         key, address = wallet.new_receive_address()
         if key.chain != RECEIVE:  # pragma: no cover - new_receive_address is on chain 0
@@ -74,32 +75,32 @@ def request_address(wallet: Wallet) -> tuple[KeyId, str]:
     return key, address
 
 
-def poll_received(client: NodeClient, address: str) -> list[Received]:
+def poll_received(client: Client, address: str) -> list[Received]:
     """Transactions paying ``address`` and their confirmations, newest first (polling)."""
     found: list[Received] = []
     after: str | None = None
     for _ in range(MAX_WATCH_PAGES):
         page = client.address_txs(address, after)
         for tx in page:
-            amount = sum(int(o["amount"]) for o in tx["outputs"] if o.get("address") == address)
+            amount = sum(o.amount for o in tx.outputs if o.address == address)
             if amount:
-                status = tx["status"]
-                confirmations = int(status["confirmations"]) if status["confirmed"] else 0
-                found.append(Received(str(tx["txid"]), amount, confirmations))
+                status = tx.status
+                confirmations = status.confirmations if isinstance(status, m.TxConfirmed) else 0
+                found.append(Received(tx.txid, amount, confirmations))
         if len(page) < 25:
             break
-        after = str(page[-1]["txid"])
+        after = page[-1].txid
     return found
 
 
 def watch(
-    client: NodeClient,
+    client: Client,
     address: str,
     amount: int | None,
     confirmations: int,
     timeout: float | None,
     report: Callable[[Progress], None],
-    poll: Callable[[NodeClient, str], list[Received]] = poll_received,
+    poll: Callable[[Client, str], list[Received]] = poll_received,
     poll_seconds: float = POLL_SECONDS,
 ) -> Progress:
     """Wait until ``address`` is paid ``amount`` (or anything) with ``confirmations``; the final

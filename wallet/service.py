@@ -2,13 +2,13 @@
 
 ``Wallet`` joins an unlocked keystore (``wallet.keystore``), the keys it holds (``wallet.keys``;
 for a watch-only wallet only the account's public keys, ``wallet.watchonly``) and a node
-(``wallet.client``). Everything the wallet knows about coins comes from the node's public
-address routes (a watch-only wallet: its account routes, ``/xpub/...``), asked fresh on every
-command; the only state kept between commands is in the keystore: the receive and change
-indexes, the node URL, labels and frozen coins (``Wallet.meta``, saved encrypted again under the
-key derived at unlock). Frozen coins are put apart by every scan (``Scan.frozen``), so no
-selection ever sees them; sweeps, fees from the amount, named coins, CPFP and the fee cap are
-``wallet.spending``'s.
+(``client.http.Client``, whose answers are ``client.models``' typed shapes). Everything the wallet
+knows about coins comes from the node's public address routes (a watch-only wallet: its account
+routes, ``/xpub/...``), asked fresh on every command; the only state kept between commands is in
+the keystore: the receive and change indexes, the node URL, labels and frozen coins
+(``Wallet.meta``, saved encrypted again under the key derived at unlock). Frozen coins are put
+apart by every scan (``Scan.frozen``), so no selection ever sees them; sweeps, fees from the
+amount, named coins, CPFP and the fee cap are ``wallet.spending``'s.
 
 The scan (``Wallet.scan``) walks each BIP44 chain from index 0 and stops after ``GAP_LIMIT`` (20)
 unused addresses in a row past the last used address (and never before the last one handed out,
@@ -20,9 +20,15 @@ indexes past every used address: the change address of a new transaction is alwa
 Balances are the sum over the wallet's addresses of the node's own figures (``confirmed``,
 ``unconfirmed``, ``immature``, SPEC 3.5), so the wallet and the explorer never disagree.
 
+The node's relay policy (minimum relay fee rate, incremental relay fee rate, largest standard
+transaction) comes from its ``/info`` (``Wallet.policy``, read with the network check), so the
+wallet builds what that node accepts without a copy of the node's values (docs/DECISIONS.md);
+consensus values (coinbase maturity) come from ``consensus``' parameters of the wallet's network,
+which the node must be on.
+
 Raises ``WalletError`` (a message for people) for anything a person can fix; node failures come
-as ``wallet.client`` exceptions, selection failures as ``wallet.coinselect`` ones. Private keys
-are derived only to sign, in this process.
+as ``client.http`` exceptions (``NodeError``, ``NodeUnreachableError``), selection failures as
+``wallet.coinselect`` ones. Private keys are derived only to sign, in this process.
 
 The plain types (``Scan``, ``AddressState``, ``Balance``, ``SendResult``), ``WalletError`` and the
 small checks ``wallet.spending`` and ``wallet.watchonly`` share with this module are defined in
@@ -38,11 +44,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from client import models as m
+from client.http import Client, NodeError
 from client.models import GAP_LIMIT
-from consensus import encode_address, get_params, policy
+from consensus import encode_address, get_params
 from wallet import keystore, spending
 from wallet.builder import build_signed, unsigned_transaction
-from wallet.client import NodeClient, NodeError
 from wallet.coinselect import Payment, Selection, Utxo, fee_for, select_coins
 from wallet.keys import (
     CHANGE,
@@ -52,7 +59,6 @@ from wallet.keys import (
     mnemonic_to_seed,
 )
 from wallet.model import (
-    MIN_RELAY_FEE_RATE,
     AddressState,
     Balance,
     Scan,
@@ -64,13 +70,9 @@ from wallet.model import (
 )
 from wallet.watchonly import PublicAccount, scan_account
 
-FEE_TARGET = "3"
+FEE_TARGET = 3
 """Default confirmation target (blocks) whose ``/fee-estimates`` rate ``send`` uses."""
-INCREMENTAL_FEE_RATE = policy.INCREMENTAL_RELAY_FEE_RATE
-"""The node's incremental relay fee rate (docs/DECISIONS.md): a replacement pays at least the fees
-it evicts plus this many base units per byte of its own size."""
 POLL_SECONDS = 0.5
-HEX = frozenset("0123456789abcdef")
 DEFAULT_MAX_FEE = spending.DEFAULT_MAX_FEE
 
 
@@ -82,7 +84,7 @@ class Wallet:
         path: Path,
         store: keystore.Keystore,
         secret: keystore.Secrets | None,
-        client: NodeClient | None,
+        client: Client | None,
         key: bytes | None = None,
     ) -> None:
         """``secret`` is None for a watch-only wallet; ``key`` (from ``unlock_with_key``) lets
@@ -109,6 +111,7 @@ class Wallet:
         if self.account.path != store.account_path:
             raise WalletError(f"wallet {path} uses path {store.account_path}, not supported")
         self._client = client
+        self._policy: m.Policy | None = None
 
     @property
     def watch_only(self) -> bool:
@@ -137,7 +140,7 @@ class Wallet:
     # --- plumbing -------------------------------------------------------------------------------
 
     @property
-    def client(self) -> NodeClient:
+    def client(self) -> Client:
         if self._client is None:  # pragma: no cover - the CLI always passes one
             raise WalletError("no node configured")
         return self._client
@@ -147,15 +150,29 @@ class Wallet:
             keystore.save(self.path, store)
             self.store = store
 
-    def check_node(self) -> dict[str, Any]:
-        """The node's ``/info``; ``WalletError`` if it is on another network than the wallet."""
+    def check_node(self) -> m.Info:
+        """The node's ``/info``; ``WalletError`` if it is on another network than the wallet.
+        Its relay policy is kept for the command (``policy``)."""
         info = self.client.info()
-        if info.get("network") != self.params.name:
+        if info.network != self.params.name:
             raise WalletError(
-                f"the node at {self.client.url} is on the {info.get('network')} network, "
+                f"the node at {self.client.url} is on the {info.network} network, "
                 f"this wallet is for {self.params.name}"
             )
+        self._policy = info.policy
         return info
+
+    @property
+    def policy(self) -> m.Policy:
+        """The node's relay policy (its ``/info``), asked once per command."""
+        if self._policy is None:
+            return self.check_node().policy
+        return self._policy
+
+    @property
+    def min_relay_fee_rate(self) -> Decimal:
+        """The node's minimum relay fee rate, base units per byte."""
+        return Decimal(self.policy.min_relay_fee_rate)
 
     def address_of(self, key: KeyId) -> str:
         return self.account.address(key.chain, key.index)
@@ -189,7 +206,7 @@ class Wallet:
                 return found
             keys = [KeyId(chain, i) for i in range(start, end)]
             addresses = [self.address_of(k) for k in keys]
-            summaries = self.client.map(self.client.address_summary, addresses)
+            summaries = self.client.map(self.client.address, addresses)
             for key, address, summary in zip(keys, addresses, summaries, strict=True):
                 state = AddressState(
                     key, address, self.account.pubkey_hash(key.chain, key.index), summary
@@ -215,7 +232,7 @@ class Wallet:
         store = self.store
         addresses = self._scan_chain(RECEIVE, store.receive_index + 1)
         addresses += self._scan_chain(CHANGE, store.change_index)
-        scan = Scan(int(info["height"]), addresses)
+        scan = Scan(info.height, addresses)
         used_receive = scan.last_used(RECEIVE)
         self.save(
             store.with_indexes(
@@ -231,12 +248,12 @@ class Wallet:
                 for u in items:
                     scan.utxos.append(
                         Utxo(
-                            bytes.fromhex(u["txid"])[::-1],
-                            int(u["index"]),
-                            int(u["amount"]),
+                            bytes.fromhex(u.txid)[::-1],
+                            u.index,
+                            u.amount,
                             state.pubkey_hash,
-                            None if u["height"] is None else int(u["height"]),
-                            bool(u["coinbase"]),
+                            u.height,
+                            u.coinbase,
                         )
                     )
         return scan
@@ -275,10 +292,10 @@ class Wallet:
             pages = [self._all_txs(None)]
         else:
             pages = self.client.map(self._all_txs, [a.address for a in used])
-        txs: dict[str, dict[str, Any]] = {}
+        txs: dict[str, m.Transaction] = {}
         for page in pages:
             for tx in page:
-                txs.setdefault(tx["txid"], tx)
+                txs.setdefault(tx.txid, tx)
         rows = [history_row(tx, scan.by_address) for tx in txs.values()]
         replaced = self._secret.replaced if self._secret is not None else ()
         originals = [o for o, _ in replaced if o not in txs]
@@ -297,7 +314,7 @@ class Wallet:
         )
         return rows
 
-    def _replaced_tx(self, txid: str) -> dict[str, Any] | None:
+    def _replaced_tx(self, txid: str) -> m.Transaction | None:
         """``GET /tx/{txid}`` of a transaction this wallet replaced, if the node still knows it
         as replaced (a node that forgot it, or never knew, gives None)."""
         try:
@@ -306,7 +323,7 @@ class Wallet:
             if err.status == 404:
                 return None
             raise
-        return tx if replacement_of(tx.get("status")) is not None else None
+        return tx if replacement_of(tx.status) is not None else None
 
     def record_replacement(self, original: str, replacement: str) -> None:
         """Remember (encrypted, in the wallet file) that ``replacement`` replaced ``original``,
@@ -317,9 +334,9 @@ class Wallet:
         self.save(self.store.resealed(secret, self._key))
         self._secret = secret
 
-    def _all_txs(self, address: str | None) -> list[dict[str, Any]]:
+    def _all_txs(self, address: str | None) -> list[m.Transaction]:
         """Every transaction of ``address`` (of the watch-only account if None), paged."""
-        out: list[dict[str, Any]] = []
+        out: list[m.Transaction] = []
         after: str | None = None
         while True:
             if address is None:
@@ -330,14 +347,14 @@ class Wallet:
             out.extend(page)
             if len(page) < 25:
                 return out
-            after = page[-1]["txid"]
+            after = page[-1].txid
 
     # --- sending --------------------------------------------------------------------------------
 
     def default_fee_rate(self) -> Decimal:
         estimates = self.client.fee_estimates()
         rate = estimates.get(FEE_TARGET) or max(estimates.values(), default=1)
-        return max(MIN_RELAY_FEE_RATE, Decimal(rate))
+        return max(self.min_relay_fee_rate, Decimal(rate))
 
     def key_for(self, scan: Scan) -> Callable[[bytes], bytes]:
         def key_for(pubkey_hash: bytes) -> bytes:
@@ -362,7 +379,7 @@ class Wallet:
         exactly the coins spent; ``subtract_fee`` takes the fee from the payments; a fee above
         ``max_fee`` is refused before signing (``wallet.spending``)."""
         wanted = [Payment(parse_address(a, self.params), amount) for a, amount in payments]
-        fee_rate_check(fee_rate)
+        fee_rate_check(fee_rate, self.min_relay_fee_rate)
         scan = self.scan()
         rate = self.default_fee_rate() if fee_rate is None else fee_rate
         change_key = KeyId(CHANGE, self.store.change_index)
@@ -379,7 +396,14 @@ class Wallet:
             )
         else:
             selection = select_coins(
-                available, wanted, rate, change_hash, next_height, maturity, required=required
+                available,
+                wanted,
+                rate,
+                change_hash,
+                next_height,
+                maturity,
+                required=required,
+                max_size=self.policy.max_standard_tx_size,
             )
         spending.check_max_fee(
             selection.fee,
@@ -424,53 +448,49 @@ class Wallet:
             if err.status == 404:
                 raise WalletError(f"the node does not know transaction {txid}") from None
             raise
-        replaced_by = replacement_of(original.get("status"))
+        replaced_by = replacement_of(original.status)
         if replaced_by is not None:
             raise WalletError(
                 f"transaction {txid} was already replaced by {replaced_by}; bump that one instead"
             )
-        if original["status"]["confirmed"]:
+        if isinstance(original.status, m.TxConfirmed):
             raise WalletError(
                 f"transaction {txid} is already confirmed (block "
-                f"{original['status']['block_height']}); there is nothing to bump"
+                f"{original.status.block_height}); there is nothing to bump"
             )
         scan = self.scan()
         required: list[Utxo] = []
-        for n, i in enumerate(original["inputs"]):
-            state = scan.by_address.get(i.get("address") or "")
-            if state is None:
+        for n, i in enumerate(original.inputs):
+            state = scan.by_address.get(i.address or "")
+            if state is None or i.amount is None:
                 raise WalletError(
                     f"input {n} of {txid} is not this wallet's: only its own transactions "
                     "can be bumped"
                 )
             required.append(
-                Utxo(
-                    bytes.fromhex(i["txid"])[::-1],
-                    int(i["index"]),
-                    int(i["amount"]),
-                    state.pubkey_hash,
-                    None,
-                )
+                Utxo(bytes.fromhex(i.txid)[::-1], i.index, i.amount, state.pubkey_hash, None)
             )
         payments: list[Payment] = []
         change_hash: bytes | None = None
-        for o in original["outputs"]:
-            state = scan.by_address.get(o["address"])
+        for o in original.outputs:
+            state = scan.by_address.get(o.address)
             if change_hash is None and state is not None and state.key.chain == CHANGE:
                 change_hash = state.pubkey_hash
             else:
-                payments.append(Payment(parse_address(o["address"], self.params), o["amount"]))
+                payments.append(Payment(parse_address(o.address, self.params), o.amount))
         if not payments:
             raise WalletError(f"{txid} pays only this wallet's change; nothing to bump")
         evicted_fees, evicted = self._descendants(txid)
-        old_fee, old_size = int(original["fee"]), int(original["size"])
+        old_fee, old_size = original.fee or 0, original.size
         old_rate = Decimal(old_fee) / Decimal(old_size)
         replaced = old_fee + evicted_fees
+
+        incremental = self.policy.incremental_relay_fee_rate
 
         def min_fee(size: int) -> int:
             # Above the original's fee rate, and the evicted fees plus the incremental rate.
             beat_rate = (old_fee * size) // old_size + 1
-            return max(beat_rate, replaced + INCREMENTAL_FEE_RATE * size)
+            return max(beat_rate, replaced + incremental * size)
 
         if fee_rate is None:
             rate = max(self.default_fee_rate(), Decimal(int(old_rate)) + 1)
@@ -495,6 +515,7 @@ class Wallet:
             self.params.coinbase_maturity,
             required=required,
             min_fee=min_fee,
+            max_size=self.policy.max_standard_tx_size,
         )
         reason = f"{selection.size} bytes at {rate} base units per byte"
         if evicted_fees:
@@ -527,11 +548,11 @@ class Wallet:
         while todo:
             current = todo.pop()
             for spend in self.client.outspends(current):
-                child = str(spend.get("txid"))
-                if spend.get("spent") and not spend.get("confirmed") and child not in seen:
-                    seen.add(child)
-                    todo.append(child)
-                    fees += int(self.client.tx(child)["fee"])
+                if not isinstance(spend, m.SpentBy) or spend.confirmed or spend.txid in seen:
+                    continue
+                seen.add(spend.txid)
+                todo.append(spend.txid)
+                fees += self.client.tx(spend.txid).fee or 0
         return fees, seen
 
     def wait(
@@ -540,7 +561,7 @@ class Wallet:
         confirmations: int,
         progress: Callable[[int], None],
         poll: float = POLL_SECONDS,
-    ) -> dict[str, Any]:
+    ) -> m.TxStatus:
         """Poll ``/tx/{txid}/status`` until ``confirmations``; ``progress(n)`` on each change."""
         shown = -1
         while True:
@@ -555,7 +576,7 @@ class Wallet:
             replaced_by = replacement_of(status)
             if replaced_by is not None:
                 raise WalletError(f"transaction {txid} was replaced by {replaced_by}")
-            count = int(status["confirmations"]) if status["confirmed"] else 0
+            count = confirmations_of(status)
             if count != shown:
                 progress(count)
                 shown = count
@@ -564,22 +585,23 @@ class Wallet:
             time.sleep(poll)
 
 
-def history_row(tx: dict[str, Any], mine: Mapping[str, Any]) -> dict[str, Any]:
+def history_row(tx: m.Transaction, mine: Mapping[str, Any]) -> dict[str, Any]:
     """One ``history`` row from the node's ``GET /tx`` shape (SPEC 3.5); ``mine`` holds the
     wallet's addresses. ``direction`` is ``received``, ``sent``, ``to self`` (every output is the
     wallet's own), ``mined`` (a coinbase) or ``replaced``; ``counterparty`` is the first address
     on the other side (None for a coinbase or a payment to self), ``counterparties`` all of them."""
-    inputs, outputs = tx.get("inputs") or [], tx.get("outputs") or []
-    received = sum(int(o["amount"]) for o in outputs if o.get("address") in mine)
-    sent = sum(int(i["amount"]) for i in inputs if i.get("address") in mine)
-    coinbase = bool(inputs and inputs[0].get("coinbase"))
-    status = tx.get("status") or {}
+    inputs, outputs = tx.inputs, tx.outputs
+    received = sum(o.amount for o in outputs if o.address in mine)
+    sent = sum(i.amount or 0 for i in inputs if i.address in mine)
+    coinbase = bool(inputs and inputs[0].coinbase)
+    status = tx.status
     replaced_by = replacement_of(status)
     if sent:
-        others = [o["address"] for o in outputs if o.get("address") not in mine]
+        others = [o.address for o in outputs if o.address not in mine]
     else:
-        others = [i["address"] for i in inputs if i.get("address") and i["address"] not in mine]
+        others = [i.address for i in inputs if i.address and i.address not in mine]
     others = list(dict.fromkeys(others))
+    confirmed = status if isinstance(status, m.TxConfirmed) else None
     if replaced_by is not None:
         direction = "replaced"
     elif coinbase:
@@ -589,32 +611,33 @@ def history_row(tx: dict[str, Any], mine: Mapping[str, Any]) -> dict[str, Any]:
     else:
         direction = "sent" if sent else "received"
     return {
-        "txid": tx["txid"],
-        "height": status.get("block_height"),
-        "confirmations": int(status.get("confirmations") or 0),
-        "time": status.get("block_time"),
+        "txid": tx.txid,
+        "height": None if confirmed is None else confirmed.block_height,
+        "confirmations": confirmations_of(status),
+        "time": None if confirmed is None else confirmed.block_time,
         "direction": direction,
         "counterparty": others[0] if others else None,
         "counterparties": others,
         "received": received,
         "sent": sent,
         "net": received - sent,
-        "fee": tx.get("fee") if sent else None,
+        "fee": tx.fee if sent else None,
         "coinbase": coinbase,
         "replaced_by": replaced_by,
     }
 
 
-def replacement_of(status: Any) -> str | None:
-    """The txid that replaced a transaction, from the node's ``status`` object
-    (``{"confirmed": false, "replaced_by": TXID}``, SPEC 3.5), or None: a node that never heard
-    of replacements, or an answer that is not a txid, gives None."""
-    if not isinstance(status, dict):
-        return None
-    value = status.get("replaced_by")
-    if isinstance(value, str) and len(value) == 64 and all(c in HEX for c in value):
-        return value
-    return None
+def replacement_of(status: m.TxStatus) -> str | None:
+    """The txid that replaced a transaction, from the node's ``status``
+    (``{"confirmed": false, "replaced_by": TXID}``, SPEC 3.5, ``client.models.TxReplaced``), or
+    None for the other variants (the client refuses an answer whose ``replaced_by`` is not a
+    txid)."""
+    return status.replaced_by if isinstance(status, m.TxReplaced) else None
+
+
+def confirmations_of(status: m.TxStatus) -> int:
+    """Confirmations of a transaction in ``status`` (0 unless in a block of the best chain)."""
+    return status.confirmations if isinstance(status, m.TxConfirmed) else 0
 
 
 def fee_rate_of(selection: Selection) -> Decimal:
@@ -623,13 +646,13 @@ def fee_rate_of(selection: Selection) -> Decimal:
 
 
 __all__ = [
-    "MIN_RELAY_FEE_RATE",
     "AddressState",
     "Balance",
     "Scan",
     "SendResult",
     "Wallet",
     "WalletError",
+    "confirmations_of",
     "fee_for",
     "fee_rate_check",
     "fee_rate_of",

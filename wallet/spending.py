@@ -29,10 +29,11 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from client import models as m
+from client.http import NodeError
 from consensus import MAX_MONEY, TxOut, encode_address
 from wallet.amounts import format_amount
 from wallet.builder import build_signed, unsigned_transaction
-from wallet.client import NodeError
 from wallet.coinselect import (
     InsufficientFundsError,
     Payment,
@@ -45,7 +46,6 @@ from wallet.coinselect import (
 )
 from wallet.keys import CHANGE, KeyId
 from wallet.model import (
-    MIN_RELAY_FEE_RATE,
     Scan,
     SendResult,
     WalletError,
@@ -205,7 +205,7 @@ def cpfp(
         if err.status == 404:
             raise WalletError(f"the node does not know transaction {txid}") from None
         raise
-    if parent["status"]["confirmed"]:
+    if isinstance(parent.status, m.TxConfirmed):
         raise WalletError(f"transaction {txid} is already confirmed; it needs no child")
     scan = wallet.scan()
     coins = [u for u in scan.utxos if u.txid[::-1].hex() == txid]
@@ -214,7 +214,9 @@ def cpfp(
             f"no unspent output of {txid} is this wallet's (or they are frozen): only a "
             "transaction paying this wallet can get a child from it"
         )
-    parent_fee, parent_size = int(parent["fee"]), int(parent["size"])
+    if parent.fee is None:
+        raise WalletError(f"the node does not know the fee of {txid} (its inputs are unknown)")
+    parent_fee, parent_size = parent.fee, parent.size
     parent_rate = Decimal(parent_fee) / Decimal(parent_size)
     if fee_rate is None:
         rate = max(wallet.default_fee_rate(), Decimal(math.floor(parent_rate)) + 1)
@@ -228,7 +230,7 @@ def cpfp(
     change_key = KeyId(CHANGE, wallet.store.change_index)
     change_hash = wallet.account.pubkey_hash(change_key.chain, change_key.index)
     selection = child_selection(
-        coins, parent_fee, parent_size, rate, change_hash, MIN_RELAY_FEE_RATE
+        coins, parent_fee, parent_size, rate, change_hash, wallet.min_relay_fee_rate
     )
     check_max_fee(
         selection.fee,
@@ -255,7 +257,7 @@ def child_selection(
 ) -> Selection:
     """A child spending ``coins`` (outputs of one parent) into one output of ``pubkey_hash``,
     paying ``ceil(rate x (parent_size + child_size)) - parent_fee``, and at least ``min_rate``
-    of its own size (what the node relays)."""
+    of its own size (what the node relays: its minimum relay fee rate)."""
     _check_rate(rate)
     total = sum(u.amount for u in coins)
     indexes = [u.index for u in coins]
@@ -283,7 +285,7 @@ def sendall(
 ) -> SendResult:
     """Sweep every spendable, unfrozen coin to ``address`` in one output."""
     pubkey_hash = parse_address(address, wallet.params)
-    fee_rate_check(fee_rate)
+    fee_rate_check(fee_rate, wallet.min_relay_fee_rate)
     scan = wallet.scan()
     rate = wallet.default_fee_rate() if fee_rate is None else fee_rate
     next_height = scan.tip + 1

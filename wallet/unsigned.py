@@ -40,6 +40,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from client.http import NodeError
 from consensus import (
     MAX_MONEY,
     AddressError,
@@ -52,7 +53,6 @@ from consensus import (
     get_params,
 )
 from wallet.builder import build_signed, unsigned_transaction
-from wallet.client import NodeError
 from wallet.coinselect import MAX_TX_SIZE, TX_LOCKTIME, TX_VERSION, Selection, Utxo, tx_size
 
 if TYPE_CHECKING:
@@ -398,14 +398,14 @@ def _check_on_node(wallet: Wallet, n: int, i: Input) -> None:
         if err.status == 404:
             raise UnsignedError(f"input {n}: the node does not know transaction {i.txid}") from None
         raise
-    outputs = prev.get("outputs") or []
+    outputs = prev.outputs
     if i.index >= len(outputs):
         raise UnsignedError(f"input {n}: {i.txid} has no output {i.index}")
     out = outputs[i.index]
-    if out.get("amount") != i.amount or out.get("address") != i.address:
+    if out.amount != i.amount or out.address != i.address:
         raise UnsignedError(
-            f"input {n}: the node says {i.txid}:{i.index} pays {out.get('amount')} to "
-            f"{out.get('address')}, the file says {i.amount} to {i.address}; not signed"
+            f"input {n}: the node says {i.txid}:{i.index} pays {out.amount} to "
+            f"{out.address}, the file says {i.amount} to {i.address}; not signed"
         )
-    if out.get("spent"):
+    if out.spent:
         raise UnsignedError(f"input {n}: {i.txid}:{i.index} is already spent")

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from bip32 import BIP32  # type: ignore[import-untyped]
 
+from client import models as m
 from consensus import ExtendedKeyError, NetworkParams, decode_xpub
 from wallet.coinselect import Utxo
 from wallet.keys import CHANGE, HARDENED, RECEIVE, AccountKeys, KeyId, account_path
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
 MAX_UTXO_PAGES = 1000
 """Pages of ``/xpub/{xpub}/utxo`` read at most (a bound on what a node can make us hold)."""
+NO_STATS = m.AddressStats(funded_sum=0, spent_sum=0, tx_count=0)
 
 
 class WatchOnlyError(Exception):
@@ -88,46 +90,45 @@ def scan_account(wallet: Wallet, with_utxos: bool) -> Scan:
     info = wallet.check_node()
     xpub = wallet.store.watch_xpub
     assert xpub is not None
-    summary = client.xpub_summary(xpub)
+    summary = client.xpub(xpub)
     states: list[AddressState] = []
-    for item in summary["addresses"]:
-        chain, index = parse_path(str(item["path"]))
+    for item in summary.addresses:
+        chain, index = parse_path(item.path)
         key = KeyId(chain, index)
         address = wallet.account.address(chain, index)
-        if address != item["address"]:
-            raise WatchOnlyError(f"the node derived {item['address']} at {item['path']}, not ours")
-        one = {
-            "chain_stats": {"tx_count": int(item["tx_count"]), "funded_sum": 0, "spent_sum": 0},
-            "mempool_stats": {"tx_count": 0, "funded_sum": 0, "spent_sum": 0},
-            "balance": {"confirmed": int(item["balance"]), "unconfirmed": 0, "immature": 0},
-        }
+        if address != item.address:
+            raise WatchOnlyError(f"the node derived {item.address} at {item.path}, not ours")
+        # the account route gives each address's count and balance, not its sums: what the
+        # scan needs of a summary (used, the balance) is taken from those
+        one = m.AddressSummary(
+            address=address,
+            chain_stats=m.AddressStats(funded_sum=0, spent_sum=0, tx_count=item.tx_count),
+            mempool_stats=NO_STATS,
+            balance=m.Balance(confirmed=item.balance, unconfirmed=0, immature=0),
+        )
         states.append(AddressState(key, address, wallet.account.pubkey_hash(chain, index), one))
-    b = summary["balance"]
-    scan = Scan(
-        int(info["height"]),
-        states,
-        totals=Balance(int(b["confirmed"]), int(b["unconfirmed"]), int(b["immature"])),
-    )
+    b = summary.balance
+    scan = Scan(info.height, states, totals=Balance(b.confirmed, b.unconfirmed, b.immature))
     store = wallet.store
-    next_receive = int(summary["next_receive_index"])
+    next_receive = summary.next_receive_index
     wallet.save(
         store.with_indexes(
             receive_index=max(store.receive_index, next_receive),
             receive_used=max(store.receive_used, next_receive - 1),
-            change_index=max(store.change_index, int(summary["next_change_index"])),
+            change_index=max(store.change_index, summary.next_change_index),
         )
     )
     if with_utxos:
         for u in client.xpub_utxos(xpub, MAX_UTXO_PAGES):
-            chain, index = parse_path(str(u["path"]))
+            chain, index = parse_path(u.path)
             scan.utxos.append(
                 Utxo(
-                    bytes.fromhex(u["txid"])[::-1],
-                    int(u["index"]),
-                    int(u["amount"]),
+                    bytes.fromhex(u.txid)[::-1],
+                    u.index,
+                    u.amount,
                     wallet.account.pubkey_hash(chain, index),
-                    None if u["height"] is None else int(u["height"]),
-                    bool(u["coinbase"]),
+                    u.height,
+                    u.coinbase,
                 )
             )
         # addresses holding coins but missing from the summary cannot happen on an honest node

@@ -38,7 +38,7 @@ from consensus import (
 )
 from node.chainstate import BlockIndexEntry, BlockSummary, Chainstate
 from node.interfaces import NodeStatus
-from node.mempool import Mempool
+from node.mempool import Mempool, MempoolPolicy
 
 BLOCKS_PAGE = 10
 TXS_PAGE = 25
@@ -72,6 +72,15 @@ def utxo_row(
     )
 
 
+def policy_model(policy: MempoolPolicy) -> m.Policy:
+    """The part of the mempool's policy a wallet builds within, as ``/info`` shows it."""
+    return m.Policy(
+        min_relay_fee_rate=policy.min_relay_fee_rate,
+        incremental_relay_fee_rate=policy.incremental_relay_fee_rate,
+        max_standard_tx_size=policy.max_standard_tx_size,
+    )
+
+
 @dataclass(frozen=True)
 class FoundTx:
     tx: Transaction
@@ -88,6 +97,9 @@ class Views:
         self.chain = chainstate
         self.mempool = mempool
         self.params = chainstate.params
+        self.policy = policy_model(mempool.policy)
+        """``/info``'s ``policy``: the mempool's policy is fixed at start-up, so it is read once
+        here and the answer is safe to build on any thread."""
 
     # --- helpers --------------------------------------------------------------------------------
 
@@ -150,6 +162,7 @@ class Views:
             mempool=m.MempoolCounts(count=status.mempool_count, bytes=status.mempool_bytes),
             synced=synced,
             version=version,
+            policy=self.policy,
         )
 
     def _summary(self, entry: BlockIndexEntry) -> BlockSummary:

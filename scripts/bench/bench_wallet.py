@@ -52,11 +52,11 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from client.http import Client  # noqa: E402
 from consensus import COIN, decode_address, get_params, sign  # noqa: E402
 from tests.functional.node_process import NodeProcess, address_of  # noqa: E402
 from wallet import keystore  # noqa: E402
 from wallet.builder import build_signed  # noqa: E402
-from wallet.client import NodeClient  # noqa: E402
 from wallet.coinselect import Payment, select_coins  # noqa: E402
 from wallet.keys import RECEIVE  # noqa: E402
 from wallet.service import Wallet  # noqa: E402
@@ -100,7 +100,7 @@ def run_wallet(path: Path, url: str, *args: str) -> Any:
 
 def open_wallet(path: Path, url: str) -> Wallet:
     store = keystore.load(path)
-    return Wallet(path, store, store.unlock(PASSWORD), NodeClient(url))
+    return Wallet(path, store, store.unlock(PASSWORD), Client(url))
 
 
 def setup(node: NodeProcess, base: Path, n: int) -> tuple[Path, int]:
@@ -137,7 +137,7 @@ def time_phases(path: Path, url: str, amount: int, n: int) -> dict[str, float]:
     store = keystore.load(path)
     secret = store.unlock(PASSWORD)
     t1 = time.perf_counter()
-    wallet = Wallet(path, store, secret, NodeClient(url))
+    wallet = Wallet(path, store, secret, Client(url))
     scan = wallet.scan()
     t2 = time.perf_counter()
     change = wallet.account.pubkey_hash(1, wallet.store.change_index)

@@ -226,11 +226,10 @@ class BenchNode(NodeProcess):
         return total * 1024 / 1e6
 
     def height(self) -> int:
-        return int(self.get("/api/v1/blocks/tip/height").json())
+        return self.client.tip_height()
 
     def add_peer(self, other: NodeProcess) -> None:
-        r = self.post_json("/api/v1/admin/peers", {"url": other.url}, admin=True)
-        assert r.status == 200, r.body
+        self.client.add_peer(other.url)
 
     def close(self) -> None:
         """Stop (SIGTERM, then SIGKILL if it hangs) and forget."""

@@ -3,6 +3,9 @@
 ``NodeProcess`` starts the installed ``tally-node`` command (the same entry point a user runs)
 with a fresh data directory and a free port, waits until ``/api/v1/info`` answers, and stops it
 with SIGTERM (or SIGKILL on request). Its log is kept in the data directory for failure messages.
+``NodeProcess.client`` is the SDK's typed client of it (``client.http.Client``, with its admin
+token); ``http`` and ``get``/``post_json``/``post_raw`` stay for tests that look at the raw
+answer (status, headers, bytes) or send what no client would.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from client.http import Client, read_datadir
 from consensus import encode_address, get_params
 
 
@@ -161,6 +165,12 @@ class NodeProcess:
     def token(self) -> str:
         return (self.datadir / ".cookie").read_text().strip().split(":", 1)[1]
 
+    @property
+    def client(self) -> Client:
+        """The SDK's client of this node, with its admin token when it has written one."""
+        _, token = read_datadir(self.datadir)
+        return Client(self.url, token=token)
+
     def get(self, path: str, **kw: Any) -> Response:
         return http(self.url + path, **kw)
 
@@ -176,10 +186,7 @@ class NodeProcess:
         return http(self.url + path, "POST", body, {"Content-Type": content_type})
 
     def generate(self, count: int, address: str) -> list[str]:
-        r = self.post_json("/api/v1/admin/generate", {"count": count, "address": address}, True)
-        assert r.status == 200, r.body
-        hashes: list[str] = r.json()["hashes"]
-        return hashes
+        return self.client.generate(count, address)
 
     def stop(self, timeout: float = 30) -> int:
         """SIGTERM, then wait; the exit status."""

@@ -30,10 +30,10 @@ from pathlib import Path
 
 import pytest
 
+from client.http import Client
 from consensus import Block, OutPoint, Transaction, TxOut
 from tests.functional.node_process import NodeProcess, Response, address_of, http
 from tests.helpers import key, spend
-from wallet.client import NodeClient
 
 API = "/api/v1"
 K0, K1 = key(0), key(1)
@@ -326,11 +326,11 @@ def test_the_explorers_own_origin_passes(env: Env) -> None:
 
 
 def test_the_wallet_client_works(env: Env) -> None:
-    client = NodeClient(env.node.url)
-    assert client.info()["network"] == "regtest"
+    client = Client(env.node.url)
+    assert client.info().network == "regtest"
     tx = env.payment()
     txid = client.post_tx(tx.serialize())
-    assert client.tx(txid)["txid"] == txid
+    assert client.tx(txid).txid == txid
     assert txid in env.txids()
 
 

@@ -39,6 +39,7 @@ from consensus import (
     TxOut,
     block_subsidy,
     block_work,
+    policy,
     verify_merkle_proof,
 )
 from tests.functional.node_process import NodeProcess, Response, address_of, http
@@ -268,6 +269,12 @@ def test_info_final(world: World) -> None:
         "mempool",
         "synced",
         "version",
+        "policy",
+    }
+    assert info["policy"] == {
+        "min_relay_fee_rate": policy.MIN_RELAY_FEE_RATE,
+        "incremental_relay_fee_rate": policy.INCREMENTAL_RELAY_FEE_RATE,
+        "max_standard_tx_size": policy.MAX_STANDARD_TX_SIZE,
     }
     assert info["height"] == 103 == world.tip
     assert info["best_hash"] == world.hashes[103]

@@ -15,11 +15,11 @@ from typing import Any
 import jsonschema_rs
 import pytest
 
+from client.http import Client
 from consensus import Block, OutPoint, Transaction, TxOut
 from node.api.openapi import openapi_document
 from tests.functional.node_process import NodeProcess, address_of
 from tests.helpers import key, spend
-from wallet.client import NodeClient
 from wallet.service import Wallet, WalletError
 
 API = "/api/v1"
@@ -133,6 +133,6 @@ def test_the_wallet_stops_waiting_for_a_replaced_transaction(node: NodeProcess) 
     submit(node, original)
     submit(node, replacement)
     wallet = object.__new__(Wallet)  # only its node client is used by ``wait``
-    wallet._client = NodeClient(node.url)
+    wallet._client = Client(node.url)
     with pytest.raises(WalletError, match=f"replaced by {display(replacement)}"):
         wallet.wait(display(original), 1, lambda n: None, poll=0.01)

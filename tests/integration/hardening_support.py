@@ -122,12 +122,7 @@ def spends(coins: Iterable[Coin], to: Key, fee: int = 1_000) -> list[Transaction
 def set_mining(
     node: NodeProcess, enabled: bool, address: str | None = None, block_time: float | None = None
 ) -> None:
-    body: dict[str, Any] = {"enabled": enabled}
-    if address is not None:
-        body["address"] = address
-    if block_time is not None:
-        body["block_time"] = block_time
-    ok(node.post_json(f"{API}/admin/mining", body, admin=True))
+    node.client.set_mining(enabled, address, block_time)
 
 
 def rss_kib(pid: int) -> int:

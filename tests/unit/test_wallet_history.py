@@ -4,7 +4,7 @@
   wallet file; ``history`` asks the node about it and, when the node answers the replaced
   transaction with ``status: {"confirmed": false, "replaced_by": TXID}`` (SPEC 3.5, the node side
   of point 7), shows it as ``replaced`` with what replaced it. The node here is a stub answering
-  that documented shape: the node side is another branch's work.
+  that documented shape (``client.models``, as ``client.http.Client`` decodes it).
 - Every row has a direction (received, sent, to self, mined), the counterparty address, time,
   amount, fee and confirmations.
 """
@@ -15,11 +15,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import msgspec
 import pytest
 
+from client import models as m
+from client.http import NodeError, tx_status
 from consensus import get_params
 from wallet import keystore
-from wallet.client import NodeError
 from wallet.keys import CHANGE, RECEIVE, KeyId, account_path
 from wallet.service import AddressState, Scan, Wallet, history_row, replacement_of
 
@@ -35,24 +37,38 @@ def txid(n: int) -> str:
     return f"{n:064x}"
 
 
+def model(tx: dict[str, Any]) -> m.Transaction:
+    """``GET /tx``'s answer from the fields a test cares about (the rest made up), decoded as
+    ``client.http.Client`` decodes it."""
+    inputs = [
+        {"txid": txid(0), "index": 0, "address": None, "amount": 0, "coinbase": False, **i}
+        for i in tx["inputs"]
+    ]
+    outputs = [{"spent": False, **o} for o in tx["outputs"]]
+    full = {"wtxid": tx["txid"], "version": 1, "locktime": 0, "size": 200, **tx}
+    full.update(inputs=inputs, outputs=outputs)
+    decoded = msgspec.convert(full, m.Transaction)
+    decoded.status = tx_status(decoded.status)
+    return decoded
+
+
 class StubNode:
     """The routes ``Wallet.history`` uses, answering SPEC 3.5's shapes."""
 
     def __init__(self, by_address: dict[str, list[dict[str, Any]]], txs: dict[str, Any]) -> None:
-        self.by_address = by_address
-        self.txs = txs
+        self.by_address = {a: [model(tx) for tx in page] for a, page in by_address.items()}
+        self.txs = {t: model(tx) for t, tx in txs.items()}
 
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
         return [fn(x) for x in items]
 
-    def address_txs(self, address: str, after: str | None = None) -> list[dict[str, Any]]:
+    def address_txs(self, address: str, after: str | None = None) -> list[m.Transaction]:
         return self.by_address.get(address, [])
 
-    def tx(self, wanted: str) -> dict[str, Any]:
+    def tx(self, wanted: str) -> m.Transaction:
         if wanted not in self.txs:
             raise NodeError(404, "not-found", "unknown transaction")
-        found: dict[str, Any] = self.txs[wanted]
-        return found
+        return self.txs[wanted]
 
 
 def make_wallet(tmp_path: Path, replaced: tuple[tuple[str, str], ...], node: StubNode) -> Wallet:
@@ -67,11 +83,12 @@ def scan_of(wallet: Wallet) -> Scan:
     states = []
     for chain in (RECEIVE, CHANGE):
         key = KeyId(chain, 0)
-        summary = {
-            "chain_stats": {"tx_count": 1, "funded_sum": 0, "spent_sum": 0},
-            "mempool_stats": {"tx_count": 0, "funded_sum": 0, "spent_sum": 0},
-            "balance": {"confirmed": 0, "unconfirmed": 0, "immature": 0},
-        }
+        summary = m.AddressSummary(
+            address=wallet.address_of(key),
+            chain_stats=m.AddressStats(tx_count=1, funded_sum=0, spent_sum=0),
+            mempool_stats=m.AddressStats(tx_count=0, funded_sum=0, spent_sum=0),
+            balance=m.Balance(confirmed=0, unconfirmed=0, immature=0),
+        )
         states.append(
             AddressState(key, wallet.address_of(key), wallet.account.pubkey_hash(chain, 0), summary)
         )
@@ -88,13 +105,26 @@ def confirmed(height: int) -> dict[str, Any]:
     }
 
 
+PENDING = {
+    "confirmed": False,
+    "block_hash": None,
+    "block_height": None,
+    "block_time": None,
+    "confirmations": 0,
+}
+
+
 def test_replacement_of_reads_only_the_documented_shape() -> None:
-    assert replacement_of({"confirmed": False, "replaced_by": txid(9)}) == txid(9)
-    assert replacement_of({"confirmed": False}) is None
-    assert replacement_of(confirmed(5)) is None
+    assert replacement_of(tx_status({"confirmed": False, "replaced_by": txid(9)})) == txid(9)
+    assert replacement_of(tx_status(PENDING)) is None
+    assert replacement_of(tx_status(confirmed(5))) is None
+    # an answer that is not a txid is refused where it is decoded, never taken as one
     for bad in ("zz" * 32, txid(9)[:-1], 7, None, ["x"]):
-        assert replacement_of({"confirmed": False, "replaced_by": bad}) is None
-    assert replacement_of("not a dict") is None
+        with pytest.raises(NodeError) as err:
+            tx_status({"confirmed": False, "replaced_by": bad})
+        assert err.value.code == "bad-answer"
+    with pytest.raises(NodeError):
+        tx_status("not a dict")
 
 
 def test_history_shows_a_replaced_transaction_and_what_replaced_it(tmp_path: Path) -> None:
@@ -115,7 +145,7 @@ def test_history_shows_a_replaced_transaction_and_what_replaced_it(tmp_path: Pat
             {"address": OTHER, "amount": 1_0000_0000},
             {"address": change, "amount": 49_0000_0000 - 400},
         ],
-        "status": {"confirmed": False},
+        "status": PENDING,
     }
     original = {
         **replacement,
@@ -182,6 +212,6 @@ def test_direction_and_counterparty(
         "outputs": [{"address": a, "amount": v} for a, v in outputs],
         "status": confirmed(150),
     }
-    row = history_row(tx, {"me": object()})
+    row = history_row(model(tx), {"me": object()})
     assert row["direction"] == direction and row["counterparty"] == counterparty
     assert row["confirmations"] == 51 and row["time"] == 1_795_305_750

@@ -9,10 +9,9 @@ imports the node). The rules that use them are tested, code by code, in ``test_r
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import pytest
 
+from client import models as m
 from consensus import (
     COIN,
     Coin,
@@ -34,6 +33,7 @@ from consensus import (
 )
 from consensus import errors as codes
 from consensus.params import GENESIS_REWARD, INITIAL_SUBSIDY
+from node.api.views import policy_model
 from node.fees import FLOOR
 from node.mempool import MempoolPolicy
 from wallet import service
@@ -119,8 +119,17 @@ def test_verify_tx_inputs_refuses_a_negative_fee_with_the_sums_in_words() -> Non
 
 
 def test_the_mempool_and_the_wallet_share_the_relay_fee_rates() -> None:
+    """The wallet keeps no copy of the node's policy: it reads what ``/info`` says, which is the
+    mempool's own policy object (so a node started with another policy tells its wallets)."""
     defaults = MempoolPolicy()
     assert defaults.min_relay_fee_rate == policy.MIN_RELAY_FEE_RATE == FLOOR
     assert defaults.incremental_relay_fee_rate == policy.INCREMENTAL_RELAY_FEE_RATE
-    assert Decimal(policy.MIN_RELAY_FEE_RATE) == service.MIN_RELAY_FEE_RATE
-    assert service.INCREMENTAL_FEE_RATE == policy.INCREMENTAL_RELAY_FEE_RATE
+    assert defaults.max_standard_tx_size == policy.MAX_STANDARD_TX_SIZE
+    other = MempoolPolicy(
+        min_relay_fee_rate=3, incremental_relay_fee_rate=2, max_standard_tx_size=50_000
+    )
+    assert policy_model(other) == m.Policy(
+        min_relay_fee_rate=3, incremental_relay_fee_rate=2, max_standard_tx_size=50_000
+    )
+    for name in ("MIN_RELAY_FEE_RATE", "INCREMENTAL_FEE_RATE"):
+        assert not hasattr(service, name), f"wallet.service copies the node's {name}"
