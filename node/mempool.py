@@ -559,6 +559,19 @@ class Mempool:
             return []
         return [e.txid for e in self._remove_entries([txid, *self.descendants(txid)])]
 
+    def clear(self) -> int:
+        """Remove every transaction, and every orphan, from memory and from the store (one
+        batch); return how many entries there were (the devnet's ``mempool clear``)."""
+        count = len(self.entries)
+        if self._store is not None and self.entries:
+            with self._store.write_batch(sync=False) as batch:
+                for txid in self.entries:
+                    batch.delete(P_MEMPOOL + txid)
+        self._forget_entries_in_memory()
+        self._orphans.clear()
+        self._orphan_bytes = 0
+        return count
+
     def _restore(self, removed: Iterable[MempoolEntry]) -> None:
         """Put back entries removed by a refused attempt, oldest first (parents first), with
         their links and package sums rebuilt from what is in the pool."""
