@@ -4,7 +4,8 @@ Job: accept transactions valid against the UTXO set plus the mempool itself, app
 policy (standard size, minimum fee rate, chain limits, replace-by-fee, a byte limit, expiry),
 keep transactions whose parents are unknown in a bounded orphan pool, follow the chain (remove
 what a block confirms or conflicts with; return still-valid transactions of disconnected
-blocks), and persist itself so a restart brings it back.
+blocks), and persist itself so a restart brings it back. ``clear`` empties it by hand (the
+devnet's ``mempool clear``), ``remove_with_descendants`` takes out one transaction's package.
 
 Invariants:
 - Every entry is valid against the chain tip's UTXO set plus its in-mempool ancestors, as if

@@ -11,9 +11,10 @@
   (``not_a_server_error``, ``status_code_conformance``, ``content_type_conformance``,
   ``response_schema_conformance``) on ``/p2p/``, finds nothing. Left out: the admin routes that
   stop the node, mine, start mining, dial a peer, shift the clock, clear the mempool or replace
-  blocks, and the ``/p2p/`` messages that make the node dial URLs. Addresses and account keys are drawn half real (``schemathesis_hooks``), and
-  no operation but ``NEVER_SERVED`` has the run's "schema validation mismatch" (none of its
-  schema-valid requests served, most refused as invalid);
+  blocks, and the ``/p2p/`` messages that make the node dial URLs. Addresses and account keys
+  are drawn half real (``schemathesis_hooks``), and no operation but ``NEVER_SERVED`` has the
+  run's "schema validation mismatch" (none of its schema-valid requests served, most refused as
+  invalid);
 - every path answers a method it does not serve with 405 and ``Allow``;
 - hostile inputs (that once gave a 500, or might) stay 4xx with the error shape.
 

@@ -250,7 +250,11 @@ def test_automine_without_an_address_and_bad_bodies(fresh: Node) -> None:
 
 def test_automine_tx_confirms_without_generate(main: Node) -> None:
     assert main.ok("/automine") == {"mode": "interval", "interval": 86400.0, "address": MINER}
-    assert main.ok("/automine", {"mode": "tx"}) == {"mode": "tx", "interval": None, "address": MINER}
+    assert main.ok("/automine", {"mode": "tx"}) == {
+        "mode": "tx",
+        "interval": None,
+        "address": MINER,
+    }
     start = main.height()
 
     tx = main.pay()
@@ -279,7 +283,11 @@ def test_automine_interval_then_off(main: Node) -> None:
     mined, elapsed = main.height() - start, time.monotonic() - started
     assert mined <= elapsed + 2, (mined, elapsed)  # about one a second, not back to back
 
-    assert main.ok("/automine", {"mode": "off"}) == {"mode": "off", "interval": None, "address": None}
+    assert main.ok("/automine", {"mode": "off"}) == {
+        "mode": "off",
+        "interval": None,
+        "address": None,
+    }
     stopped = main.height()
     tx = main.pay()
     main.submit(tx)
