@@ -4,7 +4,9 @@ routes (``node.api.routes.toolkit``), which offer them on regtest only.
 
 Job:
 - the clock: ``set_time``, ``advance_time``, ``reset_time`` shift the node's ``NodeClock`` (the
-  one clock of the chainstate, the mempool and the miner; kept in the data directory);
+  one clock of the chainstate, the mempool and the miner; kept in the data directory), never so
+  far back that the node's next block would be ``time-too-new`` to itself (more than 2 hours
+  behind the tip's median time past: ``bad-request``);
 - automine: ``set_automine`` puts the ``AutoMiner`` in a mode, paying the address given, else the
   one it paid last, else ``--mine-to``'s (``bad-address`` if there is none);
 - ``clear_mempool``: every transaction (and orphan), or given ones with their descendants;
@@ -36,6 +38,7 @@ from typing import Any
 
 from client.models import AutomineMode
 from consensus import AddressError, Block, decode_address, encode_address
+from consensus.validation import MAX_FUTURE_BLOCK_TIME
 from node.chainstate import BlockIndexEntry, Chainstate
 from node.clock import NodeClock
 from node.interfaces import AutomineState, ClockState, CommandError, ReorgResult
@@ -94,14 +97,27 @@ class Toolkit:
         log.info("the clock reads %d now (%+d s from the wall clock)", state.now, state.offset)
         return state
 
+    def _move_back(self, offset: int) -> None:
+        """State thread: shift the clock to ``offset``, unless that takes it so far back that
+        the node could not make its next block (its time must pass the tip's median time past,
+        and be at most ``MAX_FUTURE_BLOCK_TIME`` ahead of the clock)."""
+        floor = self.chainstate.median_time_past() + 1 - MAX_FUTURE_BLOCK_TIME
+        if int(self.clock.base()) + offset < floor:
+            raise CommandError(
+                "bad-request",
+                f"the clock cannot go back before {floor:,}: the next block's time must pass "
+                f"the tip's median time past, and would then be over 2 hours ahead of the clock",
+            )
+        self.clock.set_offset(offset)
+
     async def set_time(self, unix: int) -> ClockState:
-        return await self._shift(lambda: self.clock.set(unix))
+        return await self._shift(lambda: self._move_back(unix - int(self.clock.base())))
 
     async def advance_time(self, seconds: int) -> ClockState:
         return await self._shift(lambda: self.clock.advance(seconds))
 
     async def reset_time(self) -> ClockState:
-        return await self._shift(lambda: self.clock.set_offset(0))
+        return await self._shift(lambda: self._move_back(0))
 
     # --- automine -------------------------------------------------------------------------------
 

@@ -686,7 +686,8 @@ ROUTES: tuple[Route, ...] = (
         "which stands still), and the offset is kept in `<datadir>/clock.json`, so a restart "
         "keeps it. The next block's time is at least the new time; a block more than 2 hours "
         "ahead of it is `time-too-new`. `advance` may not take the clock past "
-        f"{toolkit.MAX_TIME} (2100-01-01).",
+        f"{toolkit.MAX_TIME} (2100-01-01); `set` and `reset` not more than 2 hours behind the "
+        "tip's median time past (the node's next block would be `time-too-new`).",
         admin=True,
     ),
     Route(

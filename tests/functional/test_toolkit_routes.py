@@ -2,11 +2,12 @@
 3 to 5, node side): time, automine, mempool clear, reorg.
 
 Three nodes for the module:
-- ``fresh``: regtest, no ``--mine-to``. ``time advance 7200`` makes the next block's time at least
-  7,200 s later, and ``POST /block`` refuses a block more than 2 hours ahead of the shifted clock
+- ``fresh``: regtest, no ``--mine-to``. ``set``, ``reset``, the bounds, and the offset surviving
+  a restart; ``time advance 7200`` makes the next block's time at least 7,200 s later, and
+  ``POST /block`` refuses a block more than 2 hours ahead of the shifted clock
   (``time-too-new``) while it takes one 3 hours ahead of the wall clock (within 2 hours of the
-  shifted one); ``set``, ``reset``, the bounds, and the offset surviving a restart; automine
-  refused without an address;
+  shifted one); then the clock cannot go back to the wall clock (its next block would be too
+  new); automine refused without an address;
 - ``main``: regtest, started with ``--mine-to`` (every 86,400 s, so in practice never): automine
   reports that mode and address; ``tx`` confirms a transaction, and a batch in one block, with no
   ``generate``; ``interval 1`` mines blocks about every second, ``off`` none; ``mempool clear``
@@ -166,34 +167,6 @@ def block_on_tip(node: Node, block_time: int) -> Block:
     )
 
 
-def test_advance_moves_block_times_and_the_time_too_new_bound(fresh: Node) -> None:
-    clock = fresh.ok("/time")
-    assert clock["offset"] == 0
-    assert abs(clock["now"] - time.time()) < 600
-    fresh.proc.generate(1, MINER)
-    first = fresh.block(fresh.hash_at(1))["time"]
-    before = fresh.ok("/time")["now"]
-
-    clock = fresh.ok("/time", {"advance": 7200})
-    assert clock["offset"] == 7200
-    assert clock["now"] >= before + 7200
-    fresh.proc.generate(1, MINER)
-    second = fresh.block(fresh.hash_at(2))["time"]
-    assert second >= first + 7200
-    assert second >= before + 7200
-
-    shifted = fresh.ok("/time")["now"]
-    too_new = block_on_tip(fresh, shifted + 7200 + 600)
-    r = fresh.proc.post_raw(f"{API}/block", too_new.serialize())
-    expect_error(r, 400, "time-too-new")
-    # Three hours ahead of the wall clock is within two of the shifted one: accepted.
-    ahead = block_on_tip(fresh, shifted + 3600)
-    assert ahead.header.time > time.time() + 7200
-    r = fresh.proc.post_raw(f"{API}/block", ahead.serialize())
-    assert r.status == 200, r.body
-    assert fresh.info()["best_hash"] == ahead.hash_hex()
-
-
 def test_set_reset_bounds_and_the_offset_survives_a_restart(fresh: Node) -> None:
     target = int(time.time()) + 86_400
     clock = fresh.ok("/time", {"set": target})
@@ -222,6 +195,40 @@ def test_set_reset_bounds_and_the_offset_survives_a_restart(fresh: Node) -> None
     assert fresh.ok("/time")["offset"] == offset  # the refusals changed nothing
 
     assert fresh.ok("/time", {"reset": True})["offset"] == 0
+
+
+def test_advance_moves_block_times_and_the_time_too_new_bound(fresh: Node) -> None:
+    clock = fresh.ok("/time")
+    assert clock["offset"] == 0
+    assert abs(clock["now"] - time.time()) < 600
+    fresh.proc.generate(1, MINER)
+    first = fresh.block(fresh.hash_at(1))["time"]
+    before = fresh.ok("/time")["now"]
+
+    clock = fresh.ok("/time", {"advance": 7200})
+    assert clock["offset"] == 7200
+    assert clock["now"] >= before + 7200
+    fresh.proc.generate(1, MINER)
+    second = fresh.block(fresh.hash_at(2))["time"]
+    assert second >= first + 7200
+    assert second >= before + 7200
+
+    shifted = fresh.ok("/time")["now"]
+    too_new = block_on_tip(fresh, shifted + 7200 + 600)
+    r = fresh.proc.post_raw(f"{API}/block", too_new.serialize())
+    expect_error(r, 400, "time-too-new")
+    # Three hours ahead of the wall clock is within two of the shifted one: accepted.
+    ahead = block_on_tip(fresh, shifted + 3600)
+    assert ahead.header.time > time.time() + 7200
+    r = fresh.proc.post_raw(f"{API}/block", ahead.serialize())
+    assert r.status == 200, r.body
+    assert fresh.info()["best_hash"] == ahead.hash_hex()
+
+    # Back to the wall clock would put the next block (above the median time past, now two
+    # hours ahead) over two hours ahead of the clock: refused, the clock unchanged.
+    message = expect_error(fresh.admin("/time", {"reset": True}), 400, "bad-request")
+    assert "cannot go back" in message
+    assert fresh.ok("/time")["offset"] == 7200
 
 
 def test_automine_without_an_address_and_bad_bodies(fresh: Node) -> None:
