@@ -448,25 +448,26 @@ class Client:
         """The node's clock (what block times and ``time-too-new`` follow)."""
         return self.get("/admin/time", m.NodeTime)
 
-    def set_time(self, unix: int) -> m.NodeTime:
+    def time_set(self, unix: int) -> m.NodeTime:
         """Make the node's clock read ``unix`` now (it runs on from there)."""
         return self.post("/admin/time", {"set": unix}, m.NodeTime)
 
-    def advance_time(self, seconds: int) -> m.NodeTime:
+    def time_advance(self, seconds: int) -> m.NodeTime:
         return self.post("/admin/time", {"advance": seconds}, m.NodeTime)
 
-    def reset_time(self) -> m.NodeTime:
+    def time_reset(self) -> m.NodeTime:
         """Back to the wall clock."""
         return self.post("/admin/time", {"reset": True}, m.NodeTime)
 
-    def automine(self) -> m.Automine:
+    def automine_state(self) -> m.Automine:
         return self.get("/admin/automine", m.Automine)
 
-    def set_automine(
-        self, mode: m.AutomineMode, interval: float | None = None, address: str | None = None
+    def automine(
+        self, mode: str, interval: float | None = None, address: str | None = None
     ) -> m.Automine:
         """``off``, ``tx`` (a block per accepted batch) or ``interval`` (every ``interval``
-        seconds); ``address`` defaults to the node's mining address."""
+        seconds; back to back without one); ``address`` defaults to the node's mining
+        address."""
         body: dict[str, Any] = {"mode": mode}
         if interval is not None:
             body["interval"] = interval
@@ -474,7 +475,7 @@ class Client:
             body["address"] = address
         return self.post("/admin/automine", body, m.Automine)
 
-    def clear_mempool(self, txids: Iterable[str] | None = None) -> int:
+    def mempool_clear(self, txids: Iterable[str] | None = None) -> int:
         """Remove every transaction, or ``txids`` and their descendants; how many went."""
         body: dict[str, Any] = {} if txids is None else {"txids": list(txids)}
         return self.post("/admin/mempool/clear", body, m.MempoolCleared).removed

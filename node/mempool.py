@@ -554,8 +554,11 @@ class Mempool:
             self._remove_entry(e.txid)
         return present
 
-    def remove_with_descendants(self, txid: bytes) -> list[bytes]:
-        """Remove ``txid`` and everything that spends from it; return what was removed."""
+    def remove_with_descendants(self, txid: bytes, reason: str = "conflict") -> list[bytes]:
+        """Remove ``txid`` and everything that spends from it; return what was removed.
+        ``reason`` is why (SPEC 3.6's ``tx_removed`` reasons: ``conflict``, ``reorg`` for a
+        scripted reorg's drops, ``evicted`` for a clear by hand), for the event stream to
+        report; the pool itself does not keep it."""
         if txid not in self.entries:
             return []
         return [e.txid for e in self._remove_entries([txid, *self.descendants(txid)])]

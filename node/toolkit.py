@@ -158,7 +158,7 @@ class Toolkit:
         if txids is None:
             removed = self.mempool.clear()
         else:
-            removed = sum(len(self.mempool.remove_with_descendants(t)) for t in txids)
+            removed = sum(len(self.mempool.remove_with_descendants(t, "evicted")) for t in txids)
         if removed:
             log.info("mempool cleared by hand: %d transaction(s) removed", removed)
         return removed
@@ -244,7 +244,7 @@ class Toolkit:
             raise CommandError("tip-moved", "the new branch did not become the best chain")
         dropped: list[bytes] = []
         for txid in drop:
-            dropped += self.mempool.remove_with_descendants(txid)
+            dropped += self.mempool.remove_with_descendants(txid, "reorg")
         log.info(
             "scripted reorg: %d block(s) replaced by %d from height %d; %d transaction(s) dropped",
             len(plan.disconnected),

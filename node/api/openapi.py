@@ -719,7 +719,8 @@ ROUTES: tuple[Route, ...] = (
                             "type": "number",
                             "exclusiveMinimum": 0,
                             "maximum": MAX_BLOCK_TIME,
-                            "description": "seconds between blocks (mode `interval` only)",
+                            "description": "seconds between blocks (mode `interval` only; "
+                            "without it, or `null`, back to back)",
                         },
                         "address": string(
                             description="where the coinbases pay (default: the address "
@@ -734,7 +735,8 @@ ROUTES: tuple[Route, ...] = (
         errors=(*ADMIN_BODY_ERRORS, 403),
         description=f"{REGTEST_ONLY} `off`: blocks only on demand. `tx`: a block as soon as "
         "transactions enter the mempool (those that arrive together share it; at most one "
-        "block per accepted batch). `interval`: a block every `interval` seconds. "
+        "block per accepted batch). `interval`: a block every `interval` seconds (back to "
+        "back without one, as `GET` shows that mode). "
         "`POST /admin/mining` sets the same modes (`interval`, or `off`). 400 `bad-address` "
         "when no address is given and the node has none.",
         admin=True,

@@ -126,7 +126,7 @@ def add(r: web.RouteTableDef, api: Api) -> None:
         if mode not in AUTOMINE_MODES:
             raise ApiError(400, f"mode must be one of {', '.join(AUTOMINE_MODES)}")
         interval = data.get("interval")
-        if mode == "interval":
+        if mode == "interval" and interval is not None:
             if (
                 isinstance(interval, bool)
                 or not isinstance(interval, int | float)
@@ -135,7 +135,7 @@ def add(r: web.RouteTableDef, api: Api) -> None:
                 raise ApiError(
                     400, f"interval must be a number of seconds above 0, at most {MAX_BLOCK_TIME:,}"
                 )
-        elif interval is not None:
+        elif mode != "interval" and interval is not None:
             raise ApiError(400, 'interval is for mode "interval" only')
         state = await service.toolkit.set_automine(
             cast(AutomineMode, mode),
