@@ -461,3 +461,50 @@ class Client:
 
     def stop(self) -> m.Stopping:
         return self.post("/admin/stop", {}, m.Stopping)
+
+    # --- devnet toolkit: time, automine, mempool, reorg -----------------------------------------
+    # Regtest only: on another network each answers NodeError(403, "not-allowed").
+
+    def time(self) -> m.NodeTime:
+        """The node's clock (what block times and ``time-too-new`` follow)."""
+        return self.get("/admin/time", m.NodeTime)
+
+    def time_set(self, unix: int) -> m.NodeTime:
+        """Make the node's clock read ``unix`` now (it runs on from there)."""
+        return self.post("/admin/time", {"set": unix}, m.NodeTime)
+
+    def time_advance(self, seconds: int) -> m.NodeTime:
+        return self.post("/admin/time", {"advance": seconds}, m.NodeTime)
+
+    def time_reset(self) -> m.NodeTime:
+        """Back to the wall clock."""
+        return self.post("/admin/time", {"reset": True}, m.NodeTime)
+
+    def automine_state(self) -> m.Automine:
+        return self.get("/admin/automine", m.Automine)
+
+    def automine(
+        self, mode: str, interval: float | None = None, address: str | None = None
+    ) -> m.Automine:
+        """``off``, ``tx`` (a block per accepted batch) or ``interval`` (every ``interval``
+        seconds; back to back without one); ``address`` defaults to the node's mining
+        address."""
+        body: dict[str, Any] = {"mode": mode}
+        if interval is not None:
+            body["interval"] = interval
+        if address is not None:
+            body["address"] = address
+        return self.post("/admin/automine", body, m.Automine)
+
+    def mempool_clear(self, txids: Iterable[str] | None = None) -> int:
+        """Remove every transaction, or ``txids`` and their descendants; how many went."""
+        body: dict[str, Any] = {} if txids is None else {"txids": list(txids)}
+        return self.post("/admin/mempool/clear", body, m.MempoolCleared).removed
+
+    def reorg(self, depth: int, drop: Iterable[str] = (), address: str | None = None) -> m.Reorged:
+        """Replace the last ``depth`` blocks by ``depth + 1`` coinbase-only ones; the replaced
+        blocks' transactions return to the mempool but ``drop`` (and their descendants)."""
+        body: dict[str, Any] = {"depth": depth, "drop": list(drop)}
+        if address is not None:
+            body["address"] = address
+        return self.post("/admin/reorg", body, m.Reorged, timeout=600)

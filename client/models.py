@@ -23,7 +23,7 @@ Left to others: the values (``node.api.views``), paging limits and route paramet
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 import msgspec
 
@@ -641,3 +641,58 @@ VARIANTS: tuple[type[msgspec.Struct], ...] = (
     Error,
 )
 """The structs ``one_of`` refers to: the document carries them even where no route names one."""
+
+
+# --- devnet toolkit: time, automine, mempool, reorg ----------------------------------------------
+# Answers of the regtest-only admin routes of SPEC 6 (node.api.routes.toolkit); their bodies'
+# bounds are the route module's, documented in the route table (node.api.openapi).
+
+AutomineMode = Literal["off", "tx", "interval"]
+"""Anvil's mining modes: only on demand, a block per accepted batch of transactions, a block every
+``interval`` seconds."""
+AUTOMINE_MODES: tuple[str, ...] = get_args(AutomineMode)
+
+
+class NodeTime(Model):
+    """The node's clock: block templates, median-time checks and `time-too-new` follow it."""
+
+    now: Annotated[int, msgspec.Meta(ge=0, description="the node's time, Unix seconds")]
+    offset: Annotated[int, msgspec.Meta(description="seconds ahead of the wall clock (or behind)")]
+
+
+class Automine(Model):
+    """How the node mines in the background."""
+
+    mode: AutomineMode
+    interval: Annotated[
+        float | None,
+        msgspec.Meta(
+            description="seconds between blocks in `interval` mode; `null` otherwise, and in "
+            "`interval` mode when mining back to back (`POST /admin/mining` without "
+            "`block_time`, `--mine-to` without `--block-time`)"
+        ),
+    ]
+    address: Annotated[
+        Address | None, msgspec.Meta(description="where the coinbases pay; `null` when off")
+    ]
+
+
+class MempoolCleared(Model):
+    """How many transactions left the mempool."""
+
+    removed: Count
+
+
+class Reorged(Model):
+    """A longer branch replaced the tip."""
+
+    old_tip: Hash
+    new_tip: Hash
+    height: Annotated[int, msgspec.Meta(ge=0, description="the new tip's height")]
+    disconnected: Annotated[
+        list[Hash], msgspec.Meta(description="the blocks that left the chain, the old tip first")
+    ]
+    dropped: Annotated[
+        list[Hash],
+        msgspec.Meta(description="txids taken out of the mempool: `drop` and their descendants"),
+    ]

@@ -7,7 +7,9 @@ handler uses), ``PeersView`` (what ``/info`` and ``/admin/peers`` read of P2P) a
 ``NodeService`` satisfies ``NodeCommands`` structurally (mypy checks it where the service hands
 itself to ``make_app``). Also here, because both sides name them: the node's ``VERSION``,
 ``CommandError`` (a command refused as asked: HTTP 400 with its code) and ``NodeStatus``, the
-immutable snapshot the state thread publishes after every call.
+immutable snapshot the state thread publishes after every call. ``ToolkitCommands`` is the devnet
+toolkit's surface (``node.toolkit``: the clock, automine, clearing the mempool, a scripted reorg),
+with the plain results it answers (``ClockState``, ``AutomineState``, ``ReorgResult``).
 
 Invariants: nothing here touches state; this module imports no other part of the node but the
 types it names (``tests/unit/test_layering.py`` keeps the direction api -> interfaces).
@@ -19,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from client.models import AutomineMode
 from consensus import NetworkParams, ValidationError
 from node.chainstate import AcceptResult as BlockAcceptResult
 from node.chainstate.blockindex import BlockIndexEntry
@@ -26,7 +29,18 @@ from node.config import Settings
 from node.mempool import AcceptResult as TxAcceptResult
 from node.metrics import NodeMetrics
 
-__all__ = ["VERSION", "CommandError", "FeeView", "NodeCommands", "NodeStatus", "PeersView"]
+__all__ = [
+    "VERSION",
+    "AutomineState",
+    "ClockState",
+    "CommandError",
+    "FeeView",
+    "NodeCommands",
+    "NodeStatus",
+    "PeersView",
+    "ReorgResult",
+    "ToolkitCommands",
+]
 
 VERSION = "0.1.0"
 
@@ -68,6 +82,61 @@ class FeeView(Protocol):
     def estimates(self) -> dict[int, int]: ...
 
 
+@dataclass(frozen=True)
+class ClockState:
+    """The node's clock: ``now`` (Unix seconds) and how far it runs from the wall clock."""
+
+    now: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class AutomineState:
+    """The background mining mode, its interval (``None``: back to back, or not ``interval``
+    mode) and the address it pays (``None`` when off)."""
+
+    mode: AutomineMode
+    interval: float | None
+    address: str | None
+
+
+@dataclass(frozen=True)
+class ReorgResult:
+    """A scripted reorg: the tips before and after, the new height, the blocks that left the
+    chain (the old tip first) and the txids taken out of the mempool (``drop``, descendants)."""
+
+    old_tip: bytes
+    new_tip: bytes
+    height: int
+    disconnected: tuple[bytes, ...]
+    dropped: tuple[bytes, ...]
+
+
+class ToolkitCommands(Protocol):
+    """The devnet toolkit's commands (``node.toolkit``), as the API's handlers see them; the
+    API offers them on regtest only."""
+
+    def clock_state(self) -> ClockState: ...
+
+    def set_time(self, unix: int) -> Awaitable[ClockState]: ...
+
+    def advance_time(self, seconds: int) -> Awaitable[ClockState]: ...
+
+    def reset_time(self) -> Awaitable[ClockState]: ...
+
+    def automine_state(self) -> AutomineState: ...
+
+    def set_automine(
+        self, mode: AutomineMode, address: str | None, interval: float | None
+    ) -> Awaitable[AutomineState]: ...
+
+    def clear_mempool(self, txids: list[bytes] | None) -> Awaitable[int]: ...
+
+    def reorg(
+        self, depth: int, drop: list[bytes], address: str | None
+    ) -> Awaitable[ReorgResult]: ...
+
+
 class NodeCommands(Protocol):
     """The service as the API's handlers see it."""
 
@@ -85,6 +154,9 @@ class NodeCommands(Protocol):
 
     @property
     def mining(self) -> bool: ...
+
+    @property
+    def toolkit(self) -> ToolkitCommands: ...
 
     def read(self, fn: Callable[..., T], *args: Any) -> Awaitable[T]: ...
 

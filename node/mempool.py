@@ -4,7 +4,8 @@ Job: accept transactions valid against the UTXO set plus the mempool itself, app
 policy (standard size, minimum fee rate, chain limits, replace-by-fee, a byte limit, expiry),
 keep transactions whose parents are unknown in a bounded orphan pool, follow the chain (remove
 what a block confirms or conflicts with; return still-valid transactions of disconnected
-blocks), and persist itself so a restart brings it back.
+blocks), and persist itself so a restart brings it back. ``clear`` empties it by hand (the
+devnet's ``mempool clear``), ``remove_with_descendants`` takes out one transaction's package.
 
 Invariants:
 - Every entry is valid against the chain tip's UTXO set plus its in-mempool ancestors, as if
@@ -556,11 +557,27 @@ class Mempool:
             self._remove_entry(e.txid)
         return present
 
-    def remove_with_descendants(self, txid: bytes) -> list[bytes]:
-        """Remove ``txid`` and everything that spends from it; return what was removed."""
+    def remove_with_descendants(self, txid: bytes, reason: str = "conflict") -> list[bytes]:
+        """Remove ``txid`` and everything that spends from it; return what was removed.
+        ``reason`` is why (SPEC 3.6's ``tx_removed`` reasons: ``conflict``, ``reorg`` for a
+        scripted reorg's drops, ``evicted`` for a clear by hand), for the event stream to
+        report; the pool itself does not keep it."""
         if txid not in self.entries:
             return []
         return [e.txid for e in self._remove_entries([txid, *self.descendants(txid)])]
+
+    def clear(self) -> int:
+        """Remove every transaction, and every orphan, from memory and from the store (one
+        batch); return how many entries there were (the devnet's ``mempool clear``)."""
+        count = len(self.entries)
+        if self._store is not None and self.entries:
+            with self._store.write_batch(sync=False) as batch:
+                for txid in self.entries:
+                    batch.delete(P_MEMPOOL + txid)
+        self._forget_entries_in_memory()
+        self._orphans.clear()
+        self._orphan_bytes = 0
+        return count
 
     def _restore(self, removed: Iterable[MempoolEntry]) -> None:
         """Put back entries removed by a refused attempt, oldest first (parents first), with

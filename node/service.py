@@ -1,11 +1,16 @@
 """The node's composition root and its commands: everything wired together, with one owner.
 
 ``NodeService`` builds the pieces with their dependencies injected (store, signature cache,
-chainstate, mempool, fee estimator, miner), subscribes them to each other's events, and runs the
-HTTP server. It offers the commands the API needs (submit a transaction or a block, generate,
-mining on/off, invalidate and reconsider a block, stop), as ``node.interfaces.NodeCommands``
-describes them: the API imports that, never this module, and this module builds the app
-(``make_app``) with the read models (``node.api.views.Views``) and P2P's routes.
+chainstate, mempool, fee estimator, miner and its ``AutoMiner``, the devnet ``Toolkit``),
+subscribes them to each other's events, and runs the HTTP server. It offers the commands the API
+needs (submit a transaction or a block, generate, mining on/off, invalidate and reconsider a
+block, stop, and the toolkit's), as ``node.interfaces.NodeCommands`` describes them: the API
+imports that, never this module, and this module builds the app (``make_app``) with the read
+models (``node.api.views.Views``) and P2P's routes.
+
+Time: the chainstate, the mempool and the miner share one ``NodeClock`` (``node.clock``), the wall
+clock plus the offset the devnet's ``POST /admin/time`` sets (loaded from the data directory on
+regtest); P2P keeps the wall clock.
 
 Threading: chainstate and mempool are touched only on one "state" thread (``call``), so the
 event loop never runs validation and never sees them half-updated; libsecp256k1 releases the GIL,
@@ -55,12 +60,14 @@ from node.chainstate import (
     Chainstate,
     GenesisBlockError,
 )
+from node.clock import NodeClock
 from node.config import Settings
 from node.fees import FeeEstimator
 from node.interfaces import VERSION, CommandError, NodeStatus
 from node.mempool import AcceptResult as TxAcceptResult
 from node.mempool import ChainView, Mempool
 from node.metrics import NodeMetrics
+from node.miner.automine import AutoMiner
 from node.miner.miner import Miner
 from node.miner.pow import PowSearcher
 from node.p2p import policy as p2p_policy
@@ -71,6 +78,7 @@ from node.p2p.routes import add_p2p_routes
 from node.sigcache import SignatureCache
 from node.sigpool import SignaturePool
 from node.storage import KeyValueStore, LevelDBStore, StorageError
+from node.toolkit import Toolkit
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +141,8 @@ class NodeService:
         self.settings = settings
         self._open_store = open_store
         self.params = settings.params
-        self.clock = clock
+        self.clock = NodeClock(clock)
+        """The chain's clock (chainstate, mempool, miner); ``clock`` itself is P2P's."""
         self.metrics = NodeMetrics()
         self._tx_seconds = self.metrics.validation_seconds.labels("tx")
         self._block_seconds = self.metrics.validation_seconds.labels("block")
@@ -148,13 +157,14 @@ class NodeService:
         self._runner: web.AppRunner | None = None
         self._guard: ConnectionGuard | None = None
         self._searcher: PowSearcher | None = None
-        self._mining_task: asyncio.Task[None] | None = None
         self._warmup: asyncio.Task[None] | None = None
         self.store: KeyValueStore
         self.chainstate: Chainstate
         self.mempool: Mempool
         self.fees: FeeEstimator
         self.miner: Miner
+        self.automine: AutoMiner
+        self.toolkit: Toolkit
         self.views: Views
         self.p2p: PeerManager
 
@@ -225,6 +235,8 @@ class NodeService:
     def _open_state(self) -> None:
         datadir = self.settings.datadir
         datadir.mkdir(parents=True, exist_ok=True)
+        if self.params.allow_generate:  # the devnet's clock shift: regtest only
+            self.clock.load(datadir)
         self.store = self._open_store(datadir / "chainstate")
         sigcache = SignatureCache(pool=self.sigpool)
         self.chainstate = Chainstate(
@@ -257,6 +269,16 @@ class NodeService:
         )
         self.miner = Miner(
             self.chainstate, self.mempool, self._searcher, clock=self.clock, call=self.call
+        )
+        self.automine = AutoMiner(self.miner, self._background, self.call)
+        self.toolkit = Toolkit(
+            chainstate=self.chainstate,
+            mempool=self.mempool,
+            clock=self.clock,
+            automine=self.automine,
+            searcher=self._searcher,
+            call=self.call,
+            mine_to=s.mine_to,
         )
         self.p2p = await self.call(self._make_p2p)
         await self.call(self._subscribe_miner_and_p2p)
@@ -297,13 +319,14 @@ class NodeService:
             own_url=self.own_url,
             configured=list(s.peers),
             whitelist=parse_networks(s.whitelist),
-            clock=self.clock,
+            clock=self.clock.base,
         )
 
     def _subscribe_miner_and_p2p(self) -> None:
         """State thread: the miner and P2P hear of chain and mempool events from now on."""
         self.chainstate.subscribe(self.miner.on_chain_event)
         self.mempool.subscribe(self.miner.on_mempool_accept)
+        self.mempool.subscribe(self.automine.on_mempool_accept)
         self.chainstate.subscribe(self.p2p.on_chain_event)
         self.mempool.subscribe(self.p2p.on_mempool_accept)
         log.info(
@@ -315,10 +338,8 @@ class NodeService:
     async def stop(self) -> None:
         """Stop mining and serving, close the database, remove the cookie."""
         log.info("shutting down")
-        if self._mining_task is not None:
-            self._mining_task.cancel()
-            await asyncio.gather(self._mining_task, return_exceptions=True)
-            self._mining_task = None
+        if hasattr(self, "automine"):
+            await self.automine.stop()
         if hasattr(self, "p2p"):
             await self.p2p.stop()
         if self._runner is not None:
@@ -429,20 +450,18 @@ class NodeService:
         return await self.miner.generate(count, pubkey_hash)
 
     def set_mining(self, enabled: bool, address: str | None, block_time: float | None) -> None:
-        if self._mining_task is not None:
-            self._mining_task.cancel()
-            self._mining_task = None
+        """``POST /admin/mining`` and ``--mine-to``: the automine's ``interval`` mode (back to
+        back without ``block_time``), or ``off``."""
         if not enabled:
-            log.info("mining stopped")
+            self.automine.set("off", None)
             return
         if address is None:
             raise CommandError("bad-address", "mining needs an address")
-        pubkey_hash = self.pubkey_hash_of(address)
-        self._mining_task = self._background(self.miner.run(pubkey_hash, block_time), "mining")
+        self.automine.set("interval", self.pubkey_hash_of(address), block_time)
 
     @property
     def mining(self) -> bool:
-        return self._mining_task is not None and not self._mining_task.done()
+        return self.automine.running
 
     @property
     def own_url(self) -> str:

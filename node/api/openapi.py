@@ -41,8 +41,10 @@ from client.models import API, GAP_LIMIT, MAX_BATCH
 from consensus import ExtendedPublicKey, NetworkParams, encode_address, encode_xpub
 from consensus.address import PUBKEY_HASH_SIZE
 from consensus.extkey import EXTENDED_KEY_SIZE, MAX_TEXT_LENGTH
+from consensus.params import REGTEST
 from node.api.guards import MAX_HEADER_BYTES, MAX_URL_BYTES
 from node.api.http import MAX_BODY
+from node.api.routes import toolkit
 from node.api.routes.admin import MAX_BLOCK_TIME, MAX_GENERATE
 from node.api.routes.blocks import MAX_HEIGHT, MAX_START_INDEX
 from node.api.routes.node import MAX_QUERY, STATIC_NAME
@@ -199,6 +201,14 @@ AFTER_OUTPOINT = Param(
 HEX_TEXT = Content(TEXT, string(pattern=m.DISPLAY_HASH_PATTERN, description="display hex"))
 RAW = {MSGPACK: Content(MSGPACK, binary("the serialization")), JSON: m.RawObject}
 ADMIN_BODY_ERRORS = (400, 401, 413)
+TOOLKIT_ERRORS = (401, 403)
+REGTEST_ONLY = "Regtest only: 403 `not-allowed` on other networks."
+
+
+def _object(name: str, schema: Schema) -> Schema:
+    """A JSON object with exactly one required field."""
+    return {"type": "object", "properties": {name: schema}, "required": [name]}
+
 
 ROUTES: tuple[Route, ...] = (
     # --- chain and blocks ---
@@ -620,6 +630,190 @@ ROUTES: tuple[Route, ...] = (
         description="Answers, then shuts down cleanly (as SIGTERM does).",
         admin=True,
     ),
+    # --- admin: the devnet toolkit (SPEC 6; regtest only) ---
+    Route(
+        "get",
+        f"{API}/admin/time",
+        "getTime",
+        "admin",
+        "The node's clock (regtest only)",
+        m.NodeTime,
+        errors=TOOLKIT_ERRORS,
+        description=f"{REGTEST_ONLY} The clock block templates, median-time checks, "
+        "`time-too-new` and the mempool's entry times and expiry follow: the wall clock plus "
+        "`offset`.",
+        admin=True,
+    ),
+    Route(
+        "post",
+        f"{API}/admin/time",
+        "setTime",
+        "admin",
+        "Set or advance the node's clock, as Core's setmocktime (regtest only)",
+        m.NodeTime,
+        body={
+            JSON: Content(
+                JSON,
+                {
+                    "oneOf": [
+                        _object(
+                            "set",
+                            integer(
+                                minimum=REGTEST.genesis_time,
+                                maximum=toolkit.MAX_TIME,
+                                description="the time the clock reads now, Unix seconds",
+                            ),
+                        ),
+                        _object(
+                            "advance",
+                            integer(
+                                minimum=1,
+                                maximum=toolkit.MAX_ADVANCE,
+                                description="seconds to move the clock forward",
+                            ),
+                        ),
+                        _object(
+                            "reset",
+                            {"const": True, "description": "back to the wall clock"},
+                        ),
+                    ]
+                },
+            )
+        },
+        body_description="One of `set`, `advance` or `reset`.",
+        errors=(*ADMIN_BODY_ERRORS, 403),
+        description=f"{REGTEST_ONLY} The clock keeps running from the time set (unlike Core's, "
+        "which stands still), and the offset is kept in `<datadir>/clock.json`, so a restart "
+        "keeps it. The next block's time is at least the new time; a block more than 2 hours "
+        "ahead of it is `time-too-new`. `advance` may not take the clock past "
+        f"{toolkit.MAX_TIME} (2100-01-01); `set` and `reset` not more than 2 hours behind the "
+        "tip's median time past (the node's next block would be `time-too-new`).",
+        admin=True,
+    ),
+    Route(
+        "get",
+        f"{API}/admin/automine",
+        "getAutomine",
+        "admin",
+        "The background mining mode (regtest only)",
+        m.Automine,
+        errors=TOOLKIT_ERRORS,
+        description=REGTEST_ONLY,
+        admin=True,
+    ),
+    Route(
+        "post",
+        f"{API}/admin/automine",
+        "setAutomine",
+        "admin",
+        "Mine on demand, per transaction, or every S seconds: Anvil's modes (regtest only)",
+        m.Automine,
+        body={
+            JSON: Content(
+                JSON,
+                {
+                    "type": "object",
+                    "properties": {
+                        "mode": {"enum": list(m.AUTOMINE_MODES)},
+                        "interval": {
+                            "type": "number",
+                            "exclusiveMinimum": 0,
+                            "maximum": MAX_BLOCK_TIME,
+                            "description": "seconds between blocks (mode `interval` only; "
+                            "without it, or `null`, back to back)",
+                        },
+                        "address": string(
+                            description="where the coinbases pay (default: the address "
+                            "mining paid last, else `--mine-to`'s)"
+                        ),
+                    },
+                    "required": ["mode"],
+                },
+            )
+        },
+        body_description="The mode; for `interval`, the seconds; optionally the address.",
+        errors=(*ADMIN_BODY_ERRORS, 403),
+        description=f"{REGTEST_ONLY} `off`: blocks only on demand. `tx`: a block as soon as "
+        "transactions enter the mempool (those that arrive together share it; at most one "
+        "block per accepted batch). `interval`: a block every `interval` seconds (back to "
+        "back without one, as `GET` shows that mode). "
+        "`POST /admin/mining` sets the same modes (`interval`, or `off`). 400 `bad-address` "
+        "when no address is given and the node has none.",
+        admin=True,
+    ),
+    Route(
+        "post",
+        f"{API}/admin/mempool/clear",
+        "clearMempool",
+        "admin",
+        "Remove transactions from the mempool (regtest only)",
+        m.MempoolCleared,
+        body={
+            JSON: Content(
+                JSON,
+                {
+                    "type": "object",
+                    "properties": {
+                        "txids": {
+                            "type": "array",
+                            "items": string(pattern=m.HASH_PATTERN),
+                            "maxItems": toolkit.MAX_TXIDS,
+                            "description": "only these, with their descendants",
+                        }
+                    },
+                },
+            )
+        },
+        body_description="`{}` for every transaction, or the txids to remove.",
+        errors=(*ADMIN_BODY_ERRORS, 403),
+        description=f"{REGTEST_ONLY} Without `txids`, every transaction and orphan goes; with "
+        "them, each and everything spending from it (txids not in the mempool are passed "
+        "over).",
+        admin=True,
+    ),
+    Route(
+        "post",
+        f"{API}/admin/reorg",
+        "reorg",
+        "admin",
+        "Replace the last blocks by a longer branch (regtest only)",
+        m.Reorged,
+        body={
+            JSON: Content(
+                JSON,
+                {
+                    "type": "object",
+                    "properties": {
+                        "depth": integer(
+                            minimum=1,
+                            maximum=toolkit.MAX_REORG_DEPTH,
+                            description="blocks to replace (at most the chain's height)",
+                        ),
+                        "drop": {
+                            "type": "array",
+                            "items": string(pattern=m.HASH_PATTERN),
+                            "maxItems": toolkit.MAX_TXIDS,
+                            "description": "txids of the replaced blocks to leave out of the "
+                            "mempool afterwards",
+                        },
+                        "address": string(
+                            description="where the new coinbases pay (default: as automine)"
+                        ),
+                    },
+                    "required": ["depth"],
+                },
+            )
+        },
+        body_description="How deep, and what to drop.",
+        errors=(*ADMIN_BODY_ERRORS, 403),
+        description=f"{REGTEST_ONLY} `depth + 1` coinbase-only blocks, built on the block "
+        "`depth` back and submitted as a peer's chain would be, replace the tip: the "
+        "transactions of the replaced blocks return to the mempool, except `drop` and their "
+        "descendants. 400 `bad-request`, before anything changes, for a depth beyond the "
+        "chain's height or a `drop` txid that is not in the replaced blocks; 400 `tip-moved` "
+        "if another block took the tip meanwhile (nothing changed).",
+        admin=True,
+    ),
 )
 
 
@@ -791,7 +985,8 @@ ERRORS = {
         "Forbidden",
         "A `Host` header that does not name this node (DNS rebinding), or a POST whose `Origin` "
         "is not the node's own (cross-site): `forbidden`, on every route, before anything "
-        "else; or a `/p2p/` request from a banned peer (`banned`).",
+        "else; or a `/p2p/` request from a banned peer (`banned`); or a devnet toolkit route "
+        "on a network other than regtest (`not-allowed`).",
     ),
     404: ("NotFound", "No such block, transaction, height or page (`not-found`)."),
     405: (

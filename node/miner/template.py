@@ -10,11 +10,14 @@ whole pool after each pick.
 The coinbase pays subsidy plus the selected fees to the payout address and carries the height and
 an extra nonce. The header gets the parent's hash, the required bits, and a time that is the
 later of ``now`` and median time past + 1. The nonce is left at 0: the search is ``pow.py``'s.
+``build_template`` builds on the tip; ``build_block_on``, which it uses, on any parent whose
+ancestors' times it is given (the devnet's scripted reorg, ``node.toolkit``).
 """
 
 from __future__ import annotations
 
 import heapq
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from consensus import (
@@ -22,14 +25,18 @@ from consensus import (
     NULL_OUTPOINT,
     Block,
     BlockHeader,
+    NetworkParams,
     Transaction,
     TxIn,
     TxOut,
     bits_to_target,
     block_merkle_root,
     block_subsidy,
+    median_time_past_at,
+    required_bits,
 )
 from consensus.policy import MAX_STANDARD_TX_SIZE
+from consensus.pow import AncestorTime
 from node.chainstate import Chainstate
 from node.mempool import Mempool, MempoolEntry
 
@@ -108,22 +115,44 @@ def build_template(
 ) -> BlockTemplate:
     """The next block on ``chainstate``'s tip, filled from ``mempool`` (if given)."""
     tip = chainstate.tip
-    height = tip.height + 1
     entries = select_transactions(mempool, max_size - COINBASE_RESERVE) if mempool else []
+    return build_block_on(
+        chainstate.params,
+        tip.hash,
+        tip.height + 1,
+        tip.header.bits,
+        lambda h: chainstate.ancestor(tip, h).header.time,
+        payout_pubkey_hash,
+        now=now,
+        extra_nonce=extra_nonce,
+        entries=entries,
+    )
+
+
+def build_block_on(
+    params: NetworkParams,
+    parent_hash: bytes,
+    height: int,
+    parent_bits: int,
+    time_at: AncestorTime,
+    payout_pubkey_hash: bytes,
+    *,
+    now: int,
+    extra_nonce: int = 0,
+    entries: Sequence[MempoolEntry] = (),
+) -> BlockTemplate:
+    """A block at ``height`` on ``parent_hash``, which need not be the tip (a scripted reorg builds
+    a side branch on a block back in the chain): the ``bits`` the rules require there, a time
+    above the median time past of the ancestors (``time_at(h)``: the time of the ancestor at
+    height ``h``, for every ``h < height`` the rules ask about), and a coinbase paying the
+    subsidy and the ``entries``' fees (selected already, in a valid order)."""
     fees = sum(e.fee for e in entries)
-    params = chainstate.params
     coinbase = make_coinbase(
         height, payout_pubkey_hash, block_subsidy(height, params) + fees, extra_nonce
     )
     txs = (coinbase, *(e.tx for e in entries))
     root, _ = block_merkle_root(txs)
-    bits = chainstate.next_block_bits()
-    header = BlockHeader(
-        BLOCK_VERSION,
-        tip.hash,
-        root,
-        max(now, chainstate.median_time_past() + 1),
-        bits,
-        0,
-    )
+    bits = required_bits(params, height, parent_bits, time_at)
+    time = max(now, median_time_past_at(height, time_at) + 1)
+    header = BlockHeader(BLOCK_VERSION, parent_hash, root, time, bits, 0)
     return BlockTemplate(Block(header, txs), height, fees, bits_to_target(bits))

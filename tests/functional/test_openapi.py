@@ -10,10 +10,11 @@
   check (``--checks all``) on the public and admin routes, and the four response checks
   (``not_a_server_error``, ``status_code_conformance``, ``content_type_conformance``,
   ``response_schema_conformance``) on ``/p2p/``, finds nothing. Left out: the admin routes that
-  stop the node, mine, start mining or dial a peer, and the ``/p2p/`` messages that make the
-  node dial URLs. Addresses and account keys are drawn half real (``schemathesis_hooks``), and
-  no operation but ``NEVER_SERVED`` has the run's "schema validation mismatch" (none of its
-  schema-valid requests served, most refused as invalid);
+  stop the node, mine, start mining, dial a peer, shift the clock, clear the mempool or replace
+  blocks, and the ``/p2p/`` messages that make the node dial URLs. Addresses and account keys
+  are drawn half real (``schemathesis_hooks``), and no operation but ``NEVER_SERVED`` has the
+  run's "schema validation mismatch" (none of its schema-valid requests served, most refused as
+  invalid);
 - every path answers a method it does not serve with 405 and ``Allow``;
 - hostile inputs (that once gave a 500, or might) stay 4xx with the error shape.
 
@@ -101,6 +102,11 @@ NOT_FUZZED = {
     ("POST", f"{API}/admin/generate"),
     ("POST", f"{API}/admin/mining"),
     ("POST", f"{API}/admin/peers"),
+    # The devnet toolkit's: they shift the clock, start mining, empty the mempool, replace blocks.
+    ("POST", f"{API}/admin/time"),
+    ("POST", f"{API}/admin/automine"),
+    ("POST", f"{API}/admin/mempool/clear"),
+    ("POST", f"{API}/admin/reorg"),
     # The node dials the URLs a handshake or an addr message carries. (The other /p2p/ routes
     # are fuzzed: misbehaviour scores may get the test's peer keys banned, a documented 403.)
     ("POST", "/p2p/handshake"),
@@ -424,6 +430,12 @@ def real_cases(chain: Chain, schema: Any) -> list[Any]:
         # The submitted block (and the one generated on it) off the chain, and back.
         case("POST", f"{API}/admin/invalidate", body={"hash": block.hash_hex()}),
         case("POST", f"{API}/admin/reconsider", body={"hash": block.hash_hex()}),
+        # The devnet toolkit's: a second on the clock, no mining, nothing cleared, and last, the
+        # tip replaced by two blocks.
+        case("POST", f"{API}/admin/time", body={"advance": 1}),
+        case("POST", f"{API}/admin/automine", body={"mode": "off"}),
+        case("POST", f"{API}/admin/mempool/clear", body={"txids": ["00" * 32]}),
+        case("POST", f"{API}/admin/reorg", body={"depth": 1, "address": chain.miner}),
     ]
     return cases
 

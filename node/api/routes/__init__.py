@@ -2,8 +2,9 @@
 
 Job: ``blocks`` (the chain's blocks and tip), ``txs`` (transactions, submitting them),
 ``addresses`` (addresses and accounts), ``mempool`` (the mempool and fees), ``node`` (the node
-itself: info, search, UTXO set, peers, this API's description, metrics, the explorer's files)
-and ``admin`` (operator commands behind the cookie's token). Every handler is thin: parse the
+itself: info, search, UTXO set, peers, this API's description, metrics, the explorer's files),
+``admin`` (operator commands behind the cookie's token) and ``toolkit`` (the devnet toolkit's
+admin routes: clock, automine, mempool clear, reorg; regtest only). Every handler is thin: parse the
 request (``node.api.http``), call one view or service method (queries on the state thread
 through ``Api.call``), answer with a model of ``client.models``.
 
