@@ -275,7 +275,13 @@ class DevnetControl:
                 f"{len(self.nodes)} now (bring it back with 'up --nodes')"
             )
         mode = self._still()
+        groups = self.groups()
+        urls = [node.url for node in self.nodes]
         try:
+            # Apart while they revert: a node reverted first would otherwise fetch the blocks of
+            # one not reverted yet, and end where it was.
+            for node in self.nodes:
+                node.partition([u for u in urls if u != node.url])
             for node in self.nodes:
                 node.revert(name)
             wallet_copy = self.dir / "snapshots" / f"{name}.{WALLET_FILE}"
@@ -283,9 +289,18 @@ class DevnetControl:
                 tmp = self.wallet_path.with_suffix(".revert")
                 shutil.copy2(wallet_copy, tmp)
                 os.replace(tmp, self.wallet_path)
-            self.wait_agreement(
-                mempool=True, until=lambda states: states[0].tip == record["best_hash"]
-            )
+        finally:
+            for node in self.nodes:
+                node.heal()
+            if groups is not None:
+                self.partition(groups)
+        try:
+            for group in groups or [list(range(len(self.nodes)))]:
+                self.wait_agreement(
+                    mempool=True,
+                    nodes=[self.nodes[i] for i in group],
+                    until=lambda states: states[0].tip == record["best_hash"],
+                )
             return record
         finally:
             self._resume(mode)
