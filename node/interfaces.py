@@ -23,6 +23,7 @@ from consensus import NetworkParams, ValidationError
 from node.chainstate import AcceptResult as BlockAcceptResult
 from node.chainstate.blockindex import BlockIndexEntry
 from node.config import Settings
+from node.events import EventHub
 from node.mempool import AcceptResult as TxAcceptResult
 from node.metrics import NodeMetrics
 
@@ -76,6 +77,7 @@ class NodeCommands(Protocol):
     metrics: NodeMetrics
     token: str
     status: NodeStatus | None
+    events: EventHub
 
     @property
     def fees(self) -> FeeView: ...

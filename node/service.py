@@ -56,6 +56,7 @@ from node.chainstate import (
     GenesisBlockError,
 )
 from node.config import Settings
+from node.events import EventHub
 from node.fees import FeeEstimator
 from node.interfaces import VERSION, CommandError, NodeStatus
 from node.mempool import AcceptResult as TxAcceptResult
@@ -157,6 +158,8 @@ class NodeService:
         self.miner: Miner
         self.views: Views
         self.p2p: PeerManager
+        self.events: EventHub
+        """The event stream (``node.events``): fed by the state thread, served on the loop."""
 
     # --- life cycle -----------------------------------------------------------------------------
 
@@ -241,15 +244,18 @@ class NodeService:
         )
         self.fees = FeeEstimator()
         chain.subscribe(self._count_block)
+        chain.subscribe(self.events.on_chain_event)  # before the mempool: a block, then its txs
         chain.subscribe(self.mempool.on_chain_event)
         chain.subscribe(self.fees.on_chain_event)
         self.mempool.load()
+        self.mempool.watch(self.events)  # from now on: what load restored is no event
         self.views = Views(chain, self.mempool)
 
     async def start(self) -> None:
         """Open the database, start serving, write the cookie, start mining if configured."""
         s = self.settings
         log.info("starting Tally %s on the %s network, data in %s", VERSION, s.network, s.datadir)
+        self.events = EventHub(asyncio.get_running_loop(), self.params)
         await self.call(self._open_state)
         self._searcher = PowSearcher()
         self._warmup = self._background(
@@ -321,6 +327,8 @@ class NodeService:
             self._mining_task = None
         if hasattr(self, "p2p"):
             await self.p2p.stop()
+        if hasattr(self, "events"):
+            self.events.shutdown()  # the stream's connections would hold the cleanup up
         if self._runner is not None:
             await self._runner.cleanup()
         if self._guard is not None:
