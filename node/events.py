@@ -274,7 +274,10 @@ class EventHub:
             changes, self._pending = self._pending, []
             self._scheduled = False
         for change in changes:
-            self._number(change)
+            try:
+                self._number(change)
+            except Exception:  # a bug here must not lose the rest of the batch
+                log.exception("event stream: could not number %s", type(change).__name__)
         if changes:
             self._wake_all()
 
