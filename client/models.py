@@ -748,6 +748,7 @@ class EventsInfo(Model):
     ring: Annotated[int, msgspec.Meta(ge=1, description="events kept for replay")]
     clients: Count
     max_clients: Count
+    dropped: Annotated[int, msgspec.Meta(ge=0, description="clients dropped (behind) so far")]
 
 
 class EventsRequest(msgspec.Struct, forbid_unknown_fields=True):

@@ -141,7 +141,10 @@ class Subscriber:
         self.closed = False
         self.shutdown = False
         """Dropped because the node stops (the transport says "going away")."""
-        self.gap: str | None = None
+        self.behind_dropped = False
+        """Dropped for falling behind: its last words are ``gap``."""
+        self.delivered = cursor - 1
+        """The seq of the latest event written to the connection (the transport says so)."""
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         """The task writing to this client: cancelled when the client is dropped (it may be
@@ -173,7 +176,7 @@ class Subscriber:
 
     def _reply(self, notice: m.StreamNotice) -> None:
         if len(self.replies) >= MAX_REPLIES:
-            self._hub.drop(self, None)
+            self._hub.drop(self)
             return
         self.replies.append(_encode(notice).decode())
         self.wake.set()
@@ -188,6 +191,17 @@ class Subscriber:
     def hub(self) -> EventHub:
         return self._hub
 
+    def last_words(self) -> list[str]:
+        """What a dropped client is still sent: its pending replies, then ``gap`` if it fell
+        behind (``after``: the last event it was written; ``next``: where ``since`` would
+        resume, if the ring still holds it by then)."""
+        words = list(self.replies)
+        self.replies.clear()
+        if self.behind_dropped:
+            resume = max(self._hub.oldest, self.delivered + 1)
+            words.append(_encode(m.GapNotice(self.delivered, resume, "behind")).decode())
+        return words
+
     def take(self, limit: int = 256) -> list[tuple[int | None, str]]:
         """What to write next, as (seq, JSON text): replies first (seq ``None``), then the
         matching events, at most ``limit``; an empty list when there is nothing yet (wait on
@@ -199,7 +213,7 @@ class Subscriber:
             return texts
         hub = self._hub
         if self.cursor < hub.oldest:  # the ring moved past this client: it cannot catch up
-            hub.drop(self, self.cursor - 1)
+            hub.drop(self, behind=True)
             return texts
         for stored in hub.events_from(self.cursor, limit):
             self.cursor = stored.seq + 1
@@ -346,7 +360,7 @@ class EventHub:
     def _wake_all(self) -> None:
         for client in list(self.clients):
             if client.behind() > self._client_queue:
-                self.drop(client, client.cursor - 1)
+                self.drop(client, behind=True)
             else:
                 client.wake.set()
 
@@ -411,17 +425,17 @@ class EventHub:
             self.retopic(client, frozenset())
         client.closed = True
 
-    def drop(self, client: Subscriber, after: int | None) -> None:
-        """Give up on a client: its last words are ``gap`` (``behind``) when ``after`` is
-        known, and its writer is stopped (the transport closes the connection)."""
+    def drop(self, client: Subscriber, behind: bool = False) -> None:
+        """Give up on a client: its writer is stopped, its last words written (``gap`` if it
+        fell ``behind``), and the transport closes the connection."""
         if client.dropped:
             return
         client.dropped = True
-        self.dropped_count += 1
-        if after is not None:
-            client.gap = _encode(m.GapNotice(after, self.oldest, "behind")).decode()
         if not client.shutdown:
-            why = "behind" if after is not None else "too many unread answers"
+            self.dropped_count += 1
+        client.behind_dropped = behind
+        if not client.shutdown:
+            why = "behind" if behind else "too many unread answers"
             log.info("event stream: dropped a client (%s)", why)
         self.leave(client)
         client.wake.set()
@@ -434,8 +448,10 @@ class EventHub:
         """The node stops: every client's writer ends, its connection is closed."""
         for client in list(self.clients):
             client.shutdown = True
-            self.drop(client, None)
+            self.drop(client)
 
     def info(self) -> m.EventsInfo:
         ring = self.ring.maxlen or 0
-        return m.EventsInfo(self.seq, self.oldest, ring, len(self.clients), self.max_clients)
+        return m.EventsInfo(
+            self.seq, self.oldest, ring, len(self.clients), self.max_clients, self.dropped_count
+        )

@@ -19,6 +19,7 @@ the listeners, as the node's does. Checked:
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import threading
 from typing import Any
@@ -43,6 +44,7 @@ PARAMS = get_params("regtest")
 ALL = frozenset({"blocks", "mempool"})
 
 
+@functools.cache
 def tx(n: int, to: int = 1) -> Any:
     """A distinct signed transaction paying key ``to`` (spending a made-up coin of key 0)."""
     coin = TxOut(1_000_000 + n, key(0).pubkey_hash)
@@ -148,9 +150,13 @@ def test_a_client_that_falls_behind_is_dropped_with_gap() -> None:
             assert len(messages(quick)) == 1
         assert slow.dropped and not quick.dropped
         assert slow not in hub.clients and quick in hub.clients
-        assert slow.gap is not None
-        assert json.loads(slow.gap) == {"type": "gap", "after": 0, "next": 1, "reason": "behind"}
+        assert [json.loads(w) for w in slow.last_words()] == [
+            {"type": "gap", "after": 0, "next": 1, "reason": "behind"}
+        ]
         assert hub.dropped_count == 1
+        quick.delivered = 30
+        hub.drop(quick)  # not for being behind: no gap
+        assert quick.last_words() == []
 
     run(scenario)
 

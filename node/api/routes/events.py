@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 
 import msgspec
@@ -51,6 +52,9 @@ HEARTBEAT = 20.0
 """Seconds between WebSocket pings, and between SSE comment lines when nothing else is sent."""
 DROP_GRACE = 10.0
 """Seconds a dropped client's connection gets to take its ``gap`` and close before it is cut."""
+SEND_BUFFER = 64 * 1024
+"""The kernel's send buffer of a stream connection, in bytes (fixed: Linux would otherwise let
+it grow to megabytes for a client that does not read, before the node sees it fall behind)."""
 CLOSE_BEHIND = 1008
 """The WebSocket close code of a dropped client (policy violation: it did not keep up)."""
 CLOSE_GOING_AWAY = 1001
@@ -83,8 +87,8 @@ def add(r: web.RouteTableDef, api: Api) -> None:
         topics = parse_topics(hub, request.query.getall("subscribe", []))
         since = parse_since(request.query.get("since"))
         ws = web.WebSocketResponse(
-            max_msg_size=m.MAX_EVENT_MESSAGE, heartbeat=HEARTBEAT, autoping=True
-        )
+            max_msg_size=m.MAX_EVENT_MESSAGE, heartbeat=HEARTBEAT, autoping=True, compress=False
+        )  # no compression: each client's copy of each event would cost a compression
         if ws.can_prepare(request).ok:
             return await serve_websocket(request, ws, join(hub, topics, since))
         if SSE in request.headers.get("Accept", ""):
@@ -117,6 +121,10 @@ async def _pump(client: Subscriber, send: Send, idle: Callable[[], Awaitable[Non
                 await idle()
             continue
         for seq, text in items:
+            if seq is not None:
+                # Handed over: a transport writes a frame at once (a cancelled wait for its
+                # buffer to drain does not take it back), so the gap starts after it.
+                client.delivered = seq
             await send(seq, text)
 
 
@@ -144,12 +152,20 @@ async def _run_pump(
     transport = request.transport
     if transport is not None:  # a peer that never reads would keep a graceful close waiting
         asyncio.get_running_loop().call_later(DROP_GRACE, transport.abort)
-    last = [*client.replies, *([client.gap] if client.gap else [])]
+    last = client.last_words()
     with contextlib.suppress(TimeoutError, ConnectionError, RuntimeError):
         async with asyncio.timeout(DROP_GRACE):
             for text in last:
                 await send(None, text)
             await finish()
+
+
+def _bound_send_buffer(request: web.Request) -> None:
+    transport = request.transport
+    sock = None if transport is None else transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
 
 
 async def _nothing() -> None:
@@ -165,6 +181,7 @@ async def serve_websocket(
     except BaseException:
         hub.leave(client)
         raise
+    _bound_send_buffer(request)
 
     async def send(seq: int | None, text: str) -> None:
         await ws.send_str(text)
@@ -230,6 +247,7 @@ async def serve_sse(request: web.Request, client: Subscriber) -> web.StreamRespo
     except BaseException:
         hub.leave(client)
         raise
+    _bound_send_buffer(request)
 
     async def send(seq: int | None, text: str) -> None:
         # A node event carries its seq as the SSE id (what Last-Event-ID sends back); a notice
