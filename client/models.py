@@ -619,8 +619,13 @@ VARIANTS: tuple[type[msgspec.Struct], ...] = (
 EVENT_RING = 10_000
 """Events a node keeps for replay (``{"since": seq}``); an older ``since`` is answered ``gap``."""
 EVENT_CLIENT_QUEUE = 1_000
-"""Events a client may fall behind (not yet written to its connection) before it is sent
-``gap`` and dropped."""
+"""Events a client may fall behind (not yet written to its connection) while its connection
+takes nothing for ``EVENT_STALL_SECONDS``; beyond both it is sent ``gap`` and dropped (as it is
+when its place falls out of the ring). A burst (one block's thousands of ``tx_removed``) never
+drops a client that keeps reading."""
+EVENT_STALL_SECONDS = 5.0
+"""Seconds one write to a client may wait for its connection to take data, while the client is
+more than ``EVENT_CLIENT_QUEUE`` events behind, before it is dropped."""
 MAX_EVENT_CLIENTS = 100
 """Clients of one node's stream at once (WebSocket and SSE together); 429 beyond."""
 MAX_EVENT_SUBSCRIPTIONS = 100

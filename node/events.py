@@ -20,8 +20,10 @@ Invariants:
   place in the ring (``cursor``), its topics (at most ``MAX_EVENT_SUBSCRIPTIONS``) and a few
   replies (``MAX_REPLIES``); at most ``MAX_EVENT_CLIENTS`` clients at once;
 - a client more than ``EVENT_CLIENT_QUEUE`` events behind what it asked for (events not yet
-  written to its connection) is dropped: sent ``gap`` (``behind``) and disconnected, so a
-  client that stops reading costs the node nothing more;
+  written to its connection) whose connection has taken nothing for ``EVENT_STALL_SECONDS``,
+  or whose place the ring has overwritten, is dropped: sent ``gap`` (``behind``) and
+  disconnected, so a client that stops reading costs the node nothing more, while one that
+  reads on is never dropped for a burst (a block confirming thousands of transactions);
 - hashes and txids are display hex, as everywhere in the API.
 
 Left to others: the transports and the HTTP route (``node.api.routes.events``), the client
@@ -46,6 +48,7 @@ from client.models import (
     ADDRESS_TOPIC,
     EVENT_CLIENT_QUEUE,
     EVENT_RING,
+    EVENT_STALL_SECONDS,
     EVENT_TOPICS,
     MAX_EVENT_CLIENTS,
     MAX_EVENT_SUBSCRIPTIONS,
@@ -128,7 +131,9 @@ class Subscriber:
 
     ``cursor`` is the next seq to consider; ``until`` the latest seq when the client last asked
     for a replay (``since``): it may be behind that point by any amount the ring still holds,
-    and beyond it by at most ``EVENT_CLIENT_QUEUE`` events. ``take`` gives what to write next.
+    and beyond it by ``EVENT_CLIENT_QUEUE`` events while its writes go through (see the module's
+    invariants). ``take`` gives what to write next; the writer sets ``write_started`` while it
+    waits for the connection to take a message.
     """
 
     def __init__(self, hub: EventHub, topics: frozenset[str], cursor: int) -> None:
@@ -141,6 +146,8 @@ class Subscriber:
         self.closed = False
         self.shutdown = False
         """Dropped because the node stops (the transport says "going away")."""
+        self.write_started: float | None = None
+        """The loop's time when the write under way began (``None``: no write waiting)."""
         self.behind_dropped = False
         """Dropped for falling behind: its last words are ``gap``."""
         self.delivered = cursor - 1
@@ -234,12 +241,14 @@ class EventHub:
         *,
         ring: int = EVENT_RING,
         client_queue: int = EVENT_CLIENT_QUEUE,
+        stall_seconds: float = EVENT_STALL_SECONDS,
         max_clients: int = MAX_EVENT_CLIENTS,
         on_drop: Callable[[Subscriber], None] | None = None,
     ) -> None:
         self._loop = loop
         self._params = params
         self._client_queue = client_queue
+        self._stall_seconds = stall_seconds
         self.max_clients = max_clients
         self.ring: deque[Stored] = deque(maxlen=ring)
         self.seq = 0
@@ -358,8 +367,12 @@ class EventHub:
         return list(itertools.islice(self.ring, start, start + limit))
 
     def _wake_all(self) -> None:
+        now = self._loop.time()
         for client in list(self.clients):
-            if client.behind() > self._client_queue:
+            started = client.write_started
+            stalled = started is not None and now - started > self._stall_seconds
+            overwritten = client.cursor < self.oldest
+            if overwritten or (stalled and client.behind() > self._client_queue):
                 self.drop(client, behind=True)
             else:
                 client.wake.set()

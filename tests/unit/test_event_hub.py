@@ -137,8 +137,12 @@ def test_the_ring_replays_since_and_reports_gaps() -> None:
 
 def test_a_client_that_falls_behind_is_dropped_with_gap() -> None:
     async def scenario() -> None:
-        hub = EventHub(asyncio.get_running_loop(), PARAMS, client_queue=20)
+        loop = asyncio.get_running_loop()
+        hub = EventHub(loop, PARAMS, client_queue=20, stall_seconds=5)
         slow, quick = hub.join(ALL), hub.join(ALL)
+        burst = hub.join(ALL)
+        burst.write_started = loop.time()  # waiting for its connection, but not for long
+        slow.write_started = loop.time() - 6  # its connection has taken nothing for 6 s
         for n in range(15):
             hub.removed(tx(n), (), "evicted")
         await settle()
@@ -150,6 +154,11 @@ def test_a_client_that_falls_behind_is_dropped_with_gap() -> None:
             assert len(messages(quick)) == 1
         assert slow.dropped and not quick.dropped
         assert slow not in hub.clients and quick in hub.clients
+        assert not burst.dropped  # 30 behind, but its writes go through
+        quick.write_started = loop.time() - 6  # stalled, but not behind: kept
+        hub.removed(tx(31), (), "evicted")
+        await settle()
+        assert not quick.dropped
         assert [json.loads(w) for w in slow.last_words()] == [
             {"type": "gap", "after": 0, "next": 1, "reason": "behind"}
         ]

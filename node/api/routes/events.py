@@ -52,9 +52,10 @@ HEARTBEAT = 20.0
 """Seconds between WebSocket pings, and between SSE comment lines when nothing else is sent."""
 DROP_GRACE = 10.0
 """Seconds a dropped client's connection gets to take its ``gap`` and close before it is cut."""
-SEND_BUFFER = 64 * 1024
-"""The kernel's send buffer of a stream connection, in bytes (fixed: Linux would otherwise let
-it grow to megabytes for a client that does not read, before the node sees it fall behind)."""
+SEND_BUFFER = 16 * 1024
+"""The kernel's send buffer of a stream connection, and the most its transport buffers before
+the writer waits, in bytes (fixed: Linux would otherwise let the first grow to megabytes for a
+client that does not read, before the node sees it fall behind)."""
 CLOSE_BEHIND = 1008
 """The WebSocket close code of a dropped client (policy violation: it did not keep up)."""
 CLOSE_GOING_AWAY = 1001
@@ -87,7 +88,11 @@ def add(r: web.RouteTableDef, api: Api) -> None:
         topics = parse_topics(hub, request.query.getall("subscribe", []))
         since = parse_since(request.query.get("since"))
         ws = web.WebSocketResponse(
-            max_msg_size=m.MAX_EVENT_MESSAGE, heartbeat=HEARTBEAT, autoping=True, compress=False
+            max_msg_size=m.MAX_EVENT_MESSAGE,
+            heartbeat=HEARTBEAT,
+            autoping=True,
+            compress=False,
+            writer_limit=SEND_BUFFER,
         )  # no compression: each client's copy of each event would cost a compression
         if ws.can_prepare(request).ok:
             return await serve_websocket(request, ws, join(hub, topics, since))
@@ -112,6 +117,7 @@ Send = Callable[[int | None, str], Awaitable[None]]
 
 async def _pump(client: Subscriber, send: Send, idle: Callable[[], Awaitable[None]]) -> None:
     """Write what the client is to get until it is dropped or its connection fails."""
+    loop = asyncio.get_running_loop()
     while not client.dropped:
         items = client.take()
         if not items:
@@ -125,7 +131,9 @@ async def _pump(client: Subscriber, send: Send, idle: Callable[[], Awaitable[Non
                 # Handed over: a transport writes a frame at once (a cancelled wait for its
                 # buffer to drain does not take it back), so the gap starts after it.
                 client.delivered = seq
+            client.write_started = loop.time()
             await send(seq, text)
+            client.write_started = None
 
 
 async def _run_pump(
@@ -162,7 +170,10 @@ async def _run_pump(
 
 def _bound_send_buffer(request: web.Request) -> None:
     transport = request.transport
-    sock = None if transport is None else transport.get_extra_info("socket")
+    if transport is None:
+        return
+    transport.set_write_buffer_limits(high=SEND_BUFFER)
+    sock = transport.get_extra_info("socket")
     if sock is not None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
