@@ -45,7 +45,7 @@ from node.api.guards import MAX_HEADER_BYTES, MAX_URL_BYTES
 from node.api.http import MAX_BODY
 from node.api.routes.admin import MAX_BLOCK_TIME, MAX_GENERATE
 from node.api.routes.blocks import MAX_HEIGHT, MAX_START_INDEX
-from node.api.routes.events import HEARTBEAT, MAX_SEQ, SSE
+from node.api.routes.events import HEARTBEAT, MAX_SEQ, MAX_SUBSCRIBE_TEXT, SSE
 from node.api.routes.node import MAX_QUERY, STATIC_NAME
 from node.api.views import BLOCKS_PAGE, MEMPOOL_RECENT, MEMPOOL_TXIDS_PAGE, TXS_PAGE, UTXO_PAGE
 from node.p2p import messages as p2p
@@ -520,7 +520,7 @@ ROUTES: tuple[Route, ...] = (
                 "query",
                 string(
                     pattern=r"^[a-z]+(:[1-9A-HJ-NP-Za-km-z]+)?(,[a-z]+(:[1-9A-HJ-NP-Za-km-z]+)?)*$",
-                    maxLength=MAX_URL_BYTES,
+                    maxLength=MAX_SUBSCRIBE_TEXT - 1,
                 ),
                 f"Topics, comma-separated (or the parameter repeated), at most "
                 f"{m.MAX_EVENT_SUBSCRIPTIONS}: `blocks`, `mempool`, `address:<address>` (400 for "

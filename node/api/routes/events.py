@@ -46,6 +46,9 @@ from node.events import EventHub, StreamFullError, Subscriber, TopicError
 log = logging.getLogger(__name__)
 
 SSE = "text/event-stream"
+MAX_SUBSCRIBE_TEXT = m.MAX_EVENT_SUBSCRIPTIONS * (len(m.ADDRESS_TOPIC) + 36)
+"""The longest ``subscribe`` query parameter (all its values together): room for the most
+topics, each an address topic with its comma."""
 MAX_SEQ = 2**63 - 1
 """The largest ``since`` taken."""
 HEARTBEAT = 20.0
@@ -70,6 +73,8 @@ def parse_topics(hub: EventHub, values: list[str]) -> frozenset[str]:
     """The ``subscribe`` query parameter (comma-separated, repeatable), checked (400)."""
     if not values:
         return frozenset(EVENT_TOPICS)
+    if sum(len(v) + 1 for v in values) > MAX_SUBSCRIBE_TEXT:
+        raise ApiError(400, f"subscribe: at most {MAX_SUBSCRIBE_TEXT:,} characters")
     topics = [t for v in values for t in v.split(",") if t]
     try:
         return hub.parse_topics(topics)
