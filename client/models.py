@@ -630,7 +630,7 @@ MAX_EVENT_CLIENTS = 100
 """Clients of one node's stream at once (WebSocket and SSE together); 429 beyond."""
 MAX_EVENT_SUBSCRIPTIONS = 100
 """Topics one client subscribes to at most (``blocks``, ``mempool`` and addresses together)."""
-MAX_EVENT_MESSAGE = 4_096
+MAX_EVENT_MESSAGE = 8_192
 """Bytes of one message a WebSocket client may send; the node closes the connection (1009)
 beyond."""
 EVENT_TOPICS = ("blocks", "mempool")

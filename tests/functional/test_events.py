@@ -15,6 +15,8 @@ raw socket that asks for a WebSocket and then never reads. Checked:
   ``tx_added``); an address subscription sees its address's transactions, no other's;
 - a client that never reads is dropped with ``gap`` (``behind``, then close 1008) while the node
   keeps answering ``/info`` and accepting blocks, mined and submitted;
+- the SDK's subscriber (``client.events``) decodes the messages into their models, replays with
+  ``since``, and its generator times out when nothing comes;
 - bad client messages are answered ``error`` and the connection goes on; an oversized message
   closes it (1009); bad query parameters are 400; a WebSocket upgrade from a foreign ``Origin``
   is 403, from the node's own origin or without one it is served.
@@ -34,6 +36,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from client import models as m
+from client.events import EventStream, iter_events
 from client.models import EVENT_CLIENT_QUEUE, MAX_EVENT_MESSAGE
 from consensus import Transaction, TxOut
 from tests.functional.node_process import NodeProcess, address_of
@@ -405,3 +409,40 @@ def test_a_foreign_origin_cannot_open_the_websocket(env: Env) -> None:
             await own.close()
 
     asyncio.run(scenario())
+
+
+def test_the_sdk_subscriber_async_and_sync(env: Env) -> None:
+    """``client.events``: typed messages, ``last_seq``, a replay with ``since``, the generator's
+    timeout."""
+
+    async def scenario() -> tuple[list[m.StreamMessage], list[str], int | None]:
+        async with EventStream(env.node.url, subscribe=["blocks"]) as stream:
+            first = await stream.receive(timeout=WAIT)
+            assert isinstance(first, m.SubscribedNotice) and first.subscribe == ["blocks"]
+            hashes = await asyncio.to_thread(env.node.generate, 2, env.miner)
+            got = [await stream.receive(timeout=WAIT) for _ in range(4)]
+            return got, hashes, stream.last_seq
+
+    got, hashes, last = asyncio.run(scenario())
+    assert [type(g) for g in got] == [m.BlockConnectedEvent, m.TipChangedEvent] * 2
+    connected = [g for g in got if isinstance(g, m.BlockConnectedEvent)]
+    assert [g.hash for g in connected] == hashes
+    assert isinstance(got[-1], m.TipChangedEvent) and last == got[-1].seq
+
+    first = got[0]
+    assert isinstance(first, m.BlockConnectedEvent)
+    messages = iter_events(env.node.url, subscribe=["blocks"], since=first.seq, timeout=WAIT)
+    try:
+        assert isinstance(next(messages), m.SubscribedNotice)
+        replayed = [next(messages) for _ in range(3)]
+    finally:
+        messages.close()
+    assert replayed == got[1:]
+
+    quiet = iter_events(env.node.url, subscribe=[], timeout=1.0)
+    try:
+        assert isinstance(next(quiet), m.SubscribedNotice)
+        with pytest.raises(TimeoutError):
+            next(quiet)  # nothing is subscribed: nothing comes
+    finally:
+        quiet.close()

@@ -46,9 +46,10 @@ from node.events import EventHub, StreamFullError, Subscriber, TopicError
 log = logging.getLogger(__name__)
 
 SSE = "text/event-stream"
-MAX_SUBSCRIBE_TEXT = m.MAX_EVENT_SUBSCRIPTIONS * (len(m.ADDRESS_TOPIC) + 36)
-"""The longest ``subscribe`` query parameter (all its values together): room for the most
-topics, each an address topic with its comma."""
+MAX_SUBSCRIBE_TEXT = 2_048
+"""The longest ``subscribe`` query parameter (all its values together, in characters): room
+for about 45 address topics, and short of the URL limit even percent-encoded (a WebSocket
+message takes all ``MAX_EVENT_SUBSCRIPTIONS``)."""
 MAX_SEQ = 2**63 - 1
 """The largest ``since`` taken."""
 HEARTBEAT = 20.0
@@ -63,6 +64,8 @@ CLOSE_BEHIND = 1008
 """The WebSocket close code of a dropped client (policy violation: it did not keep up)."""
 CLOSE_GOING_AWAY = 1001
 """The close code when the node stops."""
+STOP_GRACE = 1.0
+"""``DROP_GRACE`` when the node stops (a client that does not read must not hold it up)."""
 SSE_RETRY_MS = 2000
 """The reconnection delay an ``EventSource`` is told (``retry:``)."""
 
@@ -75,6 +78,8 @@ def parse_topics(hub: EventHub, values: list[str]) -> frozenset[str]:
         return frozenset(EVENT_TOPICS)
     if sum(len(v) + 1 for v in values) > MAX_SUBSCRIBE_TEXT:
         raise ApiError(400, f"subscribe: at most {MAX_SUBSCRIBE_TEXT:,} characters")
+    if not any(values):
+        raise ApiError(400, "subscribe names no topic (leave it out for blocks,mempool)")
     topics = [t for v in values for t in v.split(",") if t]
     try:
         return hub.parse_topics(topics)
@@ -162,12 +167,13 @@ async def _run_pump(
         return
     if not client.dropped:
         return
+    grace = STOP_GRACE if client.shutdown else DROP_GRACE
     transport = request.transport
     if transport is not None:  # a peer that never reads would keep a graceful close waiting
-        asyncio.get_running_loop().call_later(DROP_GRACE, transport.abort)
+        asyncio.get_running_loop().call_later(grace, transport.abort)
     last = client.last_words()
     with contextlib.suppress(TimeoutError, ConnectionError, RuntimeError):
-        async with asyncio.timeout(DROP_GRACE):
+        async with asyncio.timeout(grace):
             for text in last:
                 await send(None, text)
             await finish()
