@@ -1,10 +1,10 @@
 """The node's composition root and its commands: everything wired together, with one owner.
 
 ``NodeService`` builds the pieces with their dependencies injected (store, signature cache,
-chainstate, mempool, fee estimator, miner), subscribes them to each other's events, and runs the
-HTTP server. It offers the commands the API needs (submit a transaction or a block, generate,
-mining on/off, invalidate and reconsider a block, stop), as ``node.interfaces.NodeCommands``
-describes them: the API imports that, never this module, and this module builds the app
+chainstate, mempool, fee estimator, miner, the event stream's hub), subscribes them to each
+other's events, and runs the HTTP server. It offers the commands the API needs (submit a
+transaction or a block, generate, mining on/off, invalidate and reconsider a block, stop), as
+``node.interfaces.NodeCommands`` describes them: the API imports that, never this module, and this module builds the app
 (``make_app``) with the read models (``node.api.views.Views``) and P2P's routes.
 
 Threading: chainstate and mempool are touched only on one "state" thread (``call``), so the

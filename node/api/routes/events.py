@@ -106,7 +106,7 @@ def add(r: web.RouteTableDef, api: Api) -> None:
         )  # no compression: each client's copy of each event would cost a compression
         if ws.can_prepare(request).ok:
             return await serve_websocket(request, ws, join(hub, topics, since))
-        if SSE in request.headers.get("Accept", ""):
+        if request.method == "GET" and SSE in request.headers.get("Accept", ""):
             last = request.headers.get("Last-Event-ID")
             if last is not None:
                 since = parse_since(last.strip(), "Last-Event-ID")
