@@ -4,8 +4,9 @@
 chainstate, mempool, fee estimator, miner, the event stream's hub), subscribes them to each
 other's events, and runs the HTTP server. It offers the commands the API needs (submit a
 transaction or a block, generate, mining on/off, invalidate and reconsider a block, stop), as
-``node.interfaces.NodeCommands`` describes them: the API imports that, never this module, and this module builds the app
-(``make_app``) with the read models (``node.api.views.Views``) and P2P's routes.
+``node.interfaces.NodeCommands`` describes them: the API imports that, never this module, and
+this module builds the app (``make_app``) with the read models (``node.api.views.Views``) and
+P2P's routes.
 
 Threading: chainstate and mempool are touched only on one "state" thread (``call``), so the
 event loop never runs validation and never sees them half-updated; libsecp256k1 releases the GIL,
