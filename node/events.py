@@ -62,6 +62,11 @@ log = logging.getLogger(__name__)
 MAX_REPLIES = 16
 """Answers to a client's messages (``subscribed``, ``error``) waiting to be written; a client
 that sends more without reading them is dropped."""
+MESSAGE_RATE = 10.0
+MESSAGE_BURST = 20
+"""A client's messages are followed at ``MESSAGE_RATE`` a second, in bursts of up to
+``MESSAGE_BURST`` (a token bucket); one beyond is answered ``too-many-requests`` and ignored
+(each ``subscribe`` costs up to ``MAX_EVENT_SUBSCRIPTIONS`` address decodings on the loop)."""
 
 _encode = msgspec.json.Encoder().encode
 
@@ -146,6 +151,8 @@ class Subscriber:
         self.closed = False
         self.shutdown = False
         """Dropped because the node stops (the transport says "going away")."""
+        self._tokens = float(MESSAGE_BURST)
+        self._refilled: float | None = None
         self.write_started: float | None = None
         """The loop's time when the write under way began (``None``: no write waiting)."""
         self.behind_dropped = False
@@ -177,6 +184,17 @@ class Subscriber:
             self.cursor = max(seq + 1, hub.oldest)
         self.until = hub.seq
         self.wake.set()
+
+    def allow_message(self, now: float) -> bool:
+        """Whether a message arriving at ``now`` (the loop's clock) is within the rate."""
+        if self._refilled is not None:
+            elapsed = max(0.0, now - self._refilled)
+            self._tokens = min(float(MESSAGE_BURST), self._tokens + elapsed * MESSAGE_RATE)
+        self._refilled = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
 
     def error(self, code: str, message: str) -> None:
         self._reply(m.ErrorNotice(m.ErrorBody(code, message)))

@@ -37,7 +37,16 @@ from consensus import (
     get_params,
     merkle_root,
 )
-from node.events import MAX_REPLIES, EventHub, StreamFullError, Subscriber, TopicError, _Block
+from node.events import (
+    MAX_REPLIES,
+    MESSAGE_BURST,
+    MESSAGE_RATE,
+    EventHub,
+    StreamFullError,
+    Subscriber,
+    TopicError,
+    _Block,
+)
 from tests.helpers import coinbase, key, spend
 
 PARAMS = get_params("regtest")
@@ -262,6 +271,12 @@ def test_the_bounds() -> None:
         mainnet = encode_address(key(1).pubkey_hash, get_params("main"))
         with pytest.raises(TopicError):
             hub.parse_topics([f"address:{mainnet}"])  # another network's address
+
+        limited = EventHub(asyncio.get_running_loop(), PARAMS).join(ALL)
+        assert all(limited.allow_message(100.0) for _ in range(MESSAGE_BURST))
+        assert not limited.allow_message(100.0)  # the burst is spent
+        assert limited.allow_message(100.0 + 1.5 / MESSAGE_RATE)  # one more after its time
+        assert not limited.allow_message(100.0 + 1.5 / MESSAGE_RATE)
 
         free = EventHub(asyncio.get_running_loop(), PARAMS)
         chatty = free.join(ALL)

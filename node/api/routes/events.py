@@ -41,7 +41,7 @@ from client import models as m
 from client.models import API, EVENT_TOPICS
 from node.api.http import ApiError, json_response, parse_int
 from node.api.routes import Api
-from node.events import EventHub, StreamFullError, Subscriber, TopicError
+from node.events import MESSAGE_RATE, EventHub, StreamFullError, Subscriber, TopicError
 
 log = logging.getLogger(__name__)
 
@@ -237,6 +237,9 @@ async def serve_websocket(
 
 def handle_message(client: Subscriber, text: str) -> None:
     """One client message: ``subscribe`` (replacing the topics) then ``since``, or an error."""
+    if not client.allow_message(asyncio.get_running_loop().time()):
+        client.error("too-many-requests", f"at most {MESSAGE_RATE:g} messages a second")
+        return
     try:
         request = _request_decoder.decode(text)
     except msgspec.ValidationError as err:
