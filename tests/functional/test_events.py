@@ -13,6 +13,9 @@ raw socket that asks for a WebSocket and then never reads. Checked:
 - removal reasons on the stream: ``replaced`` (a replacement by fee), ``confirmed``, and an
   invalidated block's transactions coming back (``block_disconnected``, ``tip_changed``,
   ``tx_added``); an address subscription sees its address's transactions, no other's;
+- a reorganisation three blocks deep (issue 20 acceptance 3's shape): three
+  ``block_disconnected`` from the tip down, ``tip_changed``, the transactions back
+  (``tx_added``), then the new blocks and the confirmations, in order with no gap in seq;
 - a client that never reads is dropped with ``gap`` (``behind``, then close 1008) while the node
   keeps answering ``/info`` and accepting blocks, mined and submitted;
 - the SDK's subscriber (``client.events``) decodes the messages into their models, replays with
@@ -446,3 +449,49 @@ def test_the_sdk_subscriber_async_and_sync(env: Env) -> None:
             next(quiet)  # nothing is subscribed: nothing comes
     finally:
         quiet.close()
+
+
+def test_a_reorganisation_three_deep_in_order_with_no_gap(env: Env) -> None:
+    """Issue 20 acceptance 3's shape: three blocks with a transaction each leave (invalidated
+    at depth 3), their transactions come back, four new blocks confirm them: every step in
+    order, seqs consecutive."""
+    txs = spends(env.take(3), key(6))
+
+    async def scenario() -> list[dict[str, Any]]:
+        async with aiohttp.ClientSession() as session:
+            hashes = []
+            for tx in txs:  # one block per transaction
+                r = await asyncio.to_thread(env.node.post_raw, f"{API}/tx", tx.serialize())
+                assert r.status == 200, r.body
+                hashes += await asyncio.to_thread(env.node.generate, 1, env.miner)
+            ws = await session.ws_connect(env.ws_url)  # live from here
+            await subscribed(ws, ["blocks", "mempool"])
+            r = await asyncio.to_thread(
+                env.node.post_json, f"{API}/admin/invalidate", {"hash": hashes[0]}, True
+            )
+            assert r.status == 200, r.body
+            await asyncio.to_thread(env.node.generate, 4, env.miner)
+            # 3 disconnects, tip, 3 back; connect, 3 confirmed, tip; 3 x (connect, tip)
+            return [json.loads(t) for t in await receive(ws, 3 + 1 + 3 + 5 + 6)]
+
+    events = asyncio.run(scenario())
+    seqs = [e["seq"] for e in events]
+    assert seqs == list(range(seqs[0], seqs[0] + len(events)))
+    kinds = [e["type"] for e in events]
+    assert kinds == [
+        *["block_disconnected"] * 3,
+        "tip_changed",
+        *["tx_added"] * 3,
+        "block_connected",
+        *["tx_removed"] * 3,
+        "tip_changed",
+        *["block_connected", "tip_changed"] * 3,
+    ]
+    heights = [e["height"] for e in events[:3]]
+    assert heights == [heights[0], heights[0] - 1, heights[0] - 2]  # from the tip down
+    assert events[3]["height"] == heights[0] - 3
+    txids = [hx(tx.txid()) for tx in txs]
+    assert [e["txid"] for e in events[4:7]] == txids  # back, in their order
+    assert events[7]["height"] == heights[0] - 2 and events[7]["tx_count"] == 4
+    assert sorted(e["txid"] for e in events[8:11]) == sorted(txids)
+    assert {e["reason"] for e in events[8:11]} == {"confirmed"}
