@@ -40,6 +40,8 @@ TIMEOUT = 30.0
 """Seconds to connect, and by default the longest wait for a message in ``iter_events``."""
 QUEUE = 1_000
 """Messages ``iter_events`` holds between its thread and the consumer."""
+MAX_MESSAGE = 2**20
+"""The largest message read from a node (events are a few hundred bytes)."""
 
 _decoder = msgspec.json.Decoder(m.StreamMessage)
 
@@ -101,7 +103,7 @@ class EventStream:
         )
         try:
             self._ws = await self._session.ws_connect(
-                self.url, max_msg_size=2**20, heartbeat=None, autoping=True
+                self.url, max_msg_size=MAX_MESSAGE, heartbeat=None, autoping=True
             )
         except (aiohttp.ClientError, OSError, TimeoutError) as err:
             await self._session.close()
