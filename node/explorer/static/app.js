@@ -23,15 +23,17 @@
  *   4. Views: one async function per route, returning {view, title, node} or {redirect}.
  *   5. Router: hashchange -> view -> swaps <main>; keeps focus and scroll sensible.
  *   6. Live updates: the node's event stream (EventSource on /api/v1/events) says when the
- *      chain or the mempool changed, and /api/v1/info is then read (at most every 250 ms); if
- *      the stream drops, /api/v1/info is polled every 2 s until it is back. A new tip or
- *      mempool change re-renders the current view in place (focus kept on the same link), a
- *      new block is announced. <body data-live> says which: "stream" or "poll".
+ *      chain or the mempool changed, and /api/v1/info is then read (250 ms after a new tip, 1 s
+ *      after mempool events, once for a burst); if the stream drops, /api/v1/info is polled
+ *      every 2 s until it is back. A new tip or mempool change re-renders the current view in
+ *      place (focus kept on the same link), a new block is announced. <body data-live> says
+ *      which: "stream" or "poll".
  *   7. Start-up: search form, "/" shortcut, skip link.
  */
 
 const POLL_MS = 2000;
-const STREAM_DEBOUNCE_MS = 250; // one /info read for a burst of events
+const STREAM_TIP_MS = 250; // a new tip is shown this soon
+const STREAM_DEBOUNCE_MS = 1000; // one /info read for a burst of mempool events
 const STREAM_RETRY_POLLS = 5; // polls between attempts to open a new stream
 const TXS_PAGE = 25; // the API's page size for block and address transactions
 const UTXOS_SHOWN = 25; // unspent outputs listed before "show all"
@@ -1099,13 +1101,9 @@ function startStream() {
     document.body.dataset.live = "stream";
     check(); // what changed while it was down
   };
-  stream.onmessage = () => {
-    if (checkTimer === null) {
-      checkTimer = setTimeout(() => {
-        checkTimer = null;
-        check();
-      }, STREAM_DEBOUNCE_MS);
-    }
+  stream.onmessage = (event) => {
+    const tip = event.data.includes('"type":"tip_changed"');
+    scheduleCheck(tip ? STREAM_TIP_MS : STREAM_DEBOUNCE_MS);
   };
   stream.onerror = () => {
     // The browser reconnects by itself (sending Last-Event-ID) unless the stream is closed
@@ -1114,6 +1112,22 @@ function startStream() {
     document.body.dataset.live = "poll";
     startPolling();
   };
+}
+
+let checkDue = 0;
+
+/** Read /api/v1/info in `ms` milliseconds (or sooner, if a read is already due sooner). */
+function scheduleCheck(ms) {
+  const due = Date.now() + ms;
+  if (checkTimer !== null) {
+    if (checkDue <= due) return;
+    clearTimeout(checkTimer);
+  }
+  checkDue = due;
+  checkTimer = setTimeout(() => {
+    checkTimer = null;
+    check();
+  }, ms);
 }
 
 function startPolling() {
