@@ -167,8 +167,11 @@ class Subscriber:
     # --- the client's requests ------------------------------------------------------------------
 
     def subscribe(self, topics: list[str]) -> None:
-        """Replace the topics (``TopicError`` if one is not a topic, nothing changed then)."""
+        """Replace the topics (``TopicError`` if one is not a topic, nothing changed then).
+        A client that left (or was dropped) changes nothing: its topics are gone with it."""
         wanted = self._hub.parse_topics(topics)
+        if self.closed:
+            return
         self._hub.retopic(self, wanted)
         self._reply(m.SubscribedNotice(sorted(wanted), self._hub.seq))
 

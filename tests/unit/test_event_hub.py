@@ -237,6 +237,7 @@ def test_address_events_only_for_subscribed_addresses() -> None:
             (4, "block_connected"),
         ]
         hub.leave(watcher)
+        watcher.subscribe([f"address:{payee}"])  # gone: it watches nothing any more
         hub.removed(tx(3, to=1), (), "evicted")
         await settle()
         assert [e["seq"] for e in messages(everything)] == [6]  # no address event any more
