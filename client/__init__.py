@@ -5,6 +5,8 @@ structs, with the API's shared constants (its prefix, batch and gap limits, fee 
 serves and documents exactly these (``node.api`` encodes them, ``node.api.openapi`` generates the
 OpenAPI document from them), and ``client.http.Client`` decodes its answers into them. So a shape
 changes in one place, and the server, the document, this client and the wallet follow.
+``client.events`` subscribes to a node's event stream (SPEC 3.6: ``EventStream``, async, and
+``iter_events``, a generator); it is imported on its own, as it loads aiohttp.
 
 What it does not do: hold keys or sign (``wallet``), validate consensus (``consensus``), or keep
 state beyond one call. It imports ``consensus`` only of this project (a test enforces it), never

@@ -696,3 +696,157 @@ class Reorged(Model):
         list[Hash],
         msgspec.Meta(description="txids taken out of the mempool: `drop` and their descendants"),
     ]
+
+
+# --- the event stream (SPEC 3.6; ``GET /api/v1/events``, ``node.events``, ``client.events``) -----
+
+EVENT_RING = 10_000
+"""Events a node keeps for replay (``{"since": seq}``); an older ``since`` is answered ``gap``."""
+EVENT_CLIENT_QUEUE = 1_000
+"""Events a client may fall behind (not yet written to its connection) while its connection
+takes nothing for ``EVENT_STALL_SECONDS``; beyond both it is sent ``gap`` and dropped (as it is
+when its place falls out of the ring). A burst (one block's thousands of ``tx_removed``) never
+drops a client that keeps reading."""
+EVENT_STALL_SECONDS = 5.0
+"""Seconds one write to a client may wait for its connection to take data, while the client is
+more than ``EVENT_CLIENT_QUEUE`` events behind, before it is dropped."""
+MAX_EVENT_CLIENTS = 100
+"""Clients of one node's stream at once (WebSocket and SSE together); 429 beyond."""
+MAX_EVENT_SUBSCRIPTIONS = 100
+"""Topics one client subscribes to at most (``blocks``, ``mempool`` and addresses together)."""
+MAX_EVENT_MESSAGE = 8_192
+"""Bytes of one message a WebSocket client may send; the node closes the connection (1009)
+beyond."""
+EVENT_TOPICS = ("blocks", "mempool")
+"""The topics besides addresses: ``blocks`` (``block_connected``, ``block_disconnected``,
+``tip_changed``) and ``mempool`` (``tx_added``, ``tx_removed``); the default subscription."""
+ADDRESS_TOPIC = "address:"
+"""Prefix of an address topic: ``address:<address>`` (``address`` events of that address)."""
+REMOVAL_REASONS = ("confirmed", "replaced", "evicted", "expired", "conflict", "reorg")
+RemovalReason = Literal["confirmed", "replaced", "evicted", "expired", "conflict", "reorg"]
+"""Why a transaction left the mempool: mined (``confirmed``), replaced by fee (``replaced``),
+evicted from a full mempool (``evicted``), too old (``expired``), spending what a block or
+another transaction spent (``conflict``), not taken back after a reorganisation (``reorg``)."""
+AddressStatus = Literal["mempool", "confirmed", "removed", "disconnected"]
+"""What happened to a transaction touching a subscribed address: it entered the mempool,
+a block confirmed it, it left the mempool unconfirmed, or its block left the best chain."""
+Seq = Annotated[int, msgspec.Meta(ge=1, description="the node's event sequence number")]
+
+
+class Event(Model, tag_field="type"):
+    """One event of the node's stream: ``seq`` rises by exactly 1 per event on the node."""
+
+    seq: Seq
+
+
+class BlockConnectedEvent(Event, tag="block_connected"):
+    """A block joined the best chain."""
+
+    hash: Hash
+    height: Height
+    tx_count: Annotated[int, msgspec.Meta(ge=1)]
+
+
+class BlockDisconnectedEvent(Event, tag="block_disconnected"):
+    """A block left the best chain (a reorganisation, or ``/admin/invalidate``)."""
+
+    hash: Hash
+    height: Height
+
+
+class TipChangedEvent(Event, tag="tip_changed"):
+    """The best chain's tip is now this block (after the connects and disconnects that moved it)."""
+
+    hash: Hash
+    height: Height
+
+
+class TxAddedEvent(Event, tag="tx_added"):
+    """A transaction entered the mempool."""
+
+    txid: Hash
+    fee: Amount
+    size: Annotated[int, msgspec.Meta(ge=1, description="bytes, serialized")]
+
+
+class TxRemovedEvent(Event, tag="tx_removed"):
+    """A transaction left the mempool, or (``reorg``) a transaction of a disconnected block
+    did not come back to it."""
+
+    txid: Hash
+    reason: RemovalReason
+
+
+class AddressEvent(Event, tag="address"):
+    """A transaction paying or spending from a subscribed address."""
+
+    address: Address
+    txid: Hash
+    status: AddressStatus
+
+
+NodeEvent = (
+    BlockConnectedEvent
+    | BlockDisconnectedEvent
+    | TipChangedEvent
+    | TxAddedEvent
+    | TxRemovedEvent
+    | AddressEvent
+)
+
+
+class StreamNotice(Model, tag_field="type"):
+    """A message of the stream to one client, outside the node's sequence (no ``seq``)."""
+
+
+class GapNotice(StreamNotice, tag="gap"):
+    """Events this client will not get: ``after`` is the last seq it asked from or was given,
+    ``next`` the first the node can still give. ``reason``: ``too-old`` (``since`` older than
+    the ring: the stream goes on from ``next``), ``unknown`` (``since`` above the node's latest
+    seq, as after a node restart: the stream goes on live), ``behind`` (the client fell more
+    than the per-client queue behind: it is dropped)."""
+
+    after: Annotated[int, msgspec.Meta(ge=0)]
+    next: Annotated[int, msgspec.Meta(ge=1)]
+    reason: Literal["too-old", "unknown", "behind"]
+
+
+class SubscribedNotice(StreamNotice, tag="subscribed"):
+    """The client's topics from now on, and the node's latest seq when they took effect."""
+
+    subscribe: list[str]
+    seq: Annotated[int, msgspec.Meta(ge=0)]
+
+
+class ErrorNotice(StreamNotice, tag="error"):
+    """A client message the node could not follow (the connection stays open)."""
+
+    error: ErrorBody
+
+
+StreamMessage = NodeEvent | GapNotice | SubscribedNotice | ErrorNotice
+"""Anything a client of ``/api/v1/events`` receives."""
+
+
+class EventsInfo(Model):
+    """The stream's state (``GET /api/v1/events`` without an upgrade or ``Accept:
+    text/event-stream``)."""
+
+    seq: Annotated[int, msgspec.Meta(ge=0, description="the latest event's seq (0: none yet)")]
+    oldest: Annotated[int, msgspec.Meta(ge=1, description="the oldest seq ``since`` replays")]
+    ring: Annotated[int, msgspec.Meta(ge=1, description="events kept for replay")]
+    clients: Count
+    max_clients: Count
+    dropped: Annotated[int, msgspec.Meta(ge=0, description="clients dropped (behind) so far")]
+
+
+class EventsRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """A WebSocket client's message: new topics (replacing the old), a replay point, or both."""
+
+    subscribe: Annotated[list[str], msgspec.Meta(max_length=MAX_EVENT_SUBSCRIPTIONS)] | None = None
+    since: Annotated[int, msgspec.Meta(ge=0)] | None = None
+
+
+STREAM_MODELS: tuple[Any, ...] = (StreamMessage, EventsRequest)
+"""What the event stream sends and takes, documented as components though no HTTP answer names
+them (the OpenAPI document has no WebSocket messages)."""

@@ -26,6 +26,7 @@ from consensus import NetworkParams, ValidationError
 from node.chainstate import AcceptResult as BlockAcceptResult
 from node.chainstate.blockindex import BlockIndexEntry
 from node.config import Settings
+from node.events import EventHub
 from node.mempool import AcceptResult as TxAcceptResult
 from node.metrics import NodeMetrics
 
@@ -145,6 +146,7 @@ class NodeCommands(Protocol):
     metrics: NodeMetrics
     token: str
     status: NodeStatus | None
+    events: EventHub
 
     @property
     def fees(self) -> FeeView: ...

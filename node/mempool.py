@@ -52,6 +52,7 @@ from typing import Protocol
 
 import msgpack
 
+from client.models import RemovalReason
 from consensus import (
     Block,
     Coin,
@@ -188,6 +189,16 @@ class MempoolEntry:
         return {o.pubkey_hash for o in self.tx.outputs} | {c.output.pubkey_hash for c in self.spent}
 
 
+class MempoolWatcher(Protocol):
+    """What ``Mempool.watch`` tells (on the state thread, synchronously: it must not block)."""
+
+    def added(self, entry: MempoolEntry) -> None: ...
+
+    def removed(self, tx: Transaction, spent: tuple[Coin, ...], reason: RemovalReason) -> None:
+        """``spent``: the coins ``tx`` spent (empty for a transaction of a disconnected block
+        that never was in the pool)."""
+
+
 @dataclass(frozen=True)
 class Replaced:
     """A transaction that left the mempool because ``by`` (its direct replacer) took its place."""
@@ -253,6 +264,10 @@ class Mempool:
         """txid -> (serialized tx, txids of its inputs), oldest first."""
         self._orphan_bytes = 0
         self._listeners: list[Callable[[MempoolEntry], None]] = []
+        self._watchers: list[MempoolWatcher] = []
+        self._pass_reasons: dict[bytes, RemovalReason] | None = None
+        """During a take-back pass (``_take_back``): why each transaction that did not come
+        back left; the pass tells the watchers once it ends."""
         self._seq = 0
         self._heap: list[tuple[float, int, bytes]] = []
         """Eviction candidates (descendant score, seq, txid); an item is current only while it
@@ -306,8 +321,26 @@ class Mempool:
         return self.replaced.get(txid)
 
     def subscribe(self, listener: Callable[[MempoolEntry], None]) -> None:
-        """Call ``listener(entry)`` for every newly accepted transaction (relay, miner)."""
+        """Call ``listener(entry)`` for every newly accepted transaction (relay, miner). A
+        reorganisation's take-back calls it again for every entry it keeps."""
         self._listeners.append(listener)
+
+    def watch(self, watcher: MempoolWatcher) -> None:
+        """Tell ``watcher`` of every change of the pool's contents, each once: a transaction
+        that enters it (``added``) and one that leaves it, with the reason (``removed``); after
+        a reorganisation, the transactions of disconnected blocks that did not come back are
+        ``removed`` too (``reorg`` or ``conflict``), and the entries kept are not announced
+        again. For the event stream (``node.events``)."""
+        self._watchers.append(watcher)
+
+    def _removed(self, entries: Iterable[MempoolEntry], reason: RemovalReason) -> None:
+        if self._pass_reasons is not None:
+            for e in entries:
+                self._pass_reasons[e.txid] = reason
+            return
+        for e in entries:
+            for watcher in self._watchers:
+                watcher.removed(e.tx, e.spent, reason)
 
     # --- accepting ------------------------------------------------------------------------------
 
@@ -428,6 +461,11 @@ class Mempool:
                 ", ".join(e.txid[::-1].hex() for e in replaced),
             )
             self._remember_replaced(replaced, txid)
+        self._removed(replaced, "replaced")
+        if self._pass_reasons is None:
+            for watcher in self._watchers:
+                watcher.added(entry)
+        self._removed(trimmed, "evicted")
         for listener in self._listeners:
             listener(entry)
         return AcceptResult(txid, "accepted", fee, tuple(evicted))
@@ -557,24 +595,29 @@ class Mempool:
             self._remove_entry(e.txid)
         return present
 
-    def remove_with_descendants(self, txid: bytes, reason: str = "conflict") -> list[bytes]:
-        """Remove ``txid`` and everything that spends from it; return what was removed.
-        ``reason`` is why (SPEC 3.6's ``tx_removed`` reasons: ``conflict``, ``reorg`` for a
-        scripted reorg's drops, ``evicted`` for a clear by hand), for the event stream to
-        report; the pool itself does not keep it."""
+    def remove_with_descendants(
+        self, txid: bytes, reason: RemovalReason = "conflict"
+    ) -> list[bytes]:
+        """Remove ``txid`` and everything that spends from it, for ``reason`` (SPEC 3.6's
+        ``tx_removed`` reasons: ``conflict``, ``reorg`` for a scripted reorg's drops,
+        ``evicted`` for a clear by hand; the watchers hear it); return what was removed."""
         if txid not in self.entries:
             return []
-        return [e.txid for e in self._remove_entries([txid, *self.descendants(txid)])]
+        removed = self._remove_entries([txid, *self.descendants(txid)])
+        self._removed(removed, reason)
+        return [e.txid for e in removed]
 
     def clear(self) -> int:
         """Remove every transaction, and every orphan, from memory and from the store (one
         batch); return how many entries there were (the devnet's ``mempool clear``)."""
         count = len(self.entries)
+        gone = list(self.entries.values())
         if self._store is not None and self.entries:
             with self._store.write_batch(sync=False) as batch:
                 for txid in self.entries:
                     batch.delete(P_MEMPOOL + txid)
         self._forget_entries_in_memory()
+        self._removed(sorted(gone, key=lambda e: -e.seq), "evicted")  # children first
         self._orphans.clear()
         self._orphan_bytes = 0
         return count
@@ -695,11 +738,13 @@ class Mempool:
     def _block_connected(self, event: BlockConnected) -> None:
         for tx in event.block.txs[1:]:
             txid = tx.txid()
-            self._remove_entry(txid)  # its children stay: their parent is now confirmed
+            confirmed = self._remove_entry(txid)  # its children stay: their parent is confirmed
+            if confirmed is not None:
+                self._removed([confirmed], "confirmed")
             for txin in tx.inputs:
                 other = self.spenders.get(txin.prevout)
                 if other is not None and other != txid:
-                    self.remove_with_descendants(other)  # conflicts with the block
+                    self.remove_with_descendants(other, "conflict")  # conflicts with the block
         for tx in event.block.txs[1:]:
             self._adopt_orphans(tx.txid())
 
@@ -733,18 +778,65 @@ class Mempool:
                 candidates.append((Transaction.deserialize(raw), when))
             except ValidationError:
                 log.warning("dropping an unreadable persisted mempool transaction")
+        returned = {tx.txid(): tx for tx, when in candidates if when is None}
+        before = {e.txid: e for e in previous}
         self._forget_entries_in_memory()
-        for tx, entry_time in _topological(candidates):
-            try:
-                self._accept_one(tx, entry_time, keep_orphan=False, bypass_limits=True)
-            except ValidationError as err:
-                log.debug("not taken back: %s: %s", tx.txid()[::-1].hex(), err.code)
+        reasons: dict[bytes, RemovalReason] = {}
+        self._pass_reasons = reasons
+        try:
+            for tx, entry_time in _topological(candidates):
+                try:
+                    self._accept_one(tx, entry_time, keep_orphan=False, bypass_limits=True)
+                except ValidationError as err:
+                    log.debug("not taken back: %s: %s", tx.txid()[::-1].hex(), err.code)
+                    if err.code != codes.TXN_ALREADY_KNOWN:  # confirmed: the block said so
+                        reasons[tx.txid()] = "conflict" if self._spends_spent(tx) else "reorg"
+        finally:
+            self._pass_reasons = None
+        self._tell_watchers_after_pass(before, returned, reasons)
         if self._store is not None:
             with self._store.write_batch(sync=False) as batch:
                 for txid in persisted - self.entries.keys():
                     batch.delete(P_MEMPOOL + txid)
         self.chain.forget_returned([key for key, _ in records])
         return len(self.entries)
+
+    def _spends_spent(self, tx: Transaction) -> bool:
+        """Whether ``tx`` spends an output that the chain or the pool already spent (a
+        conflict), rather than one that no longer exists at all (its transaction left)."""
+        view = _MempoolCoins(self, set())
+        for txin in tx.inputs:
+            parent = txin.prevout.txid
+            if view.get_coin(txin.prevout) is None and (
+                parent in self.entries or self.chain.has_transaction(parent)
+            ):
+                return True
+            if txin.prevout in self.spenders:
+                return True
+        return False
+
+    def _tell_watchers_after_pass(
+        self,
+        before: dict[bytes, MempoolEntry],
+        returned: dict[bytes, Transaction],
+        reasons: dict[bytes, RemovalReason],
+    ) -> None:
+        """After a take-back pass: the watchers hear of what entered the pool (in acceptance
+        order), then of the previous entries and returned transactions that did not."""
+        if not self._watchers:
+            return
+        for e in sorted(self.entries.values(), key=lambda e: e.seq):
+            if e.txid not in before:
+                for watcher in self._watchers:
+                    watcher.added(e)
+        for txid, e in before.items():
+            if txid not in self.entries:
+                for watcher in self._watchers:
+                    watcher.removed(e.tx, e.spent, reasons.get(txid, "reorg"))
+        for txid, tx in returned.items():
+            if txid not in self.entries and txid not in before and txid in reasons:
+                for watcher in self._watchers:
+                    watcher.removed(tx, (), reasons[txid])
 
     def _forget_entries_in_memory(self) -> None:
         """Empty the pool in memory only: the persisted copy stays until ``_take_back`` ends."""
@@ -761,7 +853,7 @@ class Mempool:
         limit = now - self.policy.expiry_seconds
         removed: list[bytes] = []
         for txid in [t for t, e in self.entries.items() if e.time < limit]:
-            removed += self.remove_with_descendants(txid)
+            removed += self.remove_with_descendants(txid, "expired")
         if removed:
             log.info("expired %d transaction(s)", len(removed))
         return removed

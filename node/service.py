@@ -1,12 +1,12 @@
 """The node's composition root and its commands: everything wired together, with one owner.
 
 ``NodeService`` builds the pieces with their dependencies injected (store, signature cache,
-chainstate, mempool, fee estimator, miner and its ``AutoMiner``, the devnet ``Toolkit``),
-subscribes them to each other's events, and runs the HTTP server. It offers the commands the API
-needs (submit a transaction or a block, generate, mining on/off, invalidate and reconsider a
-block, stop, and the toolkit's), as ``node.interfaces.NodeCommands`` describes them: the API
-imports that, never this module, and this module builds the app (``make_app``) with the read
-models (``node.api.views.Views``) and P2P's routes.
+chainstate, mempool, fee estimator, miner and its ``AutoMiner``, the devnet ``Toolkit``, the
+event stream's hub), subscribes them to each other's events, and runs the HTTP server. It offers
+the commands the API needs (submit a transaction or a block, generate, mining on/off, invalidate
+and reconsider a block, stop, and the toolkit's), as ``node.interfaces.NodeCommands`` describes
+them: the API imports that, never this module, and this module builds the app (``make_app``)
+with the read models (``node.api.views.Views``) and P2P's routes.
 
 Time: the chainstate, the mempool and the miner share one ``NodeClock`` (``node.clock``), the wall
 clock plus the offset the devnet's ``POST /admin/time`` sets (loaded from the data directory on
@@ -62,6 +62,7 @@ from node.chainstate import (
 )
 from node.clock import NodeClock
 from node.config import Settings
+from node.events import EventHub
 from node.fees import FeeEstimator
 from node.interfaces import VERSION, CommandError, NodeStatus
 from node.mempool import AcceptResult as TxAcceptResult
@@ -167,6 +168,8 @@ class NodeService:
         self.toolkit: Toolkit
         self.views: Views
         self.p2p: PeerManager
+        self.events: EventHub
+        """The event stream (``node.events``): fed by the state thread, served on the loop."""
 
     # --- life cycle -----------------------------------------------------------------------------
 
@@ -253,15 +256,18 @@ class NodeService:
         )
         self.fees = FeeEstimator()
         chain.subscribe(self._count_block)
+        chain.subscribe(self.events.on_chain_event)  # before the mempool: a block, then its txs
         chain.subscribe(self.mempool.on_chain_event)
         chain.subscribe(self.fees.on_chain_event)
         self.mempool.load()
+        self.mempool.watch(self.events)  # from now on: what load restored is no event
         self.views = Views(chain, self.mempool)
 
     async def start(self) -> None:
         """Open the database, start serving, write the cookie, start mining if configured."""
         s = self.settings
         log.info("starting Tally %s on the %s network, data in %s", VERSION, s.network, s.datadir)
+        self.events = EventHub(asyncio.get_running_loop(), self.params)
         await self.call(self._open_state)
         self._searcher = PowSearcher()
         self._warmup = self._background(
@@ -342,6 +348,8 @@ class NodeService:
             await self.automine.stop()
         if hasattr(self, "p2p"):
             await self.p2p.stop()
+        if hasattr(self, "events"):
+            self.events.shutdown()  # the stream's connections would hold the cleanup up
         if self._runner is not None:
             await self._runner.cleanup()
         if self._guard is not None:

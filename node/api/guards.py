@@ -18,8 +18,10 @@ in the API's error shape by ``guards_middleware``:
    IP literal when it listens on a wildcard address (``0.0.0.0``, ``::``: every address of the
    machine is its own, and a page can only rebind a *name*); or a name given with
    ``--allow-host``. A missing port means port 80. A missing ``Host`` is refused.
-3. ``Origin`` (403 ``forbidden``): a state-changing request (POST, PUT, DELETE, PATCH) that
-   carries an ``Origin`` must come from the node's own origin: ``http://`` or ``https://`` with
+3. ``Origin`` (403 ``forbidden``): a state-changing request (POST, PUT, DELETE, PATCH), or a
+   WebSocket upgrade (a GET a page can make cross-site and then read: cross-site WebSocket
+   hijacking, as of ``/api/v1/events``), that carries an ``Origin`` must come from the node's
+   own origin: ``http://`` or ``https://`` with
    the same host and port as the (already checked) ``Host``. Browsers send ``Origin`` on
    same-origin POSTs too, so the explorer's own requests pass; command-line clients and peers
    send none.
@@ -200,9 +202,17 @@ def check_host(policy: HostPolicy, header: str | None) -> tuple[str, int | None]
     return host, port
 
 
-def check_origin(method: str, origin: str | None, host: tuple[str, int | None]) -> None:
-    """A state-changing request with an ``Origin`` must come from the node's own origin."""
-    if method not in STATE_CHANGING or origin is None:
+def is_websocket_upgrade(upgrade: str | None) -> bool:
+    """Whether an ``Upgrade`` header asks for a WebSocket (as aiohttp decides it)."""
+    return (upgrade or "").strip().lower() == "websocket"
+
+
+def check_origin(
+    method: str, origin: str | None, host: tuple[str, int | None], websocket: bool = False
+) -> None:
+    """A state-changing request or a WebSocket upgrade (``websocket``) with an ``Origin``
+    must come from the node's own origin."""
+    if (method not in STATE_CHANGING and not websocket) or origin is None:
         return
     own_host, own_port = host
     refused = GuardError(
@@ -249,7 +259,8 @@ def make_guards_middleware(
         try:
             check_target(request.raw_path)
             host = check_host(policy, request.headers.get("Host"))
-            check_origin(request.method, request.headers.get("Origin"), host)
+            websocket = is_websocket_upgrade(request.headers.get("Upgrade"))
+            check_origin(request.method, request.headers.get("Origin"), host, websocket)
             if request.body_exists:
                 p2p = request.path.startswith(P2P_PREFIX)
                 check_content_type(request.headers.get("Content-Type"), p2p)

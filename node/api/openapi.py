@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 import msgspec
 
@@ -47,6 +47,7 @@ from node.api.http import MAX_BODY
 from node.api.routes import toolkit
 from node.api.routes.admin import MAX_BLOCK_TIME, MAX_GENERATE
 from node.api.routes.blocks import MAX_HEIGHT, MAX_START_INDEX
+from node.api.routes.events import HEARTBEAT, MAX_SEQ, MAX_SUBSCRIBE_TEXT, SSE
 from node.api.routes.node import MAX_QUERY, STATIC_NAME
 from node.api.views import BLOCKS_PAGE, MEMPOOL_RECENT, MEMPOOL_TXIDS_PAGE, TXS_PAGE, UTXO_PAGE
 from node.p2p import messages as p2p
@@ -147,6 +148,13 @@ class Route:
     admin: bool = False
     body_description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    streams: tuple[Content, ...] = ()
+    """More media types of the 200 answer (a stream the request asks for by its headers)."""
+
+
+def ref(model: Any) -> Schema:
+    """A reference to a model's component."""
+    return {"$ref": m.REF_TEMPLATE.format(name=model.__name__)}
 
 
 def page_of(model: Any, size: int) -> Any:
@@ -509,6 +517,60 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route("get", f"{API}/utxo-set-info", "getUtxoSetInfo", "chain", "The UTXO set", m.UtxoSetInfo),
     Route("get", f"{API}/peers", "getPeers", "node", "The node's peers", m.Peers),
+    Route(
+        "get",
+        f"{API}/events",
+        "getEvents",
+        "events",
+        "The event stream: a WebSocket, Server-Sent Events, or its state",
+        m.EventsInfo,
+        params=(
+            Param(
+                "subscribe",
+                "query",
+                string(
+                    pattern=r"^[a-z]+(:[1-9A-HJ-NP-Za-km-z]+)?(,[a-z]+(:[1-9A-HJ-NP-Za-km-z]+)?)*$",
+                    maxLength=MAX_SUBSCRIBE_TEXT - 1,
+                ),
+                f"Topics, comma-separated (or the parameter repeated), at most "
+                f"{m.MAX_EVENT_SUBSCRIPTIONS}: `blocks`, `mempool`, `address:<address>` (400 for "
+                "any other). Default: `blocks,mempool`.",
+            ),
+            Param(
+                "since",
+                "query",
+                integer(maximum=MAX_SEQ),
+                "Replay the events after this seq that the ring still holds (an SSE "
+                "`Last-Event-ID` header overrides it).",
+            ),
+        ),
+        errors=(400, 429),
+        streams=(
+            Content(
+                SSE,
+                string(
+                    description="Server-Sent Events: `id: <seq>` and `data: <event JSON>` per "
+                    "node event; notices (`gap`, `subscribed`, `error`) are `data:` without an id"
+                ),
+            ),
+        ),
+        description="With `Upgrade: websocket` the answer is a WebSocket (101): the node sends "
+        "one JSON text message per event or notice (`x-websocket.send`), and the client may send "
+        '`{"subscribe": [topics]}` (replacing its topics; answered `subscribed`) and '
+        f'`{{"since": seq}}`, each at most {m.MAX_EVENT_MESSAGE:,} bytes (a bad one is '
+        "answered `error`). A WebSocket upgrade from a foreign `Origin` is 403. With `Accept: "
+        "text/event-stream` the answer is Server-Sent Events. Otherwise it is the stream's "
+        f"state. The node keeps the latest {m.EVENT_RING:,} events for replay; a client more "
+        f"than {m.EVENT_CLIENT_QUEUE:,} events behind is sent `gap` and dropped; at most "
+        f"{m.MAX_EVENT_CLIENTS} clients at once (429 beyond); a ping or an SSE comment every "
+        f"{HEARTBEAT:g} s. Shapes: docs/API.md, section Events.",
+        extra={
+            "x-websocket": {
+                "send": {"oneOf": [ref(t) for t in get_args(m.StreamMessage)]},
+                "receive": ref(m.EventsRequest),
+            }
+        },
+    ),
     Route(
         "get",
         f"{API}/openapi.json",
@@ -1048,6 +1110,7 @@ TAGS = [
     ("addresses", "Addresses and accounts: totals, history, unspent outputs."),
     ("mempool", "Unconfirmed transactions and fees."),
     ("node", "The node itself."),
+    ("events", "The event stream (SPEC 3.6)."),
     ("admin", "Operator commands; need the cookie's token."),
     ("outside", "Routes outside `/api/v1/`."),
     ("p2p", "Node-to-node routes (SPEC 3.4): msgpack in, msgpack out."),
@@ -1111,10 +1174,17 @@ def _operation(
         }
     if route.admin:
         op["security"] = [{"adminToken": []}]
+    op.update(route.extra)
     guards = (403, 414, 415, 431) if route.body is not None else (403, 414, 431)
     statuses = sorted({*route.errors, *guards, 405})
     op["responses"] = {
-        "200": {"description": "OK.", "content": content(route.answer)},
+        "200": {
+            "description": "OK.",
+            "content": {
+                **content(route.answer),
+                **{s.media_type: {"schema": s.schema} for s in route.streams},
+            },
+        },
         **{str(s): {"$ref": f"#/components/responses/{ERRORS[s][0]}"} for s in statuses},
     }
     return op
@@ -1139,9 +1209,10 @@ def openapi_document(params: NetworkParams | None = None) -> dict[str, Any]:
     routes = all_routes()
     types = _types(routes)
     schemas, components = msgspec.json.schema_components(
-        [*types, *m.VARIANTS, *m.NAMED.values()], ref_template=m.REF_TEMPLATE
+        [*types, *m.VARIANTS, *m.STREAM_MODELS, *m.NAMED.values()], ref_template=m.REF_TEMPLATE
     )
-    named = dict(zip(m.NAMED, schemas[len(types) + len(m.VARIANTS) :], strict=True))
+    skip = len(types) + len(m.VARIANTS) + len(m.STREAM_MODELS)
+    named = dict(zip(m.NAMED, schemas[skip:], strict=True))
     schemas = tuple(_refer(s, named) for s in schemas[: len(types)])
     components = {name: _refer(s, named) for name, s in components.items()} | named
     paths: dict[str, Schema] = {}

@@ -371,6 +371,10 @@ queries: dict[str, SearchStrategy[str]] = {
     "after_txid": txid_ids,
     "after": st.builds("{}:{}".format, txid_ids, numbers) | st.text(max_size=80),
     "q": numbers | any_ids | addresses | st.just("a" * 201),
+    "subscribe": st.sampled_from(["blocks", "mempool", "blocks,mempool", "", ",", "chain"])
+    | addresses.map("address:{}".format)
+    | st.text(max_size=60),
+    "since": numbers,
 }
 filenames = st.sampled_from(["index.html", "app.js", "style.css", "nope.js", ".hidden"])
 
@@ -404,6 +408,7 @@ GET_ROUTES: dict[str, tuple[dict[str, SearchStrategy[str]], tuple[str, ...]]] = 
     f"{API}/search": ({}, ("q",)),
     f"{API}/utxo-set-info": ({}, ()),
     f"{API}/peers": ({}, ()),
+    f"{API}/events": ({}, ("subscribe", "since")),
     f"{API}/openapi.json": ({}, ()),
     "/metrics": ({}, ()),
     "/": ({}, ()),

@@ -41,6 +41,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "node.api": TOP,
     "node.miner": ("node.api", "node.p2p", *TOP),
     "node.fees": ("node.api", "node.p2p", *TOP),
+    "node.events": ("node.api", "node.p2p", "node.miner", *TOP),
 }
 
 

@@ -23,12 +23,19 @@
  *   3. API client: GET /api/v1/<path>; errors become ApiError with the node's code and message.
  *   4. Views: one async function per route, returning {view, title, node} or {redirect}.
  *   5. Router: hashchange -> view -> swaps <main>; keeps focus and scroll sensible.
- *   6. Live updates: polls /api/v1/info every 2 s; a new tip or mempool change re-renders the
- *      current view in place (focus kept on the same link), a new block is announced.
+ *   6. Live updates: the node's event stream (EventSource on /api/v1/events) says when the
+ *      chain or the mempool changed, and /api/v1/info is then read (250 ms after a new tip, 1 s
+ *      after mempool events, once for a burst); if the stream drops, /api/v1/info is polled
+ *      every 2 s until it is back. A new tip or mempool change re-renders the current view in
+ *      place (focus kept on the same link), a new block is announced. <body data-live> says
+ *      which: "stream" or "poll".
  *   7. Start-up: search form, "/" shortcut, skip link.
  */
 
 const POLL_MS = 2000;
+const STREAM_TIP_MS = 250; // a new tip is shown this soon
+const STREAM_DEBOUNCE_MS = 1000; // one /info read for a burst of mempool events
+const STREAM_RETRY_POLLS = 5; // polls between attempts to open a new stream
 const TXS_PAGE = 25; // the API's page size for block and address transactions
 const UTXOS_SHOWN = 25; // unspent outputs listed before "show all"
 const COINBASE_MATURITY = 100; // SPEC 2.6, the same on every network
@@ -1056,7 +1063,7 @@ function updateAgo() {
   }
 }
 
-async function poll() {
+async function check() {
   try {
     if (!document.hidden) {
       const info = await api("info");
@@ -1079,6 +1086,68 @@ async function poll() {
     conn.textContent = "Cannot reach the node. Retrying every few seconds\u2026";
     conn.hidden = false;
   }
+}
+
+let stream = null;
+let checkTimer = null;
+let polling = false;
+let polls = 0;
+
+function streamOpen() {
+  return stream !== null && stream.readyState === EventSource.OPEN;
+}
+
+function startStream() {
+  if (!("EventSource" in window)) return;
+  stream = new EventSource("/api/v1/events");
+  stream.onopen = () => {
+    document.body.dataset.live = "stream";
+    check(); // what changed while it was down
+  };
+  stream.onmessage = (event) => {
+    const tip = event.data.includes('"type":"tip_changed"');
+    scheduleCheck(tip ? STREAM_TIP_MS : STREAM_DEBOUNCE_MS);
+  };
+  stream.onerror = () => {
+    // The browser reconnects by itself (sending Last-Event-ID) unless the stream is closed
+    // for good; either way, poll until it is open again.
+    if (stream.readyState === EventSource.CLOSED) stream = null;
+    document.body.dataset.live = "poll";
+    startPolling();
+  };
+}
+
+let checkDue = 0;
+
+/** Read /api/v1/info in `ms` milliseconds (or sooner, if a read is already due sooner). */
+function scheduleCheck(ms) {
+  const due = Date.now() + ms;
+  if (checkTimer !== null) {
+    if (checkDue <= due) return;
+    clearTimeout(checkTimer);
+  }
+  checkDue = due;
+  checkTimer = setTimeout(() => {
+    checkTimer = null;
+    check();
+  }, ms);
+}
+
+function startPolling() {
+  if (polling) return;
+  polling = true;
+  document.body.dataset.live = "poll";
+  setTimeout(poll, POLL_MS);
+}
+
+async function poll() {
+  await check();
+  if (streamOpen()) {
+    polling = false;
+    return;
+  }
+  polls += 1;
+  if (stream === null && polls % STREAM_RETRY_POLLS === 0) startStream();
   setTimeout(poll, POLL_MS);
 }
 
@@ -1111,5 +1180,8 @@ document.getElementById("skip").addEventListener("click", (event) => {
 });
 
 window.addEventListener("hashchange", () => route());
-poll();
+check();
+startStream();
+if (stream === null) startPolling();
+setInterval(updateAgo, POLL_MS);
 route();
