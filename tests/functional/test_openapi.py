@@ -90,6 +90,10 @@ ACCEPTED_POSITIVE = ["2xx", "400", "401", "403", "404", "409", "429"]
 """What a request the schema admits may get: an answer, or a documented refusal (a bad address
 checksum, an unknown block: ``status_code_conformance`` holds each status to the operation's
 list). 400 is added to Schemathesis's default; its 5xx is left out (``not_a_server_error``)."""
+REJECTED_NEGATIVE = [*map(str, (400, 401, 403, 404, 405, 406, 409, 414, 415, 422, 428, 429)), "5xx"]
+"""How a request the schema refuses may be refused: Schemathesis's default list, and 414 (the URL
+beyond ``node.api.guards.MAX_URL_BYTES``: a refused text parameter of 2,047 characters outside
+its pattern, each a 4-byte UTF-8 character, is 24 KB once percent-encoded)."""
 NOT_FUZZED = {
     # They act on the node: stop it, mine (up to 10,000 blocks), start background mining,
     # or dial a peer URL.
@@ -213,6 +217,7 @@ def api_schema(chain: Chain) -> Any:
     """The document as the node serves it, loaded by Schemathesis."""
     schema = schemathesis.openapi.from_url(f"{chain.node.url}{API}/openapi.json")
     schema.config.checks.positive_data_acceptance.expected_statuses = ACCEPTED_POSITIVE
+    schema.config.checks.negative_data_rejection.expected_statuses = REJECTED_NEGATIVE
     return schema
 
 
