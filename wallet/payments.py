@@ -9,22 +9,25 @@ or in blocks) add up to the requested amount (any payment when no amount is aske
 once those with at least ``confirmations`` confirmations do. Progress is reported through a
 callback as it changes (``Progress``); a ``timeout`` ends the wait with ``WatchTimeoutError``.
 
-What the node says is read by ``poll_received``, the only function that talks to the node here:
-for now it polls the address's history (``/address/{a}/txs``, newest first, at most
-``MAX_WATCH_PAGES`` pages) every ``POLL_SECONDS``, as the node has no event stream yet (SPEC 3.6;
-docs/DECISIONS.md); an event-stream client replaces this one function.
+What the node says is read by ``poll_received`` (the address's history, ``/address/{a}/txs``,
+newest first, at most ``MAX_WATCH_PAGES`` pages). When to read it again is the event stream's
+call (SPEC 3.6, ``client.events``): ``StreamWaker`` subscribes to the address and to blocks and
+wakes the watch at each event that concerns it, re-reading at least every ``STREAM_RECHECK``
+seconds; if the stream cannot be opened or drops, the watch polls every ``POLL_SECONDS``.
 
 Left to others: the URI's text (``wallet.uri``), the QR code (``wallet.qr``), paying (``send``).
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from client import models as m
+from client.events import EventStreamError, iter_events
 from client.http import Client
 from wallet.keys import RECEIVE, KeyId
 from wallet.uri import format_tly
@@ -33,7 +36,11 @@ if TYPE_CHECKING:
     from wallet.service import Wallet
 
 POLL_SECONDS = 0.5
-"""How often ``watch`` asks the node while polling (until the event stream exists)."""
+"""How often ``watch`` asks the node while polling (when the event stream is not there)."""
+STREAM_RECHECK = 30.0
+"""With the event stream, ``watch`` re-reads the address at least this often anyway."""
+STREAM_OPEN_TIMEOUT = 10.0
+"""Seconds to wait for the stream's ``subscribed`` before polling instead."""
 MAX_WATCH_PAGES = 4
 """Pages of an address's history (25 each, newest first) a poll reads at most."""
 REQUEST_LABEL = "payment request"
@@ -93,6 +100,66 @@ def poll_received(client: Client, address: str) -> list[Received]:
     return found
 
 
+class Waker(Protocol):
+    """What ``watch`` waits on between two reads of the address."""
+
+    def wait(self, seconds: float) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class StreamWaker:
+    """Wakes a watch at each event of the node's stream about ``address`` or a block: a thread
+    reads ``client.events.iter_events`` and sets a flag that ``wait`` waits on. Without a
+    stream (it could not open, or dropped: ``active`` False) ``wait`` sleeps ``POLL_SECONDS``."""
+
+    def __init__(self, client: Client, address: str) -> None:
+        self._events: Iterator[m.StreamMessage] = iter_events(
+            client.url, subscribe=["blocks", f"address:{address}"], timeout=None
+        )
+        self._woken = threading.Event()
+        self._subscribed = threading.Event()
+        self._alive = True
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+        # Subscribed before the first read of the address, so no payment falls in between.
+        if not self._subscribed.wait(STREAM_OPEN_TIMEOUT):
+            self._alive = False
+
+    def _read(self) -> None:
+        try:
+            for _ in self._events:
+                self._subscribed.set()
+                self._woken.set()
+        except (EventStreamError, OSError, RuntimeError):
+            pass
+        finally:
+            self._alive = False
+            self._woken.set()
+
+    @property
+    def active(self) -> bool:
+        return self._alive
+
+    def wait(self, seconds: float) -> None:
+        """Until an event comes, ``seconds`` pass, or ``STREAM_RECHECK``; at most
+        ``POLL_SECONDS`` without a stream."""
+        limit = min(seconds, STREAM_RECHECK if self._alive else POLL_SECONDS)
+        if self._alive:
+            self._woken.wait(max(0.0, limit))
+            self._woken.clear()
+        else:
+            time.sleep(max(0.0, limit))
+
+    def close(self) -> None:
+        """Ends the stream (the reader thread is a daemon: a stream that does not close in
+        time is left to the process's exit)."""
+        self._alive = False
+        close = getattr(self._events, "close", None)
+        if close is not None and not self._thread.is_alive():
+            close()
+
+
 def watch(
     client: Client,
     address: str,
@@ -101,13 +168,32 @@ def watch(
     timeout: float | None,
     report: Callable[[Progress], None],
     poll: Callable[[Client, str], list[Received]] = poll_received,
-    poll_seconds: float = POLL_SECONDS,
+    waker: Callable[[Client, str], Waker] = StreamWaker,
 ) -> Progress:
     """Wait until ``address`` is paid ``amount`` (or anything) with ``confirmations``; the final
     progress. ``report`` is called once when seen and once when confirmed (and when the count
-    of confirmations changes in between)."""
+    of confirmations changes in between). The address is read again at each event of the
+    stream that concerns it (``StreamWaker``), or every ``POLL_SECONDS`` without a stream."""
     wanted = 1 if amount is None else amount
     deadline = None if timeout is None else time.monotonic() + timeout
+    wake = waker(client, address)
+    try:
+        return _watch(client, address, wanted, confirmations, timeout, deadline, report, poll, wake)
+    finally:
+        wake.close()
+
+
+def _watch(
+    client: Client,
+    address: str,
+    wanted: int,
+    confirmations: int,
+    timeout: float | None,
+    deadline: float | None,
+    report: Callable[[Progress], None],
+    poll: Callable[[Client, str], list[Received]],
+    wake: Waker,
+) -> Progress:
     last: Progress | None = None
     while True:
         received = poll(client, address)
@@ -140,7 +226,8 @@ def watch(
                 f"no payment of {_tly(wanted)} TLY to {address} confirmed within {timeout:g} s "
                 f"({what})"
             )
-        time.sleep(poll_seconds)
+        left = STREAM_RECHECK if deadline is None else deadline - time.monotonic()
+        wake.wait(max(0.0, left))
 
 
 def _seen(received: list[Received]) -> Progress:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -180,3 +181,54 @@ def test_sign_and_verify_message(w: Wallets, merchant: Path, customer: Path) -> 
         timeout=60,
     )
     assert r.returncode == 0 and r.stdout.strip() == "valid", r.stderr
+
+
+def address_reads(w: Wallets) -> int:
+    """How many times the node has answered ``/address/{address}/txs`` (its metrics)."""
+    text = w.node.get("/metrics").body.decode()
+    route = 'route="/api/v1/address/{address}/txs"'
+    counts = [
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("tally_http_request_seconds_count") and route in line
+    ]
+    return int(sum(counts))
+
+
+def test_watch_waits_on_the_event_stream_instead_of_polling(
+    w: Wallets, merchant: Path, customer: Path
+) -> None:
+    """SPEC 4: ``watch`` follows the node's event stream. While nothing happens it reads the
+    address no more than once at the start (polling every 0.5 s would read it about ten times
+    in five idle seconds), and it still sees the payment and its confirmation."""
+    address = w.ok("--wallet", str(merchant), "address", "--new")["address"]
+    before = address_reads(w)
+    watcher = subprocess.Popen(
+        [
+            *wallet_command(),
+            *("--wallet", str(merchant), "watch", address, "--json"),
+            *("--confirmations", "1", "--timeout", "150"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=w.env(TALLY_WALLET_PASSWORD=None),
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while address_reads(w) == before:  # the watch has opened its stream and read once
+            assert watcher.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        idle_start = address_reads(w)
+        time.sleep(5)
+        idle_reads = address_reads(w) - idle_start
+        sent = w.ok("--wallet", str(customer), "send", address, "0.5")
+        w.node.generate(1, BURN)
+        out, err = watcher.communicate(timeout=150)
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+    assert watcher.returncode == 0, err
+    done = json.loads(out)
+    assert done["status"] == "confirmed" and done["txids"] == [sent["txid"]]
+    assert idle_reads == 0, f"{idle_reads} reads of the address in 5 idle seconds"

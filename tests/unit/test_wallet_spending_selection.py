@@ -7,6 +7,7 @@ sequence (seen, then confirmed; a timeout saying what was seen) with an injected
 from __future__ import annotations
 
 import hashlib
+import time
 from decimal import Decimal
 
 import pytest
@@ -96,6 +97,19 @@ def test_fee_cap() -> None:
         spending.check_max_fee(101, 100, "why")
 
 
+class NoStream:
+    """A waker without an event stream: ``watch`` polls (briefly, for the test)."""
+
+    def __init__(self, client: object, address: str) -> None:
+        pass
+
+    def wait(self, seconds: float) -> None:
+        time.sleep(min(seconds, 0.01))
+
+    def close(self) -> None:
+        pass
+
+
 def test_watch_reports_seen_then_confirmed_and_times_out() -> None:
     answers = [
         [],
@@ -109,7 +123,7 @@ def test_watch_reports_seen_then_confirmed_and_times_out() -> None:
     def poll(client: object, address: str) -> list[payments.Received]:
         return answers.pop(0) if len(answers) > 1 else answers[0]
 
-    done = payments.watch(None, "addr", 100, 1, None, seen.append, poll, 0)  # type: ignore[arg-type]
+    done = payments.watch(None, "addr", 100, 1, None, seen.append, poll, NoStream)  # type: ignore[arg-type]
     assert [p.stage for p in seen] == ["seen", "confirmed"]
     assert seen[0].received == 100 and done.txids == ("t1", "t2") and done.received == 100
     with pytest.raises(payments.WatchTimeoutError, match=r"seen 0\.0000006 TLY in 1 trans"):
@@ -121,5 +135,5 @@ def test_watch_reports_seen_then_confirmed_and_times_out() -> None:
             0.05,
             lambda p: None,
             lambda c, a: [payments.Received("t1", 60, 3)],
-            0.01,
+            NoStream,
         )
