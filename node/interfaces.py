@@ -6,7 +6,9 @@ it, written down here as protocols: ``NodeCommands`` (the commands and published
 handler uses), ``PeersView`` (what ``/info`` and ``/admin/peers`` read of P2P) and ``FeeView``.
 ``NodeService`` satisfies ``NodeCommands`` structurally (mypy checks it where the service hands
 itself to ``make_app``). Also here, because both sides name them: the node's ``VERSION``,
-``CommandError`` (a command refused as asked: HTTP 400 with its code) and ``NodeStatus``, the
+``CommandError`` (a command refused as asked: HTTP 400 with its code; its subclass
+``NotAllowedError``, a devnet command on a network other than regtest, is HTTP 403
+``not-allowed``) and ``NodeStatus``, the
 immutable snapshot the state thread publishes after every call.
 
 Invariants: nothing here touches state; this module imports no other part of the node but the
@@ -25,8 +27,18 @@ from node.chainstate.blockindex import BlockIndexEntry
 from node.config import Settings
 from node.mempool import AcceptResult as TxAcceptResult
 from node.metrics import NodeMetrics
+from node.snapshots import SnapshotInfo
 
-__all__ = ["VERSION", "CommandError", "FeeView", "NodeCommands", "NodeStatus", "PeersView"]
+__all__ = [
+    "VERSION",
+    "CommandError",
+    "FeeView",
+    "NodeCommands",
+    "NodeStatus",
+    "NotAllowedError",
+    "PeersView",
+    "SnapshotInfo",
+]
 
 VERSION = "0.1.0"
 
@@ -40,6 +52,13 @@ class CommandError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class NotAllowedError(CommandError):
+    """A command this network does not offer (the devnet toolkit off regtest): HTTP 403."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("not-allowed", message)
 
 
 @dataclass(frozen=True)
@@ -111,3 +130,15 @@ class NodeCommands(Protocol):
     def add_peer(self, url: str) -> Awaitable[bool]: ...
 
     def request_stop(self) -> None: ...
+
+    # devnet toolkit: snapshots, partitions (regtest only; NotAllowedError elsewhere)
+
+    def take_snapshot(self, name: str) -> Awaitable[SnapshotInfo]: ...
+
+    def list_snapshots(self) -> Awaitable[list[SnapshotInfo]]: ...
+
+    def revert(self, name: str) -> Awaitable[SnapshotInfo]: ...
+
+    def partition(self, urls: list[str]) -> list[str]: ...
+
+    def heal(self) -> Awaitable[tuple[list[str], list[str]]]: ...

@@ -772,6 +772,17 @@ class Mempool:
         log.info("mempool: %d transaction(s) restored", restored)
         return restored
 
+    def reload(self) -> int:
+        """Forget everything held in memory (entries, orphans, recent replacements) and
+        ``load`` again from the store, whose contents were replaced underneath (a devnet
+        revert); subscribers stay subscribed. The pool's size afterwards."""
+        self._forget_entries_in_memory()
+        self._orphans.clear()
+        self._orphan_bytes = 0
+        self.replaced.clear()
+        self.replaced_bytes = 0
+        return self.load()
+
     def transactions(self) -> Iterable[Transaction]:
         return (e.tx for e in self.entries.values())
 

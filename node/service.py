@@ -17,6 +17,13 @@ never waits behind more than that many reads, each of which costs what it return
 count and bytes), an immutable object the event loop reads without a trip to the state thread:
 ``/info`` answers at once even while a block is validated (docs/DECISIONS.md, "Reads").
 
+The devnet toolkit's snapshots (regtest only, SPEC 6): ``take_snapshot`` copies the store on the
+state thread (``node.snapshots``); ``revert`` pauses mining, replaces the store's contents with
+a snapshot's and rebuilds, still on the state thread and in the same objects, what start-up
+builds from the store (chainstate, mempool, fee estimator: ``reload``/``reset``, so every
+subscriber stays wired), then resumes mining and makes P2P drop and redial every peer
+(``PeerManager.reconnect``). ``partition``/``heal`` are P2P's.
+
 Start-up writes ``<datadir>/.cookie`` (``__cookie__:<token>``, mode 0600, a new token every
 start, as bitcoind does); the admin routes require that token. Beside it, ``<datadir>/.url``
 holds the API's URL, so client commands need only the data directory. Stop removes both.
@@ -57,7 +64,7 @@ from node.chainstate import (
 )
 from node.config import Settings
 from node.fees import FeeEstimator
-from node.interfaces import VERSION, CommandError, NodeStatus
+from node.interfaces import VERSION, CommandError, NodeStatus, NotAllowedError
 from node.mempool import AcceptResult as TxAcceptResult
 from node.mempool import ChainView, Mempool
 from node.metrics import NodeMetrics
@@ -70,6 +77,7 @@ from node.p2p.manager import PeerManager
 from node.p2p.routes import add_p2p_routes
 from node.sigcache import SignatureCache
 from node.sigpool import SignaturePool
+from node.snapshots import SnapshotArea, SnapshotInfo
 from node.storage import KeyValueStore, LevelDBStore, StorageError
 
 log = logging.getLogger(__name__)
@@ -149,6 +157,8 @@ class NodeService:
         self._guard: ConnectionGuard | None = None
         self._searcher: PowSearcher | None = None
         self._mining_task: asyncio.Task[None] | None = None
+        self._mining_args: tuple[str, float | None] | None = None
+        self._reverting = asyncio.Lock()
         self._warmup: asyncio.Task[None] | None = None
         self.store: KeyValueStore
         self.chainstate: Chainstate
@@ -157,6 +167,7 @@ class NodeService:
         self.miner: Miner
         self.views: Views
         self.p2p: PeerManager
+        self.snapshots: SnapshotArea
 
     # --- life cycle -----------------------------------------------------------------------------
 
@@ -245,6 +256,7 @@ class NodeService:
         chain.subscribe(self.fees.on_chain_event)
         self.mempool.load()
         self.views = Views(chain, self.mempool)
+        self.snapshots = SnapshotArea(datadir / "snapshots")
 
     async def start(self) -> None:
         """Open the database, start serving, write the cookie, start mining if configured."""
@@ -432,6 +444,7 @@ class NodeService:
         if self._mining_task is not None:
             self._mining_task.cancel()
             self._mining_task = None
+        self._mining_args = None
         if not enabled:
             log.info("mining stopped")
             return
@@ -439,6 +452,69 @@ class NodeService:
             raise CommandError("bad-address", "mining needs an address")
         pubkey_hash = self.pubkey_hash_of(address)
         self._mining_task = self._background(self.miner.run(pubkey_hash, block_time), "mining")
+        self._mining_args = (address, block_time)
+
+    # --- devnet toolkit: snapshots, partitions (regtest only) -----------------------------------
+
+    def _devnet_only(self, what: str) -> None:
+        """The toolkit's commands exist on regtest alone (as ``generate``)."""
+        if not self.params.allow_generate:
+            raise NotAllowedError(f"{what} is for regtest, not {self.params.name}")
+
+    async def take_snapshot(self, name: str) -> SnapshotInfo:
+        """Copy the whole state (chain, UTXO set, indexes, mempool) as snapshot ``name``,
+        replacing one of that name. ``SnapshotLimitError`` past ``MAX_SNAPSHOTS`` names."""
+        self._devnet_only("snapshot")
+        async with self._reverting:
+            return await self.call(self._take_snapshot, name)
+
+    def _take_snapshot(self, name: str) -> SnapshotInfo:
+        tip = self.chainstate.tip
+        return self.snapshots.take(self.store, name, tip.height, tip.hash)
+
+    async def list_snapshots(self) -> list[SnapshotInfo]:
+        self._devnet_only("snapshots")
+        return await self.call(self.snapshots.list)
+
+    async def revert(self, name: str) -> SnapshotInfo:
+        """Make chain, UTXO set, indexes and mempool exactly what they were at snapshot
+        ``name`` (kept), without a restart. ``UnknownSnapshotError`` (nothing changed) if
+        there is none. A storage failure half-way stops the node; the next start finds the old
+        state or the snapshot's, whole (``node.storage.leveldb``)."""
+        self._devnet_only("revert")
+        async with self._reverting:
+            paused = self._mining_args
+            if paused is not None:
+                self.set_mining(False, None, None)
+            try:
+                info = await self.call(self._revert, name)
+            finally:
+                if paused is not None:
+                    self.set_mining(True, *paused)
+            await self.p2p.reconnect("the node reverted to a snapshot")
+        return info
+
+    def _revert(self, name: str) -> SnapshotInfo:
+        """State thread: the store's contents replaced, then rebuilt as start-up builds them."""
+        info = self.snapshots.restore(self.store, name)  # raises before any change if unknown
+        self.chainstate.reload()
+        self.fees.reset()
+        self.mempool.reload()
+        tip = self.chainstate.tip
+        return SnapshotInfo(info.name, tip.height, tip.hash, info.created)
+
+    def partition(self, urls: list[str]) -> list[str]:
+        """Refuse the peers at ``urls`` both ways until ``heal``; every URL refused now."""
+        self._devnet_only("partition")
+        try:
+            return self.p2p.partition(urls)
+        except ValueError as err:
+            raise CommandError("bad-request", str(err)) from None
+
+    async def heal(self) -> tuple[list[str], list[str]]:
+        """Lift every partition; the URLs healed and those connected again."""
+        self._devnet_only("heal")
+        return await self.p2p.heal()
 
     @property
     def mining(self) -> bool:

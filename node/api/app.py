@@ -33,9 +33,9 @@ from node.api.accounts import Accounts
 from node.api.guards import HostPolicy, make_guards_middleware
 from node.api.http import MAX_BODY, REASONS, ApiError, error_response
 from node.api.openapi import openapi_json
-from node.api.routes import Api, addresses, admin, blocks, mempool, node, txs
+from node.api.routes import Api, addresses, admin, blocks, mempool, node, snapshots, txs
 from node.api.views import NotFoundError, Views
-from node.interfaces import VERSION, CommandError, NodeCommands
+from node.interfaces import VERSION, CommandError, NodeCommands, NotAllowedError
 from node.storage import StorageError
 
 __all__ = ["API", "MAX_BODY", "SERVICE", "error_response", "make_app"]
@@ -58,6 +58,8 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(err.status, err.code, err.message)
     except ValidationError as err:
         return error_response(400, err.code, err.message)
+    except NotAllowedError as err:
+        return error_response(403, err.code, err.message)
     except CommandError as err:
         return error_response(400, err.code, err.message)
     except NotFoundError as err:
@@ -102,7 +104,7 @@ def make_app(
     # queries: bounded in number ahead of the node's own work
     api = Api(service, views, Accounts(views), service.read, VERSION)
     r = web.RouteTableDef()
-    for routes in (node, blocks, txs, addresses, mempool, admin):
+    for routes in (node, blocks, txs, addresses, mempool, admin, snapshots):
         routes.add(r, api)
 
     @r.get(f"{API}/openapi.json")

@@ -623,6 +623,87 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
+# --- devnet toolkit: snapshots, partitions (regtest only) ----------------------------------------
+
+DEVNET_ONLY = "403 `not-allowed` on networks other than regtest."
+
+SNAPSHOT_ROUTES: tuple[Route, ...] = (
+    Route(
+        "post",
+        f"{API}/admin/snapshot",
+        "takeSnapshot",
+        "admin",
+        "Snapshot the node's whole state (regtest only)",
+        m.Snapshot,
+        body={JSON: m.SnapshotRequest},
+        body_description="The snapshot's name.",
+        errors=(*ADMIN_BODY_ERRORS, 403),
+        description="Copies the chain, the UTXO set, the indexes and the mempool, as they are "
+        "at this moment, under `<datadir>/snapshots/<name>/`. Taking a name again replaces that "
+        f"snapshot; a new name past {m.MAX_SNAPSHOTS} snapshots is 400 `too-many-snapshots`. "
+        + DEVNET_ONLY,
+        admin=True,
+    ),
+    Route(
+        "get",
+        f"{API}/admin/snapshots",
+        "listSnapshots",
+        "admin",
+        "The node's snapshots, oldest first (regtest only)",
+        page_of(m.SnapshotListed, m.MAX_SNAPSHOTS),
+        errors=(401, 403),
+        description=DEVNET_ONLY,
+        admin=True,
+    ),
+    Route(
+        "post",
+        f"{API}/admin/revert",
+        "revertToSnapshot",
+        "admin",
+        "Put the node's whole state back to a snapshot (regtest only)",
+        m.Snapshot,
+        body={JSON: m.SnapshotRequest},
+        body_description="The snapshot's name.",
+        errors=(*ADMIN_BODY_ERRORS, 403, 404),
+        description="Chain, UTXO set, indexes and mempool become exactly what they were at the "
+        "snapshot, without a restart; the snapshot is kept (revert to it again, or retake it). "
+        "Mining pauses meanwhile; every peer is dropped and dialled again afterwards, so a "
+        "connected peer with more work is synced from at once (partition first to keep the "
+        "reverted chain). 404 `not-found` for an unknown name (nothing changes). " + DEVNET_ONLY,
+        admin=True,
+    ),
+    Route(
+        "post",
+        f"{API}/admin/partition",
+        "partition",
+        "admin",
+        "Refuse peers in both directions until heal (regtest only)",
+        m.Partitioned,
+        body={JSON: m.PartitionRequest},
+        body_description="The peers' URLs.",
+        errors=(*ADMIN_BODY_ERRORS, 403),
+        description="Drops the connections to those peers, sends them nothing and answers "
+        "their `/p2p/` requests 403 `partitioned` (matched by their `X-Tally-Peer` URL), added "
+        f"to those refused already (at most {m.MAX_PARTITIONED}); answers every URL refused. "
+        + DEVNET_ONLY,
+        admin=True,
+    ),
+    Route(
+        "post",
+        f"{API}/admin/heal",
+        "heal",
+        "admin",
+        "Lift every partition (regtest only)",
+        m.Healed,
+        errors=(401, 403),
+        description="Every refused peer is accepted again, and those the node knows the "
+        "address of are dialled at once; sync then converges on the chain with the most work. "
+        + DEVNET_ONLY,
+        admin=True,
+    ),
+)
+
+
 # --- /p2p/ and the routes outside the API --------------------------------------------------------
 
 
@@ -791,7 +872,8 @@ ERRORS = {
         "Forbidden",
         "A `Host` header that does not name this node (DNS rebinding), or a POST whose `Origin` "
         "is not the node's own (cross-site): `forbidden`, on every route, before anything "
-        "else; or a `/p2p/` request from a banned peer (`banned`).",
+        "else; a `/p2p/` request from a banned peer (`banned`) or from a peer this node is "
+        "partitioned from (`partitioned`); or a devnet command off regtest (`not-allowed`).",
     ),
     404: ("NotFound", "No such block, transaction, height or page (`not-found`)."),
     405: (
@@ -860,7 +942,7 @@ TAGS = [
 
 
 def all_routes() -> tuple[Route, ...]:
-    return (*ROUTES, *p2p_routes(), *OUTSIDE)
+    return (*ROUTES, *SNAPSHOT_ROUTES, *p2p_routes(), *OUTSIDE)
 
 
 def _types(routes: tuple[Route, ...]) -> list[Any]:

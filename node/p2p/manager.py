@@ -17,6 +17,16 @@ The jobs, one module each (each module's docstring says what it owns):
 - ``sync``: headers-first sync, block download with stall detection;
 - ``policy``: every limit and interval both sides rely on.
 
+Two devnet tools live here (SPEC 6): ``partition(urls)`` drops the peers at those URLs and
+refuses them in both directions (the transport sends them nothing, the routes answer their
+requests 403 ``partitioned``) until ``heal()``, which lifts every refusal and dials again those
+of them the address book knows; ``reconnect()`` drops every peer and dials them again, so that
+after a revert no peer's record of what it knows (``Peer.known``), no request in flight and no
+distrust outlives the state it was about. A request is matched to a URL by its believed
+``X-Tally-Peer`` header (``BanMan.identify``): on a loopback devnet every node shares
+127.0.0.1, so the address alone cannot tell them apart. A partition is a tool among cooperating
+nodes, not a defence.
+
 This class builds them with their dependencies, wires their callbacks, runs their loops, and
 offers the routes and the service one small surface. Chain and mempool are reached only through
 the service's state thread (``call``); their events arrive on that thread and are handed to the
@@ -31,6 +41,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from client.models import MAX_PARTITIONED
 from consensus import NetworkParams
 from node.chainstate import BlockConnected, BlockIndexEntry, ChainEvent, Chainstate
 from node.mempool import Mempool, MempoolEntry
@@ -191,10 +202,60 @@ class PeerManager:
                 for p in self.peers.values()
             ],
             "banned": [{"peer": k, "until": int(v)} for k, v in self.banman.bans.items()],
+            "partitioned": sorted(self.transport.refused),
         }
 
     def synced(self) -> bool:
         return not self.sync.ahead()
+
+    # --- devnet tools: partitions and reconnecting ------------------------------------------------
+
+    def is_partitioned(self, url: str | None) -> bool:
+        return url is not None and url in self.transport.refused
+
+    def partition(self, urls: list[str]) -> list[str]:
+        """Refuse ``urls`` (added to those refused already), dropping their connections; every
+        URL refused now. ``ValueError`` for an unusable URL or past ``MAX_PARTITIONED``."""
+        wanted = [u.rstrip("/") for u in urls]
+        for url in wanted:
+            if not usable_url(url):
+                raise ValueError(f"{url!r} is not a peer URL")
+        refused = self.transport.refused
+        if len(refused | set(wanted)) > MAX_PARTITIONED:
+            raise ValueError(f"at most {MAX_PARTITIONED} peers can be partitioned at once")
+        refused.update(wanted)
+        for url in wanted:
+            if url in self.peers:
+                self.peerset.drop(url, "partitioned")
+        log.info("partitioned from %s", ", ".join(sorted(wanted)))
+        return sorted(refused)
+
+    async def heal(self) -> tuple[list[str], list[str]]:
+        """Lift every refusal and dial at once those of the peers the address book knows; the
+        URLs healed, and those connected again."""
+        healed = sorted(self.transport.refused)
+        self.transport.refused.clear()
+        self.peerset.forget_distrust(healed)
+        known = [u for u in healed if u in self.addrman]
+        connected = await self._dial(known)
+        if healed:
+            log.info("healed: %s (connected again: %d)", ", ".join(healed), len(connected))
+        return healed, connected
+
+    async def reconnect(self, reason: str) -> list[str]:
+        """Drop every peer and dial them again (not the partitioned ones); those connected."""
+        urls = list(self.peers)
+        for url in urls:
+            self.peerset.drop(url, reason)
+        self.peerset.forget_distrust()
+        return await self._dial([u for u in urls if u not in self.transport.refused])
+
+    async def _dial(self, urls: list[str]) -> list[str]:
+        for url in urls:
+            dial = self.addrman.get(url)
+            dial.failures, dial.next_attempt = 0, 0.0
+        peers = await asyncio.gather(*(self.connect(u) for u in urls))
+        return [u for u, p in zip(urls, peers, strict=True) if p is not None]
 
     # --- life cycle -----------------------------------------------------------------------------
 

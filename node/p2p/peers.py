@@ -126,6 +126,9 @@ class Transport:
         self.own_url = own_url
         self.on_malformed = on_malformed
         self._session: aiohttp.ClientSession | None = None
+        self.refused: set[str] = set()
+        """Peer URLs this node is partitioned from (``PeerManager.partition``): no request is
+        sent to them."""
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(
@@ -146,6 +149,8 @@ class Transport:
         """POST ``message`` to ``url``'s ``/p2p/<route>``; the answer parsed as ``answer``."""
         if self._session is None:
             raise PeerError("not started")
+        if url in self.refused:
+            raise PeerError(f"{route}: partitioned from {url}")
         headers = {"Content-Type": "application/msgpack", "X-Tally-Peer": self.own_url}
         try:
             async with self._session.post(
@@ -285,6 +290,15 @@ class PeerSet:
             self.metrics.peers.set(len(self.peers))
             self.on_left(peer)
 
+    def forget_distrust(self, urls: list[str] | None = None) -> None:
+        """Believe the claims of ``urls`` (all peers if None) again: what they failed to back
+        was judged against a chain or a link that is gone (a revert, a healed partition)."""
+        if urls is None:
+            self._distrusted.clear()
+        else:
+            for url in urls:
+                self._distrusted.pop(url, None)
+
     def drop_key(self, key: str, reason: str) -> None:
         """Drop every peer known by ``key`` (all peers at a banned IP, say)."""
         for peer in [p for p in self.peers.values() if p.key == key or p.url == key]:
@@ -297,8 +311,8 @@ class PeerSet:
     async def connect(self, url: str) -> Peer | None:
         """Handshake with ``url``; the peer, or None if refused or unreachable."""
         url = url.rstrip("/")
-        if self.is_banned_url(url):
-            return None
+        if self.is_banned_url(url) or url in self.transport.refused:
+            return None  # refused by us: no failure to back off from
         try:
             answer = await self.transport.post(
                 url, "handshake", self.handshake_message(), "handshake", policy.HANDSHAKE_TIMEOUT
