@@ -22,10 +22,12 @@ refuses them in both directions (the transport sends them nothing, the routes an
 requests 403 ``partitioned``) until ``heal()``, which lifts every refusal and dials again those
 of them the address book knows; ``reconnect()`` drops every peer and dials them again, so that
 after a revert no peer's record of what it knows (``Peer.known``), no request in flight and no
-distrust outlives the state it was about. A request is matched to a URL by its believed
-``X-Tally-Peer`` header (``BanMan.identify``): on a loopback devnet every node shares
-127.0.0.1, so the address alone cannot tell them apart. A partition is a tool among cooperating
-nodes, not a defence.
+distrust outlives the state it was about. Both then handshake with a new nonce
+(``PeerSet.new_session``): a peer seeing a known URL with a new nonce drops its old record of
+us, so it neither skips announcing to us what we lost nor believes we still have it. A request
+is matched to a URL by its believed ``X-Tally-Peer`` header (``BanMan.identify``): on a loopback
+devnet every node shares 127.0.0.1, so the address alone cannot tell them apart. A partition
+is a tool among cooperating nodes, not a defence.
 
 This class builds them with their dependencies, wires their callbacks, runs their loops, and
 offers the routes and the service one small surface. Chain and mempool are reached only through
@@ -236,6 +238,8 @@ class PeerManager:
         healed = sorted(self.transport.refused)
         self.transport.refused.clear()
         self.peerset.forget_distrust(healed)
+        if healed:
+            self.peerset.new_session()  # they forget what they believed we had meanwhile
         known = [u for u in healed if u in self.addrman]
         connected = await self._dial(known)
         if healed:
@@ -248,6 +252,7 @@ class PeerManager:
         for url in urls:
             self.peerset.drop(url, reason)
         self.peerset.forget_distrust()
+        self.peerset.new_session()  # and they forget theirs of us (what we had before)
         return await self._dial([u for u in urls if u not in self.transport.refused])
 
     async def _dial(self, urls: list[str]) -> list[str]:

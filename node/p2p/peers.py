@@ -4,7 +4,8 @@ Job: talk HTTP to other nodes (``Transport``: one client session whose pool hold
 ``MAX_CONNECTIONS_PER_PEER`` connections to any one peer and ``MAX_CLIENT_CONNECTIONS`` in all,
 every request with its own timeout), know who is connected (``PeerSet.peers``, keyed by
 listening URL), handshake (network magic, genesis, version, best height and work, URL, a nonce
-that detects a connection to ourselves), keep up to ``max_outbound`` outbound peers from the
+that detects a connection to ourselves; a peer's new nonce is a new session of it: its old
+record is dropped), keep up to ``max_outbound`` outbound peers from the
 address book (``addrman``) with backoff, and ping every peer each ``PING_INTERVAL`` (dropping
 the silent ones).
 
@@ -83,6 +84,9 @@ class Peer:
     version: int = 0
     connected_at: float = 0.0
     known: OrderedDict[bytes, None] = field(default_factory=OrderedDict)
+    nonce: bytes = b""
+    """The nonce of its last handshake: a new one means a new session (it restarted, or
+    reverted its state), so what we recorded of it (``known``) is forgotten."""
 
     @property
     def work(self) -> int:
@@ -241,6 +245,10 @@ class PeerSet:
         """Record a successful handshake with the peer listening at ``message["url"]``."""
         url = message["url"].rstrip("/")
         peer = self.peers.get(url)
+        nonce = bytes(message.get("nonce", b""))
+        if peer is not None and peer.nonce and nonce != peer.nonce:
+            self.drop(url, "it handshook with a new nonce (restarted or reverted)")
+            peer = None
         if peer is None:
             peer = Peer(
                 url,
@@ -257,6 +265,7 @@ class PeerSet:
                 message["height"],
             )
             self.on_joined(peer)
+        peer.nonce = nonce
         peer.height = message["height"]
         peer.claimed = int.from_bytes(message["work"], "big")
         peer.version = message["version"]
@@ -289,6 +298,12 @@ class PeerSet:
             log.info("peer %s left: %s", url, reason)
             self.metrics.peers.set(len(self.peers))
             self.on_left(peer)
+
+    def new_session(self) -> None:
+        """Handshake with a new nonce from now on: every peer then takes us for a new peer and
+        forgets what it recorded of us (what we have, ``Peer.known``), and hears our whole
+        mempool again (after a revert, or a healed partition)."""
+        self.nonce = os.urandom(8)
 
     def forget_distrust(self, urls: list[str] | None = None) -> None:
         """Believe the claims of ``urls`` (all peers if None) again: what they failed to back

@@ -48,8 +48,10 @@ def admin(node: NodeProcess) -> Client:
     return Client(node.url, token=node.token)
 
 
-def state(node: NodeProcess) -> tuple[str, dict[str, object], set[str], dict[str, object]]:
-    return tip(node), utxo_info(node), mempool(node), ok(node.get(f"{API}/address/{A1}"))
+def state(node: NodeProcess) -> tuple[str, dict[str, object], list[str], dict[str, object]]:
+    """Tip, UTXO set, mempool txids in acceptance order, and one address's index."""
+    txids: list[str] = ok(node.get(f"{API}/mempool/txids"))
+    return tip(node), utxo_info(node), txids, ok(node.get(f"{API}/address/{A1}"))
 
 
 def test_revert_puts_chain_utxos_indexes_and_mempool_back(cluster: Cluster) -> None:
@@ -58,6 +60,7 @@ def test_revert_puts_chain_utxos_indexes_and_mempool_back(cluster: Cluster) -> N
     t1 = submit_tx(a, pay(coinbase_coin(a, 1, K0), K1))
     t2 = submit_tx(a, pay(coinbase_coin(a, 2, K0), K1))
     at_snapshot = state(a)
+    assert at_snapshot[2] == [t1, t2]
     taken = admin(a).snapshot("before.1")
     assert (taken.name, taken.height, taken.best_hash) == ("before.1", 103, at_snapshot[0])
 
@@ -151,3 +154,23 @@ def test_the_routes_need_the_token_and_regtest(tmp_path: Path) -> None:
         assert not (tmp_path / "t" / "snapshots").exists() or not any(
             (tmp_path / "t" / "snapshots").iterdir()
         )
+
+
+def test_a_reverted_node_gets_back_from_its_peer_what_it_lost(cluster: Cluster) -> None:
+    """Only b reverts: a, which saw b receive a block and a transaction after the snapshot,
+    must not go on believing b has them (b handshakes again with a new nonce)."""
+    a = cluster.start("a")
+    b = cluster.start("b", "--peer", a.url)
+    cluster.wait(lambda: a.url in connected(b) and b.url in connected(a), "a and b connected")
+    a.generate(101, A0)
+    cluster.wait(lambda: height(b) == 101, "b at height 101")
+    admin(b).snapshot("s")
+    (block,) = a.generate(1, A0)
+    t = submit_tx(a, pay(coinbase_coin(a, 1, K0), K1))
+    cluster.wait(lambda: tip(b) == block and mempool(b) == {t}, "b to get the block and t")
+
+    assert admin(b).revert("s").height == 101
+    cluster.wait(
+        lambda: tip(b) == block and mempool(b) == {t}, "b to fetch the block and t again from a"
+    )
+    cluster.check_logs()
