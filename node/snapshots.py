@@ -44,9 +44,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from client.models import MAX_SNAPSHOTS, SNAPSHOT_NAME_PATTERN
-from node.storage import KeyValueStore, LevelDBStore
+from node.storage import KeyValueStore, LevelDBStore, StorageError
 
-__all__ = ["SnapshotArea", "SnapshotInfo", "SnapshotLimitError", "UnknownSnapshotError"]
+__all__ = [
+    "SnapshotArea",
+    "SnapshotFailedError",
+    "SnapshotInfo",
+    "SnapshotLimitError",
+    "UnknownSnapshotError",
+]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +69,11 @@ class UnknownSnapshotError(LookupError):
 
 class SnapshotLimitError(ValueError):
     """A new name when ``MAX_SNAPSHOTS`` snapshots exist already."""
+
+
+class SnapshotFailedError(RuntimeError):
+    """A snapshot could not be written (disk full, say), or a snapshot's copy cannot be opened;
+    the live store is as it was."""
 
 
 @dataclass(frozen=True)
@@ -125,7 +136,9 @@ class SnapshotArea:
 
     def list(self) -> list[SnapshotInfo]:
         """Every complete snapshot, oldest first (then by name)."""
-        found = []
+        found: list[SnapshotInfo] = []
+        if not self.root.is_dir():
+            return found
         for entry in self.root.iterdir():
             if entry.is_dir() and valid_name(entry.name):
                 info = self._read_meta(entry)
@@ -143,7 +156,8 @@ class SnapshotArea:
 
     def take(self, live: KeyValueStore, name: str, height: int, best_hash: bytes) -> SnapshotInfo:
         """Copy ``live`` (at the tip ``height``/``best_hash``) as snapshot ``name``, replacing
-        one of that name. ``SnapshotLimitError`` for a new name past the limit."""
+        one of that name. ``SnapshotLimitError`` for a new name past the limit,
+        ``SnapshotFailedError`` if it cannot be written (nothing is left of it)."""
         if not valid_name(name):
             raise ValueError(f"{name!r} is not a snapshot name")
         final = self.root / name
@@ -152,11 +166,27 @@ class SnapshotArea:
                 f"there are {MAX_SNAPSHOTS} snapshots already: retake one of their names"
             )
         tmp = self.root / (TMP + name)
+        try:
+            info = self._write(live, tmp, name, height, best_hash)
+        except (OSError, StorageError) as err:
+            shutil.rmtree(tmp, ignore_errors=True)
+            old = self.root / (OLD + name)
+            if old.exists() and not final.exists():
+                os.replace(old, final)  # the one it was replacing stays
+            raise SnapshotFailedError(f"snapshot {name!r} could not be written: {err}") from err
+        log.info("snapshot %s taken at height %d", name, height)
+        return info
+
+    def _write(
+        self, live: KeyValueStore, tmp: Path, name: str, height: int, best_hash: bytes
+    ) -> SnapshotInfo:
+        """Write the snapshot under ``tmp``, then rename it into place (see the module)."""
+        self.root.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         copy = LevelDBStore(tmp / DB)
         try:
-            keys = live.copy_into(copy)
+            live.copy_into(copy)
         finally:
             copy.close()
         info = SnapshotInfo(name, height, best_hash, int(self._clock()))
@@ -173,6 +203,7 @@ class SnapshotArea:
         )
         _fsync(meta)
         _fsync(tmp)
+        final = self.root / name
         old = self.root / (OLD + name)
         if final.exists():
             shutil.rmtree(old, ignore_errors=True)
@@ -180,14 +211,18 @@ class SnapshotArea:
         os.replace(tmp, final)
         _fsync(self.root)
         shutil.rmtree(old, ignore_errors=True)
-        log.info("snapshot %s taken at height %d (%d keys)", name, height, keys)
         return info
 
     def restore(self, live: KeyValueStore, name: str) -> SnapshotInfo:
         """Replace ``live``'s contents with snapshot ``name``'s, which is kept.
-        ``UnknownSnapshotError`` (nothing changed) if there is none."""
+        ``UnknownSnapshotError`` or ``SnapshotFailedError`` (nothing changed) if there is none
+        or its copy cannot be opened; a ``StorageError`` from the replacement itself (the live
+        store may be closed: the node must stop)."""
         info = self.get(name)
-        copy = LevelDBStore(self.root / name / DB, create_if_missing=False)
+        try:
+            copy = LevelDBStore(self.root / name / DB, create_if_missing=False)
+        except StorageError as err:
+            raise SnapshotFailedError(f"snapshot {name!r} cannot be opened: {err}") from err
         try:
             live.replace_contents(copy)
         finally:

@@ -640,7 +640,8 @@ SNAPSHOT_ROUTES: tuple[Route, ...] = (
         errors=(*ADMIN_BODY_ERRORS, 403),
         description="Copies the chain, the UTXO set, the indexes and the mempool, as they are "
         "at this moment, under `<datadir>/snapshots/<name>/`. Taking a name again replaces that "
-        f"snapshot; a new name past {m.MAX_SNAPSHOTS} snapshots is 400 `too-many-snapshots`. "
+        f"snapshot; a new name past {m.MAX_SNAPSHOTS} snapshots is 400 `too-many-snapshots`, "
+        "one that cannot be written (disk full) 400 `snapshot-failed` (nothing changes). "
         + DEVNET_ONLY,
         admin=True,
     ),
@@ -669,7 +670,8 @@ SNAPSHOT_ROUTES: tuple[Route, ...] = (
         "snapshot, without a restart; the snapshot is kept (revert to it again, or retake it). "
         "Mining pauses meanwhile; every peer is dropped and dialled again afterwards, so a "
         "connected peer with more work is synced from at once (partition first to keep the "
-        "reverted chain). 404 `not-found` for an unknown name (nothing changes). " + DEVNET_ONLY,
+        "reverted chain). 404 `not-found` for an unknown name, 400 `snapshot-failed` for a "
+        "snapshot whose copy cannot be opened (nothing changes either way). " + DEVNET_ONLY,
         admin=True,
     ),
     Route(

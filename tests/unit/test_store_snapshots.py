@@ -17,7 +17,12 @@ from pathlib import Path
 import pytest
 
 import node.snapshots as snapshots
-from node.snapshots import SnapshotArea, SnapshotLimitError, UnknownSnapshotError
+from node.snapshots import (
+    SnapshotArea,
+    SnapshotFailedError,
+    SnapshotLimitError,
+    UnknownSnapshotError,
+)
 from node.storage import KeyValueStore, LevelDBStore, MemoryStore, StorageError
 from node.storage.leveldb import INCOMING, OLD, READY
 
@@ -191,3 +196,26 @@ def test_opening_the_area_clears_what_a_crash_left(tmp_path: Path) -> None:
     area = SnapshotArea(root)
     assert [(i.name, i.height) for i in area.list()] == [("kept", 1), ("moved", 2)]
     assert sorted(os.listdir(root)) == ["kept", "moved"]
+
+
+def test_a_snapshot_that_cannot_be_written_leaves_nothing_and_keeps_the_old_one(
+    tmp_path: Path,
+) -> None:
+    area = SnapshotArea(tmp_path / "snapshots")
+    live = filled(MemoryStore(), OLD_ITEMS)
+    area.take(live, "a", 1, bytes(32))
+
+    class DiskFull(MemoryStore):
+        def copy_into(self, target: KeyValueStore, *, batch_bytes: int = 1) -> int:
+            raise StorageError("No space left on device")
+
+    with pytest.raises(SnapshotFailedError, match="No space left"):
+        area.take(DiskFull(), "a", 2, bytes(32))
+    with pytest.raises(SnapshotFailedError):
+        area.take(DiskFull(), "b", 2, bytes(32))
+    assert [(i.name, i.height) for i in area.list()] == [("a", 1)]
+    assert sorted(os.listdir(tmp_path / "snapshots")) == ["a"]
+    shutil.rmtree(tmp_path / "snapshots" / "a" / "db")
+    with pytest.raises(SnapshotFailedError):  # its copy is gone: refused, live untouched
+        area.restore(live, "a")
+    assert contents(live) == OLD_ITEMS

@@ -9,9 +9,10 @@ answers a model of ``client.models``.
 Invariants: behind the admin token like every ``/api/v1/admin/`` route (401 without it); on a
 network other than regtest every one answers 403 ``not-allowed`` (the service's
 ``NotAllowedError``, as for ``generate``'s network check); an unknown snapshot is a 404 and
-changes nothing. Names and limits are ``client.models``' (``SNAPSHOT_NAME_PATTERN``,
-``MAX_SNAPSHOTS``, ``MAX_PARTITIONED``). Left to others: what the commands do
-(``NodeService``, ``node.snapshots``, ``node.p2p.manager``).
+changes nothing; a snapshot that cannot be written (disk full) or opened is 400
+``snapshot-failed``, and the node goes on as it was. Names and limits are ``client.models``'
+(``SNAPSHOT_NAME_PATTERN``, ``MAX_SNAPSHOTS``, ``MAX_PARTITIONED``). Left to others: what the
+commands do (``NodeService``, ``node.snapshots``, ``node.p2p.manager``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,12 @@ from client import models as m
 from client.models import API, MAX_PARTITIONED, MAX_SNAPSHOTS, SNAPSHOT_NAME_PATTERN
 from node.api.http import ApiError, json_response, read_object
 from node.api.routes import Api
-from node.snapshots import SnapshotLimitError, UnknownSnapshotError, valid_name
+from node.snapshots import (
+    SnapshotFailedError,
+    SnapshotLimitError,
+    UnknownSnapshotError,
+    valid_name,
+)
 
 
 def _name(data: dict[str, object]) -> str:
@@ -42,6 +48,8 @@ def add(r: web.RouteTableDef, api: Api) -> None:
             info = await service.take_snapshot(name)
         except SnapshotLimitError as err:
             raise ApiError(400, f"{err} (at most {MAX_SNAPSHOTS})", "too-many-snapshots") from None
+        except SnapshotFailedError as err:
+            raise ApiError(400, str(err), "snapshot-failed") from None
         return json_response(m.Snapshot(info.name, info.height, info.best_hash[::-1].hex()))
 
     @r.get(f"{API}/admin/snapshots")
@@ -58,6 +66,8 @@ def add(r: web.RouteTableDef, api: Api) -> None:
             info = await service.revert(name)
         except UnknownSnapshotError:
             raise ApiError(404, f"no snapshot is named {name!r}") from None
+        except SnapshotFailedError as err:
+            raise ApiError(400, str(err), "snapshot-failed") from None
         return json_response(m.Snapshot(info.name, info.height, info.best_hash[::-1].hex()))
 
     @r.post(f"{API}/admin/partition")
