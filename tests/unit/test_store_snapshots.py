@@ -219,3 +219,61 @@ def test_a_snapshot_that_cannot_be_written_leaves_nothing_and_keeps_the_old_one(
     with pytest.raises(SnapshotFailedError):  # its copy is gone: refused, live untouched
         area.restore(live, "a")
     assert contents(live) == OLD_ITEMS
+
+
+# --- rebuilding in place after the store's contents were replaced --------------------------------
+
+
+def test_chainstate_and_mempool_reload_to_the_copy_silently(tmp_path: Path) -> None:
+    """What ``NodeService.revert`` does on the state thread, in process: the copy taken at
+    height 103 with two transactions pending comes back whole after two more blocks and a
+    third transaction, the same objects stay subscribed, and nothing is announced."""
+    from consensus import TxOut
+    from node.chainstate import Chainstate
+    from node.mempool import ChainView, Mempool
+    from tests.helpers import REGTEST, ChainBuilder, key, spend
+
+    far_future = REGTEST.genesis_time + 10**7
+    builder = ChainBuilder()
+    builder.grow(103)
+    store = LevelDBStore(tmp_path / "chainstate")
+    cs = Chainstate(store, REGTEST, clock=lambda: far_future, sync=False)
+    for block in builder.blocks[1:]:
+        cs.process_block(block)
+    pool = Mempool(ChainView.of(cs), REGTEST, clock=lambda: far_future, store=store)
+    cs.subscribe(pool.on_chain_event)  # as the service wires them
+    events: list[object] = []
+    cs.subscribe(events.append)
+    pool.subscribe(events.append)
+    payee = key(1).pubkey_hash
+
+    def pay(height: int) -> bytes:
+        coin = builder.coinbase_coin(height)
+        tx = spend([coin], [TxOut(coin[1].amount - 10_000, payee)])
+        pool.accept(tx)
+        return tx.txid()
+
+    pending = [pay(1), pay(2)]
+    before = (cs.tip.hash, cs.utxo_set_info(), list(pool.entries), cs.address_stats(payee))
+    assert before[2] == pending
+    copy = LevelDBStore(tmp_path / "copy")
+    store.copy_into(copy)
+
+    txs = [entry.tx for entry in pool.entries.values()]
+    block = builder.next_block(txs, fees=20_000)
+    builder.add(block)
+    cs.process_block(block)
+    pay(3)
+    assert cs.height == 104 and list(pool.entries) != before[2]
+
+    events.clear()
+    store.replace_contents(copy)
+    cs.reload()
+    pool.reload()
+    assert (cs.tip.hash, cs.utxo_set_info(), list(pool.entries), cs.address_stats(payee)) == before
+    assert events == []  # the jump is not announced
+    cs.process_block(block)  # and the same objects go on: the block connects, events flow
+    assert cs.height == 104 and not pool.entries
+    assert events
+    copy.close()
+    store.close()
