@@ -277,3 +277,40 @@ def test_chainstate_and_mempool_reload_to_the_copy_silently(tmp_path: Path) -> N
     assert events
     copy.close()
     store.close()
+
+
+class Crash(BaseException):
+    """The process dies here (not an ``OSError``: nothing in the code under test catches it)."""
+
+
+@pytest.mark.parametrize("step", range(4))
+def test_a_crash_at_each_step_of_a_replacement_opens_old_or_new_whole(
+    step: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The three renames of ``_replace_contents`` (``.incoming`` -> ``.ready``, live -> ``.old``,
+    ``.ready`` -> live) and the removal of ``.old``: a crash at each leaves a directory that
+    opens whole, old before ``.ready`` exists, new from then on."""
+    store = filled(LevelDBStore(tmp_path / "live"), OLD_ITEMS)
+    source = filled(MemoryStore(), NEW_ITEMS)
+    calls = {"n": 0}
+    real_replace, real_rmtree = os.replace, shutil.rmtree
+
+    def crashing(real):  # type: ignore[no-untyped-def]
+        def step_or_crash(*args, **kw):  # type: ignore[no-untyped-def]
+            calls["n"] += 1
+            if calls["n"] == step + 1:
+                raise Crash
+            return real(*args, **kw)
+
+        return step_or_crash
+
+    monkeypatch.setattr(os, "replace", crashing(real_replace))
+    monkeypatch.setattr(shutil, "rmtree", crashing(real_rmtree))
+    with pytest.raises(Crash):
+        store.replace_contents(source)
+    monkeypatch.undo()
+    if not store.closed:
+        store._db.close()  # the process is gone: its LevelDB lock with it
+    with LevelDBStore(tmp_path / "live") as again:
+        assert contents(again) == (OLD_ITEMS if step == 0 else NEW_ITEMS)
+    assert os.listdir(tmp_path) == ["live"]
