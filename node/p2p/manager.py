@@ -253,6 +253,7 @@ class PeerManager:
             self.peerset.drop(url, reason)
         self.peerset.forget_distrust()
         self.peerset.new_session()  # and they forget theirs of us (what we had before)
+        self.banman.persist_all()  # the store's ban records are the snapshot's: bans stay
         return await self._dial([u for u in urls if u not in self.transport.refused])
 
     async def _dial(self, urls: list[str]) -> list[str]:

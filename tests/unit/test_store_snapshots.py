@@ -314,3 +314,17 @@ def test_a_crash_at_each_step_of_a_replacement_opens_old_or_new_whole(
     with LevelDBStore(tmp_path / "live") as again:
         assert contents(again) == (OLD_ITEMS if step == 0 else NEW_ITEMS)
     assert os.listdir(tmp_path) == ["live"]
+
+
+def test_bans_in_force_outlive_a_revert() -> None:
+    from node.p2p.banman import BanMan
+
+    store = MemoryStore()
+    snapshot = MemoryStore()
+    store.copy_into(snapshot)  # taken before the ban
+    bans = BanMan(store, clock=lambda: 1_000.0)
+    bans.ban("http://127.0.0.1:9", "test")
+    store.replace_contents(snapshot)
+    assert BanMan(store, clock=lambda: 1_000.0).bans == {}  # the snapshot knew of no ban
+    bans.persist_all()
+    assert BanMan(store, clock=lambda: 1_000.0).is_banned("http://127.0.0.1:9")
