@@ -441,7 +441,7 @@ class Client:
     def stop(self) -> m.Stopping:
         return self.post("/admin/stop", {}, m.Stopping)
 
-    # --- devnet toolkit: snapshots, partitions (admin, regtest only) ---------------------------
+    # --- devnet toolkit: snapshots, partitions ------------------------------------------------
 
     def snapshot(self, name: str) -> m.Snapshot:
         """Copy the node's whole state as snapshot ``name`` (replacing one of that name)."""
