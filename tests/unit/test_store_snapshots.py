@@ -167,7 +167,7 @@ def test_take_list_retake_and_restore(tmp_path: Path) -> None:
 
 def test_the_number_of_names_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(snapshots, "MAX_SNAPSHOTS", 2)
-    area = SnapshotArea(tmp_path / "snapshots")
+    area = SnapshotArea(tmp_path / "snapshots", clock=lambda: 1_000)  # listed by name then
     live = filled(MemoryStore(), OLD_ITEMS)
     area.take(live, "a", 1, bytes(32))
     area.take(live, "b", 1, bytes(32))
