@@ -206,6 +206,9 @@ class PeerSet:
         self.clock = clock
         self.nonce = os.urandom(8)
         self.peers: dict[str, Peer] = {}
+        self._held: dict[str, tuple[bytes, float]] = {}
+        """Peers refused after a revert (``hold``): URL -> (their nonce then, until when,
+        monotonic). At most the peers connected then."""
         self._distrusted: dict[str, float] = {}
         """``Peer.failed_until`` of peers that left, by URL: reconnecting does not clear it."""
         self.on_joined: Callable[[Peer], None] = lambda peer: None
@@ -299,6 +302,30 @@ class PeerSet:
             self.metrics.peers.set(len(self.peers))
             self.on_left(peer)
 
+    def hold(self, peers: list[Peer], seconds: float) -> None:
+        """Refuse these peers (dropped already) for ``seconds``, unless one comes back with a
+        new nonce: a session of theirs from before our revert (``policy.REVERT_HOLD``)."""
+        until = time.monotonic() + seconds
+        for peer in peers:
+            self._held[peer.url] = (peer.nonce, until)
+
+    def held_back(self, url: str | None, nonce: bytes | None = None) -> bool:
+        """Whether ``url`` is refused by a hold: its hold is running and ``nonce`` (of its
+        handshake; None for any other request) is the nonce it had. A new nonce lifts it."""
+        if url is None or url not in self._held:
+            return False
+        old, until = self._held[url]
+        if time.monotonic() >= until or (nonce is not None and nonce != old):
+            del self._held[url]
+            return False
+        return True
+
+    def release_holds(self) -> list[str]:
+        """Lift every hold; the URLs that were held."""
+        urls = list(self._held)
+        self._held.clear()
+        return urls
+
     def new_session(self) -> None:
         """Handshake with a new nonce from now on: every peer then takes us for a new peer and
         forgets what it recorded of us (what we have, ``Peer.known``), and hears our whole
@@ -333,6 +360,8 @@ class PeerSet:
                 url, "handshake", self.handshake_message(), "handshake", policy.HANDSHAKE_TIMEOUT
             )
             self.check_handshake(answer)
+            if self.held_back(url, answer["nonce"]):
+                return None  # the session we reverted away from: not a failure, try later
         except m.ProtocolError as err:
             if err.code == "self-connection":
                 log.info("%s is this node itself: not connecting", url)

@@ -4,6 +4,9 @@
   revert: tip, ``utxo-set-info``, an address's index and the mempool are what they were; the
   snapshot is kept; the node then mines, accepts a transaction, serves a new peer and follows
   its blocks, and restarts at the same state. An unknown name is a 404, a bad one a 400.
+- A reverted node refuses its peers of before until they revert too (or ``heal``): nodes
+  reverted one after another end exactly at the snapshot; one reverted alone gets back, once
+  healed, what its peer has and it lost.
 - Two connected nodes, one partitioned from the other: each mines, no block crosses in either
   direction (the other's P2P requests are refused 403 ``partitioned``), heights diverge; after
   ``heal`` both are on the chain with more work.
@@ -156,21 +159,59 @@ def test_the_routes_need_the_token_and_regtest(tmp_path: Path) -> None:
         )
 
 
-def test_a_reverted_node_gets_back_from_its_peer_what_it_lost(cluster: Cluster) -> None:
-    """Only b reverts: a, which saw b receive a block and a transaction after the snapshot,
-    must not go on believing b has them (b handshakes again with a new nonce)."""
+def test_a_reverted_node_holds_off_its_peer_until_heal_then_gets_back_what_it_lost(
+    cluster: Cluster,
+) -> None:
+    """Only b reverts. It refuses a (still in the session of before) instead of syncing back at
+    once what the revert undid; after ``heal`` it takes a's block and transaction again: a,
+    which saw b get both before, does not go on believing b has them (b's new nonce)."""
     a = cluster.start("a")
     b = cluster.start("b", "--peer", a.url)
     cluster.wait(lambda: a.url in connected(b) and b.url in connected(a), "a and b connected")
     a.generate(101, A0)
     cluster.wait(lambda: height(b) == 101, "b at height 101")
+    at_snapshot = state(b)
     admin(b).snapshot("s")
     (block,) = a.generate(1, A0)
     t = submit_tx(a, pay(coinbase_coin(a, 1, K0), K1))
     cluster.wait(lambda: tip(b) == block and mempool(b) == {t}, "b to get the block and t")
 
     assert admin(b).revert("s").height == 101
+    time.sleep(2)  # a's pings and announcements would have reached b by now
+    assert state(b) == at_snapshot
+    assert admin(b).heal().healed == [a.url]
     cluster.wait(
         lambda: tip(b) == block and mempool(b) == {t}, "b to fetch the block and t again from a"
     )
+    cluster.check_logs()
+
+
+def test_nodes_reverted_one_after_another_end_exactly_at_the_snapshot(cluster: Cluster) -> None:
+    """As ``tally-devnet revert`` does it: each node in turn, no partition. The node reverted
+    first takes nothing back from the one not reverted yet; healed, they work together again."""
+    a = cluster.start("a")
+    b = cluster.start("b", "--peer", a.url)
+    cluster.wait(lambda: a.url in connected(b) and b.url in connected(a), "a and b connected")
+    a.generate(102, A0)
+    cluster.wait(lambda: height(b) == 102, "b at 102")  # then t1 is valid there when announced
+    t1 = submit_tx(a, pay(coinbase_coin(a, 1, K0), K1))
+    cluster.wait(lambda: mempool(b) == {t1}, "b with t1")
+    at_snapshot = state(a)
+    assert state(b) == at_snapshot
+    for node in (a, b):
+        admin(node).snapshot("s")
+    a.generate(2, A0)
+    cluster.wait(lambda: height(b) == 104, "b at 104")
+    t3 = submit_tx(a, pay(coinbase_coin(a, 3, K0), K1))  # valid on the snapshot's chain too
+    cluster.wait(lambda: mempool(b) == {t3}, "b with t3")
+
+    for node in (a, b):
+        admin(node).revert("s")
+    time.sleep(2)
+    assert state(a) == state(b) == at_snapshot
+    for node in (a, b):  # ends the hold at once (else it ends by itself, policy.REVERT_HOLD)
+        admin(node).heal()
+    cluster.wait(lambda: b.url in connected(a) and a.url in connected(b), "a and b reconnected")
+    (mined,) = b.generate(1, A1)  # t1 goes into it, and the block crosses
+    cluster.wait(lambda: tip(a) == mined and not mempool(a), "a to take b's block")
     cluster.check_logs()
