@@ -48,6 +48,7 @@ from node.api.routes.blocks import MAX_HEIGHT, MAX_START_INDEX
 from node.api.routes.node import MAX_QUERY, STATIC_NAME
 from node.api.views import BLOCKS_PAGE, MEMPOOL_RECENT, MEMPOOL_TXIDS_PAGE, TXS_PAGE, UTXO_PAGE
 from node.p2p import messages as p2p
+from node.p2p import policy as p2p_policy
 from node.p2p.policy import BODY_LIMITS, MAX_GETDATA_ANSWER_BYTES, RATE_BURST, RATE_PER_SECOND
 
 Schema = dict[str, Any]
@@ -668,10 +669,11 @@ SNAPSHOT_ROUTES: tuple[Route, ...] = (
         errors=(*ADMIN_BODY_ERRORS, 403, 404),
         description="Chain, UTXO set, indexes and mempool become exactly what they were at the "
         "snapshot, without a restart; the snapshot is kept (revert to it again, or retake it). "
-        "Mining pauses meanwhile; every peer is dropped and dialled again afterwards, so a "
-        "connected peer with more work is synced from at once (partition first to keep the "
-        "reverted chain). 404 `not-found` for an unknown name, 400 `snapshot-failed` for a "
-        "snapshot whose copy cannot be opened (nothing changes either way). " + DEVNET_ONLY,
+        "Mining pauses meanwhile. Every peer is dropped; the peers of before are refused until "
+        "they handshake with a new nonce (reverted too), for at most "
+        f"{p2p_policy.REVERT_HOLD:g} s or until `heal`. 404 `not-found` for an unknown name, "
+        "400 `snapshot-failed` for a snapshot whose copy cannot be opened (nothing changes "
+        "either way). " + DEVNET_ONLY,
         admin=True,
     ),
     Route(
@@ -698,9 +700,9 @@ SNAPSHOT_ROUTES: tuple[Route, ...] = (
         "Lift every partition (regtest only)",
         m.Healed,
         errors=(401, 403),
-        description="Every refused peer is accepted again, and those the node knows the "
-        "address of are dialled at once; sync then converges on the chain with the most work. "
-        + DEVNET_ONLY,
+        description="Every refused peer (partitioned, or held back after a revert) is accepted "
+        "again, and those the node knows the address of are dialled at once; sync then "
+        "converges on the chain with the most work. " + DEVNET_ONLY,
         admin=True,
     ),
 )
