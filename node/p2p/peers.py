@@ -305,9 +305,10 @@ class PeerSet:
     def hold(self, peers: list[Peer], seconds: float) -> None:
         """Refuse these peers (dropped already) for ``seconds``, unless one comes back with a
         new nonce: a session of theirs from before our revert (``policy.REVERT_HOLD``)."""
-        until = time.monotonic() + seconds
+        now = time.monotonic()
+        self._held = {u: h for u, h in self._held.items() if h[1] > now}  # bounded: the expired go
         for peer in peers:
-            self._held[peer.url] = (peer.nonce, until)
+            self._held[peer.url] = (peer.nonce, now + seconds)
 
     def held_back(self, url: str | None, nonce: bytes | None = None) -> bool:
         """Whether ``url`` is refused by a hold: its hold is running and ``nonce`` (of its
