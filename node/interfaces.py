@@ -6,9 +6,7 @@ it, written down here as protocols: ``NodeCommands`` (the commands and published
 handler uses), ``PeersView`` (what ``/info`` and ``/admin/peers`` read of P2P) and ``FeeView``.
 ``NodeService`` satisfies ``NodeCommands`` structurally (mypy checks it where the service hands
 itself to ``make_app``). Also here, because both sides name them: the node's ``VERSION``,
-``CommandError`` (a command refused as asked: HTTP 400 with its code; its subclass
-``NotAllowedError``, a devnet command on a network other than regtest, is HTTP 403
-``not-allowed``) and ``NodeStatus``, the
+``CommandError`` (a command refused as asked: HTTP 400 with its code) and ``NodeStatus``, the
 immutable snapshot the state thread publishes after every call.
 
 Invariants: nothing here touches state; this module imports no other part of the node but the
@@ -35,7 +33,6 @@ __all__ = [
     "FeeView",
     "NodeCommands",
     "NodeStatus",
-    "NotAllowedError",
     "PeersView",
     "SnapshotInfo",
 ]
@@ -52,13 +49,6 @@ class CommandError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-
-
-class NotAllowedError(CommandError):
-    """A command this network does not offer (the devnet toolkit off regtest): HTTP 403."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__("not-allowed", message)
 
 
 @dataclass(frozen=True)
@@ -131,7 +121,7 @@ class NodeCommands(Protocol):
 
     def request_stop(self) -> None: ...
 
-    # devnet toolkit: snapshots, partitions (regtest only; NotAllowedError elsewhere)
+    # devnet toolkit: snapshots, partitions (regtest only: CommandError not-allowed elsewhere)
 
     def take_snapshot(self, name: str) -> Awaitable[SnapshotInfo]: ...
 

@@ -64,7 +64,7 @@ from node.chainstate import (
 )
 from node.config import Settings
 from node.fees import FeeEstimator
-from node.interfaces import VERSION, CommandError, NodeStatus, NotAllowedError
+from node.interfaces import VERSION, CommandError, NodeStatus
 from node.mempool import AcceptResult as TxAcceptResult
 from node.mempool import ChainView, Mempool
 from node.metrics import NodeMetrics
@@ -457,9 +457,10 @@ class NodeService:
     # --- devnet toolkit: snapshots, partitions (regtest only) -----------------------------------
 
     def _devnet_only(self, what: str) -> None:
-        """The toolkit's commands exist on regtest alone (as ``generate``)."""
+        """The toolkit's commands exist on regtest alone (as ``generate``); the routes refuse
+        them first, with 403 (``node.api.routes.snapshots``)."""
         if not self.params.allow_generate:
-            raise NotAllowedError(f"{what} is for regtest, not {self.params.name}")
+            raise CommandError("not-allowed", f"{what} is for regtest, not {self.params.name}")
 
     async def take_snapshot(self, name: str) -> SnapshotInfo:
         """Copy the whole state (chain, UTXO set, indexes, mempool) as snapshot ``name``,

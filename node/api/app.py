@@ -35,7 +35,7 @@ from node.api.http import MAX_BODY, REASONS, ApiError, error_response
 from node.api.openapi import openapi_json
 from node.api.routes import Api, addresses, admin, blocks, mempool, node, snapshots, txs
 from node.api.views import NotFoundError, Views
-from node.interfaces import VERSION, CommandError, NodeCommands, NotAllowedError
+from node.interfaces import VERSION, CommandError, NodeCommands
 from node.storage import StorageError
 
 __all__ = ["API", "MAX_BODY", "SERVICE", "error_response", "make_app"]
@@ -58,8 +58,6 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(err.status, err.code, err.message)
     except ValidationError as err:
         return error_response(400, err.code, err.message)
-    except NotAllowedError as err:
-        return error_response(403, err.code, err.message)
     except CommandError as err:
         return error_response(400, err.code, err.message)
     except NotFoundError as err:

@@ -7,8 +7,8 @@ parses its body field by field (400 with a sentence), calls one command of the s
 answers a model of ``client.models``.
 
 Invariants: behind the admin token like every ``/api/v1/admin/`` route (401 without it); on a
-network other than regtest every one answers 403 ``not-allowed`` (the service's
-``NotAllowedError``, as for ``generate``'s network check); an unknown snapshot is a 404 and
+network other than regtest every one answers 403 ``not-allowed`` before reading its body
+(``regtest_only``, the network check of ``generate``); an unknown snapshot is a 404 and
 changes nothing; a snapshot that cannot be written (disk full) or opened is 400
 ``snapshot-failed``, and the node goes on as it was. Names and limits are ``client.models``'
 (``SNAPSHOT_NAME_PATTERN``, ``MAX_SNAPSHOTS``, ``MAX_PARTITIONED``). Left to others: what the
@@ -16,6 +16,8 @@ commands do (``NodeService``, ``node.snapshots``, ``node.p2p.manager``).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -30,6 +32,17 @@ from node.snapshots import (
     valid_name,
 )
 
+if TYPE_CHECKING:
+    from node.interfaces import NodeCommands
+
+
+def regtest_only(service: NodeCommands) -> None:
+    """403 ``not-allowed`` unless the network offers devnet commands (regtest, as ``generate``)."""
+    if not service.params.allow_generate:
+        raise ApiError(
+            403, f"the devnet toolkit is for regtest, not {service.params.name}", "not-allowed"
+        )
+
 
 def _name(data: dict[str, object]) -> str:
     name = data.get("name")
@@ -43,6 +56,7 @@ def add(r: web.RouteTableDef, api: Api) -> None:
 
     @r.post(f"{API}/admin/snapshot")
     async def snapshot(request: web.Request) -> web.Response:
+        regtest_only(service)
         name = _name(await read_object(request))
         try:
             info = await service.take_snapshot(name)
@@ -54,6 +68,7 @@ def add(r: web.RouteTableDef, api: Api) -> None:
 
     @r.get(f"{API}/admin/snapshots")
     async def snapshots(request: web.Request) -> web.Response:
+        regtest_only(service)
         infos = await service.list_snapshots()
         return json_response(
             [m.SnapshotListed(i.name, i.height, i.best_hash[::-1].hex(), i.created) for i in infos]
@@ -61,6 +76,7 @@ def add(r: web.RouteTableDef, api: Api) -> None:
 
     @r.post(f"{API}/admin/revert")
     async def revert(request: web.Request) -> web.Response:
+        regtest_only(service)
         name = _name(await read_object(request))
         try:
             info = await service.revert(name)
@@ -72,6 +88,7 @@ def add(r: web.RouteTableDef, api: Api) -> None:
 
     @r.post(f"{API}/admin/partition")
     async def partition(request: web.Request) -> web.Response:
+        regtest_only(service)
         peers = (await read_object(request)).get("peers")
         if (
             not isinstance(peers, list)
@@ -85,5 +102,6 @@ def add(r: web.RouteTableDef, api: Api) -> None:
 
     @r.post(f"{API}/admin/heal")
     async def heal(request: web.Request) -> web.Response:
+        regtest_only(service)
         healed, reconnected = await service.heal()
         return json_response(m.Healed(healed=healed, reconnected=reconnected))
