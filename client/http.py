@@ -508,3 +508,26 @@ class Client:
         if address is not None:
             body["address"] = address
         return self.post("/admin/reorg", body, m.Reorged, timeout=600)
+
+    # --- devnet toolkit: snapshots, partitions ------------------------------------------------
+
+    def snapshot(self, name: str) -> m.Snapshot:
+        """Copy the node's whole state as snapshot ``name`` (replacing one of that name)."""
+        return self.post("/admin/snapshot", {"name": name}, m.Snapshot, timeout=600)
+
+    def snapshots(self) -> list[m.SnapshotListed]:
+        """The node's snapshots, oldest first."""
+        return self.get("/admin/snapshots", list[m.SnapshotListed])
+
+    def revert(self, name: str) -> m.Snapshot:
+        """Put the node's whole state back to snapshot ``name`` (kept); ``NodeError`` 404 if
+        there is none."""
+        return self.post("/admin/revert", {"name": name}, m.Snapshot, timeout=600)
+
+    def partition(self, peers: list[str]) -> m.Partitioned:
+        """Refuse the peers at these URLs both ways until ``heal``; every URL refused now."""
+        return self.post("/admin/partition", {"peers": peers}, m.Partitioned)
+
+    def heal(self) -> m.Healed:
+        """Lift every partition and dial those peers again."""
+        return self.post("/admin/heal", {}, m.Healed)

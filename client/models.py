@@ -550,10 +550,14 @@ class BannedPeer(Model):
 
 
 class Peers(Model):
-    """Connected and banned peers."""
+    """Connected and banned peers, and those this node is partitioned from."""
 
     connected: list[ConnectedPeer]
     banned: list[BannedPeer]
+    partitioned: Annotated[
+        list[str],
+        msgspec.Meta(description="peer URLs refused both ways until `heal` (devnet, regtest)"),
+    ]
 
 
 # --- admin answers -------------------------------------------------------------------------------
@@ -850,3 +854,66 @@ class EventsRequest(msgspec.Struct, forbid_unknown_fields=True):
 STREAM_MODELS: tuple[Any, ...] = (StreamMessage, EventsRequest)
 """What the event stream sends and takes, documented as components though no HTTP answer names
 them (the OpenAPI document has no WebSocket messages)."""
+# --- devnet toolkit: snapshots, partitions -------------------------------------------------------
+
+SNAPSHOT_NAME_PATTERN = "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"
+"""A snapshot's name: 1 to 64 letters, digits, `_`, `.`, `-`, not starting with `.` or `-`."""
+MAX_SNAPSHOTS = 64
+"""Snapshots one node keeps at most (retaking a name replaces it)."""
+MAX_PARTITIONED = 64
+"""Peer URLs one node refuses at once at most (``/admin/partition``)."""
+
+SnapshotName = Annotated[str, msgspec.Meta(pattern=SNAPSHOT_NAME_PATTERN)]
+
+
+class Snapshot(Model):
+    """A snapshot: its name and the tip it holds."""
+
+    name: SnapshotName
+    height: Height
+    best_hash: Hash
+
+
+class SnapshotListed(Model):
+    """A snapshot kept by the node."""
+
+    name: SnapshotName
+    height: Height
+    best_hash: Hash
+    created: UnixTime
+
+
+class Partitioned(Model):
+    """The peers this node refuses to talk with, in both directions, until `heal`."""
+
+    partitioned: list[str]
+
+
+class Healed(Model):
+    """The peers no longer refused, and those of them connected again."""
+
+    healed: list[str]
+    reconnected: list[str]
+
+
+class SnapshotRequest(msgspec.Struct):
+    """The snapshot's name."""
+
+    name: SnapshotName
+
+
+class PartitionRequest(msgspec.Struct):
+    """The peers' base URLs (as `GET /peers` shows them)."""
+
+    peers: Annotated[
+        list[
+            Annotated[
+                str,
+                msgspec.Meta(
+                    pattern="^https?://",
+                    description="at most as long as a P2P address (docs/PROTOCOL.md)",
+                ),
+            ]
+        ],
+        msgspec.Meta(min_length=1, max_length=MAX_PARTITIONED),
+    ]

@@ -60,6 +60,10 @@ class FeeEstimator:
         ):
             self._blocks.pop()
 
+    def reset(self) -> None:
+        """Forget every block (the chain was replaced by a devnet revert: as after a restart)."""
+        self._blocks.clear()
+
     def estimate(self, target: int) -> int:
         """Base units per byte to confirm within ``target`` blocks (at least the floor)."""
         chosen = max((t for t in TARGETS if t <= target), default=TARGETS[0])

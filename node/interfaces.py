@@ -29,6 +29,7 @@ from node.config import Settings
 from node.events import EventHub
 from node.mempool import AcceptResult as TxAcceptResult
 from node.metrics import NodeMetrics
+from node.snapshots import SnapshotInfo
 
 __all__ = [
     "VERSION",
@@ -41,6 +42,7 @@ __all__ = [
     "PeersView",
     "ReorgResult",
     "ToolkitCommands",
+    "SnapshotInfo",
 ]
 
 VERSION = "0.1.0"
@@ -185,3 +187,15 @@ class NodeCommands(Protocol):
     def add_peer(self, url: str) -> Awaitable[bool]: ...
 
     def request_stop(self) -> None: ...
+
+    # devnet toolkit: snapshots, partitions (regtest only: CommandError not-allowed elsewhere)
+
+    def take_snapshot(self, name: str) -> Awaitable[SnapshotInfo]: ...
+
+    def list_snapshots(self) -> Awaitable[list[SnapshotInfo]]: ...
+
+    def revert(self, name: str) -> Awaitable[SnapshotInfo]: ...
+
+    def partition(self, urls: list[str]) -> list[str]: ...
+
+    def heal(self) -> Awaitable[tuple[list[str], list[str]]]: ...

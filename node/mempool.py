@@ -884,6 +884,23 @@ class Mempool:
         log.info("mempool: %d transaction(s) restored", restored)
         return restored
 
+    def reload(self) -> int:
+        """Forget everything held in memory (entries, orphans, recent replacements) and
+        ``load`` again from the store, whose contents were replaced underneath (a devnet
+        revert). Subscribers stay subscribed but hear nothing of the transactions loaded, as at
+        start-up (a miner mining on each new transaction would otherwise move the chain on at
+        once); P2P announces the pool to every peer it dials afterwards. The pool's size."""
+        self._forget_entries_in_memory()
+        self._orphans.clear()
+        self._orphan_bytes = 0
+        self.replaced.clear()
+        self.replaced_bytes = 0
+        listeners, self._listeners = self._listeners, []
+        try:
+            return self.load()
+        finally:
+            self._listeners = listeners
+
     def transactions(self) -> Iterable[Transaction]:
         return (e.tx for e in self.entries.values())
 

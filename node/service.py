@@ -22,6 +22,13 @@ never waits behind more than that many reads, each of which costs what it return
 count and bytes), an immutable object the event loop reads without a trip to the state thread:
 ``/info`` answers at once even while a block is validated (docs/DECISIONS.md, "Reads").
 
+The devnet toolkit's snapshots (regtest only, SPEC 6): ``take_snapshot`` copies the store on the
+state thread (``node.snapshots``); ``revert`` pauses mining, replaces the store's contents with
+a snapshot's and rebuilds, still on the state thread and in the same objects, what start-up
+builds from the store (chainstate, mempool, fee estimator: ``reload``/``reset``, so every
+subscriber stays wired), then resumes mining and makes P2P drop and redial every peer
+(``PeerManager.reconnect``). ``partition``/``heal`` are P2P's.
+
 Start-up writes ``<datadir>/.cookie`` (``__cookie__:<token>``, mode 0600, a new token every
 start, as bitcoind does); the admin routes require that token. Beside it, ``<datadir>/.url``
 holds the API's URL, so client commands need only the data directory. Stop removes both.
@@ -78,6 +85,7 @@ from node.p2p.manager import PeerManager
 from node.p2p.routes import add_p2p_routes
 from node.sigcache import SignatureCache
 from node.sigpool import SignaturePool
+from node.snapshots import SnapshotArea, SnapshotInfo
 from node.storage import KeyValueStore, LevelDBStore, StorageError
 from node.toolkit import Toolkit
 
@@ -158,6 +166,7 @@ class NodeService:
         self._runner: web.AppRunner | None = None
         self._guard: ConnectionGuard | None = None
         self._searcher: PowSearcher | None = None
+        self._reverting = asyncio.Lock()
         self._warmup: asyncio.Task[None] | None = None
         self.store: KeyValueStore
         self.chainstate: Chainstate
@@ -170,6 +179,7 @@ class NodeService:
         self.p2p: PeerManager
         self.events: EventHub
         """The event stream (``node.events``): fed by the state thread, served on the loop."""
+        self.snapshots: SnapshotArea
 
     # --- life cycle -----------------------------------------------------------------------------
 
@@ -262,6 +272,7 @@ class NodeService:
         self.mempool.load()
         self.mempool.watch(self.events)  # from now on: what load restored is no event
         self.views = Views(chain, self.mempool)
+        self.snapshots = SnapshotArea(datadir / "snapshots")
 
     async def start(self) -> None:
         """Open the database, start serving, write the cookie, start mining if configured."""
@@ -466,6 +477,62 @@ class NodeService:
         if address is None:
             raise CommandError("bad-address", "mining needs an address")
         self.automine.set("interval", self.pubkey_hash_of(address), block_time)
+
+    # --- devnet toolkit: snapshots, partitions (regtest only) -----------------------------------
+
+    def _devnet_only(self, what: str) -> None:
+        """The toolkit's commands exist on regtest alone (as ``generate``); the routes refuse
+        them first, with 403 (``node.api.routes.snapshots``)."""
+        if not self.params.allow_generate:
+            raise CommandError("not-allowed", f"{what} is for regtest, not {self.params.name}")
+
+    async def take_snapshot(self, name: str) -> SnapshotInfo:
+        """Copy the whole state (chain, UTXO set, indexes, mempool) as snapshot ``name``,
+        replacing one of that name. ``SnapshotLimitError`` past ``MAX_SNAPSHOTS`` names."""
+        self._devnet_only("snapshot")
+        async with self._reverting:
+            return await self.call(self._take_snapshot, name)
+
+    def _take_snapshot(self, name: str) -> SnapshotInfo:
+        tip = self.chainstate.tip
+        return self.snapshots.take(self.store, name, tip.height, tip.hash)
+
+    async def list_snapshots(self) -> list[SnapshotInfo]:
+        self._devnet_only("snapshots")
+        return await self.call(self.snapshots.list)
+
+    async def revert(self, name: str) -> SnapshotInfo:
+        """Make chain, UTXO set, indexes and mempool exactly what they were at snapshot
+        ``name`` (kept), without a restart. ``UnknownSnapshotError`` (nothing changed) if
+        there is none. A storage failure half-way stops the node; the next start finds the old
+        state or the snapshot's, whole (``node.storage.leveldb``)."""
+        self._devnet_only("revert")
+        async with self._reverting, self.automine.paused():
+            info = await self.call(self._revert, name)
+            await self.p2p.reconnect("the node reverted to a snapshot")
+        return info
+
+    def _revert(self, name: str) -> SnapshotInfo:
+        """State thread: the store's contents replaced, then rebuilt as start-up builds them."""
+        info = self.snapshots.restore(self.store, name)  # raises before any change if unknown
+        self.chainstate.reload()
+        self.fees.reset()
+        self.mempool.reload()
+        tip = self.chainstate.tip
+        return SnapshotInfo(info.name, tip.height, tip.hash, info.created)
+
+    def partition(self, urls: list[str]) -> list[str]:
+        """Refuse the peers at ``urls`` both ways until ``heal``; every URL refused now."""
+        self._devnet_only("partition")
+        try:
+            return self.p2p.partition(urls)
+        except ValueError as err:
+            raise CommandError("bad-request", str(err)) from None
+
+    async def heal(self) -> tuple[list[str], list[str]]:
+        """Lift every partition; the URLs healed and those connected again."""
+        self._devnet_only("heal")
+        return await self.p2p.heal()
 
     @property
     def mining(self) -> bool:

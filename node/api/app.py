@@ -33,7 +33,18 @@ from node.api.accounts import Accounts
 from node.api.guards import HostPolicy, make_guards_middleware
 from node.api.http import MAX_BODY, REASONS, REJECT_STATUS, ApiError, error_response
 from node.api.openapi import openapi_json
-from node.api.routes import Api, addresses, admin, blocks, events, mempool, node, toolkit, txs
+from node.api.routes import (
+    Api,
+    addresses,
+    admin,
+    blocks,
+    events,
+    mempool,
+    node,
+    snapshots,
+    toolkit,
+    txs,
+)
 from node.api.views import NotFoundError, Views
 from node.interfaces import VERSION, CommandError, NodeCommands
 from node.storage import StorageError
@@ -102,7 +113,7 @@ def make_app(
     # queries: bounded in number ahead of the node's own work
     api = Api(service, views, Accounts(views), service.read, VERSION)
     r = web.RouteTableDef()
-    for routes in (node, blocks, txs, addresses, mempool, events, admin, toolkit):
+    for routes in (node, blocks, txs, addresses, mempool, events, admin, toolkit, snapshots):
         routes.add(r, api)
 
     @r.get(f"{API}/openapi.json")

@@ -51,6 +51,7 @@ from node.api.routes.events import HEARTBEAT, MAX_SEQ, MAX_SUBSCRIBE_TEXT, SSE
 from node.api.routes.node import MAX_QUERY, STATIC_NAME
 from node.api.views import BLOCKS_PAGE, MEMPOOL_RECENT, MEMPOOL_TXIDS_PAGE, TXS_PAGE, UTXO_PAGE
 from node.p2p import messages as p2p
+from node.p2p import policy as p2p_policy
 from node.p2p.policy import BODY_LIMITS, MAX_GETDATA_ANSWER_BYTES, RATE_BURST, RATE_PER_SECOND
 
 Schema = dict[str, Any]
@@ -879,6 +880,90 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
+# --- devnet toolkit: snapshots, partitions (regtest only) ----------------------------------------
+
+DEVNET_ONLY = "403 `not-allowed` on networks other than regtest."
+
+SNAPSHOT_ROUTES: tuple[Route, ...] = (
+    Route(
+        "post",
+        f"{API}/admin/snapshot",
+        "takeSnapshot",
+        "admin",
+        "Snapshot the node's whole state (regtest only)",
+        m.Snapshot,
+        body={JSON: m.SnapshotRequest},
+        body_description="The snapshot's name.",
+        errors=(*ADMIN_BODY_ERRORS, 403),
+        description="Copies the chain, the UTXO set, the indexes and the mempool, as they are "
+        "at this moment, under `<datadir>/snapshots/<name>/`. Taking a name again replaces that "
+        f"snapshot; a new name past {m.MAX_SNAPSHOTS} snapshots is 400 `too-many-snapshots`, "
+        "one that cannot be written (disk full) 400 `snapshot-failed` (nothing changes). "
+        + DEVNET_ONLY,
+        admin=True,
+    ),
+    Route(
+        "get",
+        f"{API}/admin/snapshots",
+        "listSnapshots",
+        "admin",
+        "The node's snapshots, oldest first (regtest only)",
+        page_of(m.SnapshotListed, m.MAX_SNAPSHOTS),
+        errors=(401, 403),
+        description=DEVNET_ONLY,
+        admin=True,
+    ),
+    Route(
+        "post",
+        f"{API}/admin/revert",
+        "revertToSnapshot",
+        "admin",
+        "Put the node's whole state back to a snapshot (regtest only)",
+        m.Snapshot,
+        body={JSON: m.SnapshotRequest},
+        body_description="The snapshot's name.",
+        errors=(*ADMIN_BODY_ERRORS, 403, 404),
+        description="Chain, UTXO set, indexes and mempool become exactly what they were at the "
+        "snapshot, without a restart; the snapshot is kept (revert to it again, or retake it). "
+        "Mining pauses meanwhile. Every peer is dropped; the peers of before are refused until "
+        "they handshake with a new nonce (reverted too), for at most "
+        f"{p2p_policy.REVERT_HOLD:g} s or until `heal`. 404 `not-found` for an unknown name, "
+        "400 `snapshot-failed` for a snapshot whose copy cannot be opened (nothing changes "
+        "either way). " + DEVNET_ONLY,
+        admin=True,
+    ),
+    Route(
+        "post",
+        f"{API}/admin/partition",
+        "partition",
+        "admin",
+        "Refuse peers in both directions until heal (regtest only)",
+        m.Partitioned,
+        body={JSON: m.PartitionRequest},
+        body_description="The peers' URLs.",
+        errors=(*ADMIN_BODY_ERRORS, 403),
+        description="Drops the connections to those peers, sends them nothing and answers "
+        "their `/p2p/` requests 403 `partitioned` (matched by their `X-Tally-Peer` URL), added "
+        f"to those refused already (at most {m.MAX_PARTITIONED}); answers every URL refused. "
+        + DEVNET_ONLY,
+        admin=True,
+    ),
+    Route(
+        "post",
+        f"{API}/admin/heal",
+        "heal",
+        "admin",
+        "Lift every partition (regtest only)",
+        m.Healed,
+        errors=(401, 403),
+        description="Every refused peer (partitioned, or held back after a revert) is accepted "
+        "again, and those the node knows the address of are dialled at once; sync then "
+        "converges on the chain with the most work. " + DEVNET_ONLY,
+        admin=True,
+    ),
+)
+
+
 # --- /p2p/ and the routes outside the API --------------------------------------------------------
 
 
@@ -1047,8 +1132,9 @@ ERRORS = {
         "Forbidden",
         "A `Host` header that does not name this node (DNS rebinding), or a POST whose `Origin` "
         "is not the node's own (cross-site): `forbidden`, on every route, before anything "
-        "else; or a `/p2p/` request from a banned peer (`banned`); or a devnet toolkit route "
-        "on a network other than regtest (`not-allowed`).",
+        "else; a `/p2p/` request from a banned peer (`banned`) or from a peer this node is "
+        "partitioned from (`partitioned`); or a devnet toolkit route on a network other than "
+        "regtest (`not-allowed`).",
     ),
     404: ("NotFound", "No such block, transaction, height or page (`not-found`)."),
     405: (
@@ -1118,7 +1204,7 @@ TAGS = [
 
 
 def all_routes() -> tuple[Route, ...]:
-    return (*ROUTES, *p2p_routes(), *OUTSIDE)
+    return (*ROUTES, *SNAPSHOT_ROUTES, *p2p_routes(), *OUTSIDE)
 
 
 def _types(routes: tuple[Route, ...]) -> list[Any]:

@@ -176,6 +176,11 @@ class Chain:
         self.coins.reset()
         self._tip = None
 
+    def forget_orphans(self) -> None:
+        """Empty the orphan pool (the store's contents were replaced: a revert)."""
+        self._orphans.clear()
+        self._orphan_bytes = 0
+
     # --- reading --------------------------------------------------------------------------------
 
     @property

@@ -206,6 +206,16 @@ class Chainstate:
         self._chain.load_tip()
         self._chain.resume()
 
+    def reload(self) -> None:
+        """Read the chainstate again from its store, whose contents were replaced underneath
+        (a devnet revert, ``node.snapshots``), as opening does: every in-memory cache, the tip,
+        the UTXO stats and the orphan pool are dropped first. Subscribers stay subscribed and
+        hear nothing of the jump (no block was connected or disconnected)."""
+        self._chain.forget_state()
+        self._chain.forget_orphans()
+        self.reindexed_at_open = False
+        self._open(upgrade=False)
+
     def _initialise(self) -> None:
         log.info("creating a new %s chainstate", self.params.name)
         with self.store.write_batch(sync=self._sync) as batch:

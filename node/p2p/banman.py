@@ -177,6 +177,21 @@ class BanMan:
             return False
         return True
 
+    def persist_all(self) -> None:
+        """Write the ban table as it stands over the store's ban records: after the store's
+        contents were replaced (a devnet revert), the bans in force stay in force across a
+        restart too (they are about peers, not about the chain)."""
+        records = [(P_BAN + _key_bytes(k), int(u).to_bytes(8, "big")) for k, u in self.bans.items()]
+
+        def write() -> None:
+            with self.store.write_batch(sync=False) as batch:
+                for key, _ in self.store.iterate(P_BAN):
+                    batch.delete(key)
+                for key, value in records:
+                    batch.put(key, value)
+
+        self._persist(write)
+
     def sweep(self, now: float | None = None) -> None:
         """Lift every ban that has ended."""
         now = self.clock() if now is None else now

@@ -17,6 +17,21 @@ The jobs, one module each (each module's docstring says what it owns):
 - ``sync``: headers-first sync, block download with stall detection;
 - ``policy``: every limit and interval both sides rely on.
 
+Two devnet tools live here (SPEC 6): ``partition(urls)`` drops the peers at those URLs and
+refuses them in both directions (the transport sends them nothing, the routes answer their
+requests 403 ``partitioned``) until ``heal()``, which lifts every refusal and dials again those
+of them the address book knows. ``reconnect()``, after a revert, drops every peer, so that no
+record of what a peer knows (``Peer.known``), no request in flight and no distrust outlives the
+state it was about, and holds them back (refused the same way) until they come back with a new
+nonce (reverted too), for at most ``policy.REVERT_HOLD`` or until ``heal``: a devnet reverts
+its nodes one after another, and the first must not take back from the others what the revert
+undid. A revert or a heal also draws a new nonce (``PeerSet.new_session``): a peer seeing a
+known URL with a new nonce drops its old record of us, so it neither skips announcing to us
+what we lost nor believes we still have it. A request is matched to a URL by its believed
+``X-Tally-Peer`` header (``BanMan.identify``): on a loopback devnet every node shares
+127.0.0.1, so the address alone cannot tell them apart. A partition is a tool among
+cooperating nodes, not a defence.
+
 This class builds them with their dependencies, wires their callbacks, runs their loops, and
 offers the routes and the service one small surface. Chain and mempool are reached only through
 the service's state thread (``call``); their events arrive on that thread and are handed to the
@@ -31,6 +46,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from client.models import MAX_PARTITIONED
 from consensus import NetworkParams
 from node.chainstate import BlockConnected, BlockIndexEntry, ChainEvent, Chainstate
 from node.mempool import Mempool, MempoolEntry
@@ -191,10 +207,72 @@ class PeerManager:
                 for p in self.peers.values()
             ],
             "banned": [{"peer": k, "until": int(v)} for k, v in self.banman.bans.items()],
+            "partitioned": sorted(self.transport.refused),
         }
 
     def synced(self) -> bool:
         return not self.sync.ahead()
+
+    # --- devnet tools: partitions and reconnecting ------------------------------------------------
+
+    def is_partitioned(self, url: str | None) -> bool:
+        return url is not None and url in self.transport.refused
+
+    def held_back(self, url: str | None, nonce: bytes | None = None) -> bool:
+        """Refused for now after a revert (``PeerSet.held_back``)."""
+        return self.peerset.held_back(url, nonce)
+
+    def partition(self, urls: list[str]) -> list[str]:
+        """Refuse ``urls`` (added to those refused already), dropping their connections; every
+        URL refused now. ``ValueError`` for an unusable URL or past ``MAX_PARTITIONED``."""
+        wanted = [u.rstrip("/") for u in urls]
+        for url in wanted:
+            if not usable_url(url):
+                raise ValueError(f"{url!r} is not a peer URL")
+        refused = self.transport.refused
+        if len(refused | set(wanted)) > MAX_PARTITIONED:
+            raise ValueError(f"at most {MAX_PARTITIONED} peers can be partitioned at once")
+        refused.update(wanted)
+        for url in wanted:
+            if url in self.peers:
+                self.peerset.drop(url, "partitioned")
+        log.info("partitioned from %s", ", ".join(sorted(wanted)))
+        return sorted(refused)
+
+    async def heal(self) -> tuple[list[str], list[str]]:
+        """Lift every refusal and dial at once those of the peers the address book knows; the
+        URLs healed, and those connected again."""
+        healed = sorted(self.transport.refused | set(self.peerset.release_holds()))
+        self.transport.refused.clear()
+        self.peerset.forget_distrust(healed)
+        if healed:
+            self.peerset.new_session()  # they forget what they believed we had meanwhile
+        known = [u for u in healed if u in self.addrman]
+        connected = await self._dial(known)
+        if healed:
+            log.info("healed: %s (connected again: %d)", ", ".join(healed), len(connected))
+        return healed, connected
+
+    async def reconnect(self, reason: str) -> list[str]:
+        """After a revert: drop every peer and hold them (``policy.REVERT_HOLD``) until they
+        handshake with a new nonce (they reverted too); dial them (those back already are
+        connected, the others are tried again by the connector); the URLs connected."""
+        peers = list(self.peers.values())
+        urls = [p.url for p in peers]
+        for url in urls:
+            self.peerset.drop(url, reason)
+        self.peerset.hold(peers, policy.REVERT_HOLD)
+        self.peerset.forget_distrust()
+        self.peerset.new_session()  # and they forget theirs of us (what we had before)
+        self.banman.persist_all()  # the store's ban records are the snapshot's: bans stay
+        return await self._dial([u for u in urls if u not in self.transport.refused])
+
+    async def _dial(self, urls: list[str]) -> list[str]:
+        for url in urls:
+            dial = self.addrman.get(url)
+            dial.failures, dial.next_attempt = 0, 0.0
+        peers = await asyncio.gather(*(self.connect(u) for u in urls))
+        return [u for u, p in zip(urls, peers, strict=True) if p is not None]
 
     # --- life cycle -----------------------------------------------------------------------------
 

@@ -4,7 +4,8 @@ Job: talk HTTP to other nodes (``Transport``: one client session whose pool hold
 ``MAX_CONNECTIONS_PER_PEER`` connections to any one peer and ``MAX_CLIENT_CONNECTIONS`` in all,
 every request with its own timeout), know who is connected (``PeerSet.peers``, keyed by
 listening URL), handshake (network magic, genesis, version, best height and work, URL, a nonce
-that detects a connection to ourselves), keep up to ``max_outbound`` outbound peers from the
+that detects a connection to ourselves; a peer's new nonce is a new session of it: its old
+record is dropped), keep up to ``max_outbound`` outbound peers from the
 address book (``addrman``) with backoff, and ping every peer each ``PING_INTERVAL`` (dropping
 the silent ones).
 
@@ -83,6 +84,9 @@ class Peer:
     version: int = 0
     connected_at: float = 0.0
     known: OrderedDict[bytes, None] = field(default_factory=OrderedDict)
+    nonce: bytes = b""
+    """The nonce of its last handshake: a new one means a new session (it restarted, or
+    reverted its state), so what we recorded of it (``known``) is forgotten."""
 
     @property
     def work(self) -> int:
@@ -126,6 +130,9 @@ class Transport:
         self.own_url = own_url
         self.on_malformed = on_malformed
         self._session: aiohttp.ClientSession | None = None
+        self.refused: set[str] = set()
+        """Peer URLs this node is partitioned from (``PeerManager.partition``): no request is
+        sent to them."""
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(
@@ -146,6 +153,8 @@ class Transport:
         """POST ``message`` to ``url``'s ``/p2p/<route>``; the answer parsed as ``answer``."""
         if self._session is None:
             raise PeerError("not started")
+        if url in self.refused:
+            raise PeerError(f"{route}: partitioned from {url}")
         headers = {"Content-Type": "application/msgpack", "X-Tally-Peer": self.own_url}
         try:
             async with self._session.post(
@@ -197,6 +206,9 @@ class PeerSet:
         self.clock = clock
         self.nonce = os.urandom(8)
         self.peers: dict[str, Peer] = {}
+        self._held: dict[str, tuple[bytes, float]] = {}
+        """Peers refused after a revert (``hold``): URL -> (their nonce then, until when,
+        monotonic). At most the peers connected then."""
         self._distrusted: dict[str, float] = {}
         """``Peer.failed_until`` of peers that left, by URL: reconnecting does not clear it."""
         self.on_joined: Callable[[Peer], None] = lambda peer: None
@@ -236,6 +248,10 @@ class PeerSet:
         """Record a successful handshake with the peer listening at ``message["url"]``."""
         url = message["url"].rstrip("/")
         peer = self.peers.get(url)
+        nonce = bytes(message.get("nonce", b""))
+        if peer is not None and peer.nonce and nonce != peer.nonce:
+            self.drop(url, "it handshook with a new nonce (restarted or reverted)")
+            peer = None
         if peer is None:
             peer = Peer(
                 url,
@@ -252,6 +268,7 @@ class PeerSet:
                 message["height"],
             )
             self.on_joined(peer)
+        peer.nonce = nonce
         peer.height = message["height"]
         peer.claimed = int.from_bytes(message["work"], "big")
         peer.version = message["version"]
@@ -285,6 +302,46 @@ class PeerSet:
             self.metrics.peers.set(len(self.peers))
             self.on_left(peer)
 
+    def hold(self, peers: list[Peer], seconds: float) -> None:
+        """Refuse these peers (dropped already) for ``seconds``, unless one comes back with a
+        new nonce: a session of theirs from before our revert (``policy.REVERT_HOLD``)."""
+        now = time.monotonic()
+        self._held = {u: h for u, h in self._held.items() if h[1] > now}  # bounded: the expired go
+        for peer in peers:
+            self._held[peer.url] = (peer.nonce, now + seconds)
+
+    def held_back(self, url: str | None, nonce: bytes | None = None) -> bool:
+        """Whether ``url`` is refused by a hold: its hold is running and ``nonce`` (of its
+        handshake; None for any other request) is the nonce it had. A new nonce lifts it."""
+        if url is None or url not in self._held:
+            return False
+        old, until = self._held[url]
+        if time.monotonic() >= until or (nonce is not None and nonce != old):
+            del self._held[url]
+            return False
+        return True
+
+    def release_holds(self) -> list[str]:
+        """Lift every hold; the URLs that were held."""
+        urls = list(self._held)
+        self._held.clear()
+        return urls
+
+    def new_session(self) -> None:
+        """Handshake with a new nonce from now on: every peer then takes us for a new peer and
+        forgets what it recorded of us (what we have, ``Peer.known``), and hears our whole
+        mempool again (after a revert, or a healed partition)."""
+        self.nonce = os.urandom(8)
+
+    def forget_distrust(self, urls: list[str] | None = None) -> None:
+        """Believe the claims of ``urls`` (all peers if None) again: what they failed to back
+        was judged against a chain or a link that is gone (a revert, a healed partition)."""
+        if urls is None:
+            self._distrusted.clear()
+        else:
+            for url in urls:
+                self._distrusted.pop(url, None)
+
     def drop_key(self, key: str, reason: str) -> None:
         """Drop every peer known by ``key`` (all peers at a banned IP, say)."""
         for peer in [p for p in self.peers.values() if p.key == key or p.url == key]:
@@ -297,13 +354,15 @@ class PeerSet:
     async def connect(self, url: str) -> Peer | None:
         """Handshake with ``url``; the peer, or None if refused or unreachable."""
         url = url.rstrip("/")
-        if self.is_banned_url(url):
-            return None
+        if self.is_banned_url(url) or url in self.transport.refused:
+            return None  # refused by us: no failure to back off from
         try:
             answer = await self.transport.post(
                 url, "handshake", self.handshake_message(), "handshake", policy.HANDSHAKE_TIMEOUT
             )
             self.check_handshake(answer)
+            if self.held_back(url, answer["nonce"]):
+                return None  # the session we reverted away from: not a failure, try later
         except m.ProtocolError as err:
             if err.code == "self-connection":
                 log.info("%s is this node itself: not connecting", url)

@@ -105,6 +105,12 @@ MAX_TRACKED = 100_000
 
 CLAIM_RETRY = 30.0
 """A peer that failed to back its claimed work is not synced from again for this long."""
+REVERT_HOLD = 10.0
+"""After a devnet revert, the peers of before are refused this long, unless they come back
+with a new handshake nonce (reverted too) or the node is healed: a devnet reverts its nodes one
+after another, and a node reverted first must not take back, from one not reverted yet, the
+blocks and transactions the revert undid. (A peer that reverted before us and reconnected
+already is held too: ``heal`` after reverting every node ends the hold at once.)"""
 DOWNLOAD_BATCH = 16
 """Blocks per ``getdata`` during sync."""
 DOWNLOAD_WINDOW = 128

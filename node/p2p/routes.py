@@ -2,10 +2,13 @@
 
 Each handler identifies the sender (``BanMan.identify``: its IP, or under ``--whitelist`` its
 ``X-Tally-Peer`` URL when that URL's host is the request's address), refuses a banned sender
-(403) or one over its rate (429), enforces the route's body limit (413, ``policy.BODY_LIMITS``),
-decodes the message strictly (400 and a misbehaviour score when malformed), then hands it to the
-``PeerManager``. ``inv`` and ``getdata`` are acted on only for a connected peer (one that
-handshook from the host of its URL); ``getdata`` from anyone else is answered with no items.
+(403 ``banned``), a sender this node is partitioned from (403 ``partitioned``: its believed
+``X-Tally-Peer`` URL is refused, ``PeerManager.partition``; or, for a while after a devnet
+revert, a peer still in the session of before, ``PeerSet.hold``) or one over its rate (429),
+enforces the route's body limit (413, ``policy.BODY_LIMITS``), decodes the message strictly
+(400 and a misbehaviour score when malformed), then hands it to the ``PeerManager``. ``inv``
+and ``getdata`` are acted on only for a connected peer (one that handshook from the host of its
+URL); ``getdata`` from anyone else is answered with no items.
 Errors use the API's shape, ``{"error": {"code", "message"}}``, in JSON.
 """
 
@@ -58,6 +61,8 @@ def add_p2p_routes(app: web.Application, manager: PeerManager) -> None:
             )
             if manager.is_banned(sender):
                 return _error(403, "banned", "this peer is banned")
+            if manager.is_partitioned(url) or (name != "handshake" and manager.held_back(url)):
+                return _error(403, "partitioned", "this node is partitioned from that peer")
             if not manager.rate_ok(sender):
                 return _error(429, "too-many-requests", "slow down")
             if request.content_length is not None and request.content_length > limit:
@@ -87,6 +92,9 @@ def add_p2p_routes(app: web.Application, manager: PeerManager) -> None:
         manager.check_handshake(message)
         claimed = str(message["url"])
         key, url = manager.identify(sender.remote, claimed)
+        nonce = message["nonce"]
+        if manager.held_back(url, nonce if isinstance(nonce, bytes) else None):
+            return _error(403, "partitioned", "this node reverted: that session is refused")
         if url is not None:  # a peer is registered under its URL only from that URL's host
             manager.register({**message, "url": url}, outbound=False, key=key)
             manager.learn_urls([url])

@@ -20,6 +20,10 @@ Invariants every backend keeps (checked by ``tests/unit/test_storage_contract.py
   before the close and iterations in progress) except ``close()``, which is idempotent.
 - Backend failures surface as ``StorageError`` (with the backend's exception chained), so the
   node can stop with a clear message instead of a library-specific traceback.
+- ``copy_into(target)`` copies a consistent view (the store as it was when the copy began) in
+  batches of at most ``COPY_BATCH_BYTES``; ``replace_contents(source)`` makes the store hold
+  exactly what ``source`` holds, and a crash in the middle leaves it holding either all of its
+  old contents or all of the new (the devnet's snapshots and reverts, ``node.snapshots``).
 
 Left to others: the key schema, its version and the encoding of values (the chainstate); deciding
 which writes must be synced (the caller passes ``sync``; single ``put``/``delete`` calls are not
@@ -40,10 +44,16 @@ __all__ = [
     "KeyValueStore",
     "StorageClosedError",
     "StorageError",
+    "COPY_BATCH_BYTES",
     "WriteBatch",
     "prefix_upper_bound",
     "require_bytes",
 ]
+
+
+COPY_BATCH_BYTES = 4 * 1024 * 1024
+"""Bytes of keys and values one write batch of ``copy_into`` holds at most (one large item may
+go over it alone)."""
 
 
 class StorageError(Exception):
@@ -75,6 +85,12 @@ def prefix_upper_bound(prefix: bytes) -> bytes | None:
     if not stripped:
         return None
     return stripped[:-1] + bytes([stripped[-1] + 1])
+
+
+def _write_all(target: KeyValueStore, items: list[tuple[bytes, bytes]], *, sync: bool) -> None:
+    with target.write_batch(sync=sync) as batch:
+        for key, value in items:
+            batch.put(key, value)
 
 
 class WriteBatch(ABC):
@@ -230,6 +246,35 @@ class KeyValueStore(ABC):
         """Backend compaction hook; nothing by default."""
         del prefix
 
+    def copy_into(self, target: KeyValueStore, *, batch_bytes: int = COPY_BATCH_BYTES) -> int:
+        """Put every key of this store into ``target`` (which should start empty), in batches of
+        at most ``batch_bytes``, the last one synced; return how many keys were copied.
+
+        The copy is the store as it was when the call began (``iterate`` reads a snapshot), so
+        writes made meanwhile are not in it; ``target`` may be of another backend."""
+        self._check_open()
+        count = 0
+        size = 0
+        chunk: list[tuple[bytes, bytes]] = []
+        for key, value in self.iterate(b""):
+            if size >= batch_bytes:  # more is coming: this chunk is not the last one
+                _write_all(target, chunk, sync=False)
+                chunk, size = [], 0
+            chunk.append((key, value))
+            size += len(key) + len(value)
+            count += 1
+        _write_all(target, chunk, sync=True)  # the last: what came before is durable with it
+        return count
+
+    def replace_contents(self, source: KeyValueStore) -> None:
+        """Make this store hold exactly the keys and values of ``source`` (any backend, left
+        open and unchanged). A crash in the middle leaves the old contents or the new, never a
+        mixture (each backend says how); batches and iterations begun before are invalid
+        afterwards."""
+        self._check_open()
+        source._check_open()
+        self._replace_contents(source)
+
     def close(self) -> None:
         """Release the backend; idempotent."""
         if self._closed:
@@ -284,6 +329,10 @@ class KeyValueStore(ABC):
     @abstractmethod
     def _new_batch(self, sync: bool) -> WriteBatch:
         """Return a fresh, empty batch bound to this store."""
+
+    @abstractmethod
+    def _replace_contents(self, source: KeyValueStore) -> None:
+        """Backend hook of ``replace_contents`` (both stores already checked open)."""
 
     @abstractmethod
     def _close(self) -> None:

@@ -12,6 +12,15 @@ contract promises. The LevelDB ``LOCK`` file is held from open to close, so only
 process) has a data directory open; a second open fails with a ``StorageError`` that says the
 directory is in use. Every plyvel error is re-raised as ``StorageError`` with the original chained.
 
+Replacing the contents (``replace_contents``, a devnet revert) never writes into the live
+directory ``P``: the new contents are copied into ``P.incoming``, synced, renamed to ``P.ready``
+(complete from then on), and swapped in with two renames, ``P`` -> ``P.old`` and ``P.ready`` ->
+``P``, after which ``P.old`` is removed and the database reopened. Every open of ``P`` first runs
+``recover_replacement(P)``, which finishes or undoes a swap a crash cut short: ``P.incoming`` is
+deleted (an unfinished copy, never used); a ``P.ready`` is swapped in (moving ``P`` aside first
+if it is still there); a ``P.old`` is deleted if ``P`` exists and renamed back to ``P`` if not.
+So whatever moment a crash hits, ``P`` opens as either the old database or the new one, whole.
+
 Left to others: the data directory layout and choosing the path (the node's configuration), the
 key schema and its version (the chainstate), and recovery policy after a ``StorageError`` (the
 node stops with the message).
@@ -21,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,7 +39,12 @@ import plyvel
 from node.state import state_owned
 from node.storage.kv import KeyValueStore, StorageError, WriteBatch, prefix_upper_bound
 
-__all__ = ["LevelDBStore"]
+__all__ = ["INCOMING", "OLD", "READY", "LevelDBStore", "recover_replacement"]
+
+INCOMING = ".incoming"
+READY = ".ready"
+OLD = ".old"
+"""Suffixes of the directories a replacement of ``P``'s contents goes through (see above)."""
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +84,56 @@ class _LevelDBWriteBatch(WriteBatch):
         self._batch.clear()
 
 
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(path: str) -> None:
+    """Every file of the directory ``path`` (not recursive: LevelDB's are flat), then itself."""
+    for name in os.listdir(path):
+        child = os.path.join(path, name)
+        if os.path.isfile(child):
+            fd = os.open(child, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    _fsync_dir(path)
+
+
+def recover_replacement(path: str | os.PathLike[str]) -> None:
+    """Finish or undo a replacement of ``path``'s contents that a crash interrupted (see the
+    module's docstring); nothing to do, and nothing done, when none was under way."""
+    live = os.fspath(path)
+    parent = os.path.dirname(os.path.abspath(live))
+    if os.path.exists(live + INCOMING):
+        shutil.rmtree(live + INCOMING)
+        _log_recovery("removed an unfinished copy", live + INCOMING)
+    if os.path.exists(live + READY):
+        if os.path.exists(live):
+            if os.path.exists(live + OLD):
+                shutil.rmtree(live + OLD)
+            os.replace(live, live + OLD)
+        os.replace(live + READY, live)
+        _fsync_dir(parent)
+        _log_recovery("finished swapping in the replacement", live)
+    if os.path.exists(live + OLD):
+        if os.path.exists(live):
+            shutil.rmtree(live + OLD)
+        else:
+            os.replace(live + OLD, live)
+            _fsync_dir(parent)
+            _log_recovery("put back the previous database", live)
+
+
+def _log_recovery(what: str, path: str) -> None:
+    logger.warning("interrupted replacement of a database: %s (%s)", what, path)
+
+
 @state_owned
 class LevelDBStore(KeyValueStore):
     """A ``KeyValueStore`` backed by the LevelDB database in directory ``path``."""
@@ -77,11 +142,19 @@ class LevelDBStore(KeyValueStore):
         super().__init__()
         self._path = os.fspath(path)
         try:
+            recover_replacement(self._path)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot recover an interrupted revert at {self._path}: {exc}"
+            ) from exc
+        self._db: Any = self._open_db(create_if_missing)
+        logger.debug("opened LevelDB at %s", self._path)
+
+    def _open_db(self, create_if_missing: bool) -> Any:
+        try:
             # A bloom filter spares point reads that miss (unknown coins, say) a disk seek per
             # level, so their cost does not grow with the database.
-            self._db: Any = plyvel.DB(
-                self._path, create_if_missing=create_if_missing, bloom_filter_bits=10
-            )
+            return plyvel.DB(self._path, create_if_missing=create_if_missing, bloom_filter_bits=10)
         except plyvel.IOError as exc:
             message = _describe(exc)
             if "lock" in message.lower():
@@ -92,7 +165,6 @@ class LevelDBStore(KeyValueStore):
             raise StorageError(f"cannot open LevelDB at {self._path}: {message}") from exc
         except plyvel.Error as exc:
             raise StorageError(f"cannot open LevelDB at {self._path}: {_describe(exc)}") from exc
-        logger.debug("opened LevelDB at %s", self._path)
 
     @property
     def path(self) -> str:
@@ -175,6 +247,35 @@ class LevelDBStore(KeyValueStore):
 
     def _new_batch(self, sync: bool) -> WriteBatch:
         return _LevelDBWriteBatch(self, sync=sync)
+
+    def _replace_contents(self, source: KeyValueStore) -> None:
+        live = self._path
+        try:
+            for leftover in (live + INCOMING, live + READY, live + OLD):
+                if os.path.exists(leftover):
+                    shutil.rmtree(leftover)
+            incoming = LevelDBStore(live + INCOMING)
+            try:
+                source.copy_into(incoming)
+            finally:
+                incoming.close()
+            _fsync_tree(live + INCOMING)
+            os.replace(live + INCOMING, live + READY)  # complete from here on
+            parent = os.path.dirname(os.path.abspath(live))
+            _fsync_dir(parent)
+            self._db.close()
+            self._closed = True  # until reopened: a failure below leaves a closed store
+            os.replace(live, live + OLD)  # a crash from here: recover_replacement rolls forward
+            os.replace(live + READY, live)
+            _fsync_dir(parent)
+            shutil.rmtree(live + OLD)
+        except OSError as exc:
+            raise StorageError(f"replacing the database at {live} failed: {exc}") from exc
+        except plyvel.Error as exc:
+            raise self._failed("replacement", exc) from exc
+        self._db = self._open_db(create_if_missing=False)
+        self._closed = False
+        logger.info("replaced the contents of %s", live)
 
     def _close(self) -> None:
         try:

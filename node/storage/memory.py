@@ -8,6 +8,9 @@ O(log n + k) for k results, not a sort per call.
 Invariants: ``_keys`` is always exactly ``sorted(_data)``; an iteration works on a copy of its range
 taken when ``iterate`` is called (the same snapshot semantics as the LevelDB backend).
 
+``replace_contents`` builds the new dict and key list aside and swaps them in with one
+assignment each (no crash can leave a mixture: nothing survives a crash here anyway).
+
 Left to others: durability (there is none; ``sync`` is accepted and ignored), the key schema
 (the chainstate), and thread-safety (none, as for every store).
 """
@@ -93,6 +96,11 @@ class MemoryStore(KeyValueStore):
 
     def _new_batch(self, sync: bool) -> WriteBatch:
         return _MemoryWriteBatch(self, sync=sync)
+
+    def _replace_contents(self, source: KeyValueStore) -> None:
+        items = list(source.iterate(b""))  # ascending key order: the sorted key list as it comes
+        self._data = dict(items)
+        self._keys = [key for key, _ in items]
 
     def _close(self) -> None:
         self._data = {}

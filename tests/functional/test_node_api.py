@@ -748,7 +748,7 @@ def test_utxo_set_info(world: World) -> None:
 
 
 def test_peers(world: World) -> None:
-    assert world.get("/peers") == {"connected": [], "banned": []}
+    assert world.get("/peers") == {"connected": [], "banned": [], "partitioned": []}
 
 
 # --- outside /api/v1 -----------------------------------------------------------------------------

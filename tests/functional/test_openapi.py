@@ -106,6 +106,10 @@ NOT_FUZZED = {
     ("POST", f"{API}/admin/automine"),
     ("POST", f"{API}/admin/mempool/clear"),
     ("POST", f"{API}/admin/reorg"),
+    # They copy the node's state, or replace it with a copy: a revert to a snapshot the fuzzer
+    # took would take away the chain the other cases rely on.
+    ("POST", f"{API}/admin/snapshot"),
+    ("POST", f"{API}/admin/revert"),
     # The node dials the URLs a handshake or an addr message carries. (The other /p2p/ routes
     # are fuzzed: misbehaviour scores may get the test's peer keys banned, a documented 403.)
     ("POST", "/p2p/handshake"),
@@ -430,6 +434,11 @@ def real_cases(chain: Chain, schema: Any) -> list[Any]:
         # The submitted block (and the one generated on it) off the chain, and back.
         case("POST", f"{API}/admin/invalidate", body={"hash": block.hash_hex()}),
         case("POST", f"{API}/admin/reconsider", body={"hash": block.hash_hex()}),
+        # A snapshot and a revert to it (nothing changes), a partition and its healing.
+        case("POST", f"{API}/admin/snapshot", body={"name": "real-cases"}),
+        case("POST", f"{API}/admin/revert", body={"name": "real-cases"}),
+        case("POST", f"{API}/admin/partition", body={"peers": ["http://127.0.0.1:1"]}),
+        case("POST", f"{API}/admin/heal"),
         # The devnet toolkit's: a second on the clock, no mining, nothing cleared, and last, the
         # tip replaced by two blocks.
         case("POST", f"{API}/admin/time", body={"advance": 1}),
