@@ -902,6 +902,17 @@ class SnapshotRequest(msgspec.Struct):
     name: SnapshotName
 
 
+PORT_PATTERN = (
+    "(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+)
+PEER_URL_PATTERN = (
+    r"^https?://([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])"
+    f"(:{PORT_PATTERN})?" + r"(/[^?#]*)?$"
+)
+"""A peer's base URL as the node takes one (``node.p2p.addrman.usable_url``): http(s), a host
+name or address, a port from 1 to 65535 if given, no query."""
+
+
 class PartitionRequest(msgspec.Struct):
     """The peers' base URLs (as `GET /peers` shows them)."""
 
@@ -910,7 +921,7 @@ class PartitionRequest(msgspec.Struct):
             Annotated[
                 str,
                 msgspec.Meta(
-                    pattern="^https?://",
+                    pattern=PEER_URL_PATTERN,
                     description="at most as long as a P2P address (docs/PROTOCOL.md)",
                 ),
             ]
