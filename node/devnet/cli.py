@@ -64,7 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--dir", default=default_dir, help=f"the devnet's folder (default: {default_dir})"
         )
-        p.add_argument("--json", action="store_true", help="print one JSON document")
+        p.add_argument(
+            "--json",
+            action="store_true",
+            help="print one JSON document on stdout (default: readable lines)",
+        )
         return p
 
     parser = argparse.ArgumentParser(
@@ -108,8 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     command("down", "stop every node of the devnet")
 
     mine = command("mine", "mine N blocks now, and wait until every node has them")
-    mine.add_argument("count", type=int, metavar="N")
-    mine.add_argument("--node", type=int, default=0, metavar="I", help="the node that mines")
+    mine.add_argument("count", type=int, metavar="N", help="how many blocks, 1 to 10,000")
+    mine.add_argument(
+        "--node", type=int, default=0, metavar="I", help="the node that mines (default: 0)"
+    )
     mine.add_argument(
         "--to", metavar="ADDR", help="where the coinbases pay (default: the dev wallet)"
     )
@@ -119,21 +125,29 @@ def build_parser() -> argparse.ArgumentParser:
         "how node 0 mines: 'off' (only on demand), 'tx' (a block as soon as transactions "
         "arrive) or 'interval S' (a block every S seconds)",
     )
-    auto.add_argument("mode", choices=["off", "tx", "interval"])
-    auto.add_argument("seconds", nargs="?", type=float, metavar="S")
+    auto.add_argument("mode", choices=["off", "tx", "interval"], help="the mining mode")
+    auto.add_argument(
+        "seconds", nargs="?", type=float, metavar="S", help="interval's seconds between blocks"
+    )
 
     clock = command(
         "time",
         "every node's clock, as Core's setmocktime: block times, median time past and "
         "time-too-new follow it",
     )
-    clock.add_argument("action", choices=["show", "set", "advance"])
-    clock.add_argument("value", nargs="?", type=int, metavar="UNIX|SECONDS")
+    clock.add_argument("action", choices=["show", "set", "advance"], help="what to do")
+    clock.add_argument(
+        "value",
+        nargs="?",
+        type=int,
+        metavar="UNIX|SECONDS",
+        help="set: the Unix time to set; advance: seconds to add",
+    )
 
     snap = command("snapshot", "save every node's chain and mempool and the dev wallet as NAME")
-    snap.add_argument("name", metavar="NAME")
+    snap.add_argument("name", metavar="NAME", help="letters, digits, _ . - (at most 64)")
     rev = command("revert", "put every node and the dev wallet back exactly as at snapshot NAME")
-    rev.add_argument("name", metavar="NAME")
+    rev.add_argument("name", metavar="NAME", help="a snapshot's name (see snapshots)")
     command("snapshots", "list the devnet's snapshots")
     command("reset", "put the devnet back as 'up' made it: funded, no other history")
 
@@ -141,7 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
         "partition",
         "split the devnet into groups that cannot reach each other, e.g. 'partition 0 1,2'",
     )
-    part.add_argument("groups", nargs="+", metavar="GROUP", help="node numbers, comma-separated")
+    part.add_argument(
+        "groups", nargs="+", metavar="GROUP", help="node numbers, comma-separated (every node once)"
+    )
     command("heal", "let every node reach every other again; returns when they agree")
 
     reorg = command(
@@ -149,29 +165,43 @@ def build_parser() -> argparse.ArgumentParser:
         "replace the tip with a longer branch from DEPTH blocks back; the disconnected "
         "transactions return to the mempool, except those dropped",
     )
-    reorg.add_argument("depth", type=int, metavar="DEPTH")
-    reorg.add_argument("--drop", action="append", default=[], metavar="TXID")
+    reorg.add_argument(
+        "depth", type=int, metavar="DEPTH", help="blocks replaced (1 to the height - 1)"
+    )
+    reorg.add_argument(
+        "--drop",
+        action="append",
+        default=[],
+        metavar="TXID",
+        help="a transaction to leave out of every mempool, repeatable (default: none)",
+    )
 
     inv = command("invalidate", "every node marks a block invalid, and leaves its branch")
-    inv.add_argument("hash", metavar="HASH")
+    inv.add_argument("hash", metavar="HASH", help="a block hash")
     rec = command("reconsider", "every node takes back an invalidate")
-    rec.add_argument("hash", metavar="HASH")
+    rec.add_argument("hash", metavar="HASH", help="a block hash")
 
     pool = command("mempool", "the mempools: 'mempool clear' empties every node's")
-    pool.add_argument("action", choices=["clear"])
+    pool.add_argument("action", choices=["clear"], help="clear: empty every mempool")
 
     faucet = command("faucet", "pay AMOUNT TLY from the dev wallet and confirm it in a block")
-    faucet.add_argument("address", metavar="ADDRESS")
-    faucet.add_argument("amount", metavar="AMOUNT")
+    faucet.add_argument("address", metavar="ADDRESS", help="who is paid")
+    faucet.add_argument("amount", metavar="AMOUNT", help="TLY, as 1.5")
 
     traffic = command(
         "traffic",
         "payments among dev wallets at a steady rate with varied fees, until stopped "
         "(Ctrl-C) or --count payments",
     )
-    traffic.add_argument("--rate", type=float, default=2.0, metavar="R", help="payments a second")
-    traffic.add_argument("--wallets", type=int, default=5, metavar="N", help="how many wallets")
-    traffic.add_argument("--count", type=int, metavar="N", help="stop after N payments")
+    traffic.add_argument(
+        "--rate", type=float, default=2.0, metavar="R", help="payments a second (default: 2)"
+    )
+    traffic.add_argument(
+        "--wallets", type=int, default=5, metavar="N", help="how many wallets (default: 5)"
+    )
+    traffic.add_argument(
+        "--count", type=int, metavar="N", help="stop after N payments (default: until Ctrl-C)"
+    )
     return parser
 
 
