@@ -2,7 +2,7 @@
 
 Job: ``Traffic`` makes ``wallets`` throwaway keys, funds each with ``COINS_EACH`` coins in one
 payment from the dev wallet (``tally-wallet send``, so the dev wallet's keys stay in its process),
-then sends a payment every ``1 / rate`` seconds: a random wallet pays a random other one a random
+confirmed by one block on node 0, then sends a payment every ``1 / rate`` seconds: a random wallet pays a random other one a random
 small amount, with a fee rate drawn from ``FEE_RATES``, change back to itself. Payments are built
 and signed here with ``consensus`` (the keys are devnet throwaways, never written anywhere) and
 submitted through ``client.http.Client.post_tx`` to a random node, so blocks carry a mix of fee
@@ -105,6 +105,10 @@ class Traffic:
                         owner_of[out.address],
                     )
                 )
+        # Confirmed at once (one block on node 0): the payments that follow are each a chain
+        # of their own, not all descendants of one unconfirmed transaction (the mempool takes
+        # 25 of those at most).
+        self.control.mine(1)
         return txid
 
     def payment(self, coin: Coin) -> tuple[Transaction, list[Coin]]:

@@ -344,6 +344,34 @@ def test_automine_tx_interval_and_off(fresh: Net) -> None:
     assert net.height() == settled
 
 
+# --- traffic and faucet --------------------------------------------------------------------------
+
+
+def test_faucet_pays_and_confirms(fresh: Net) -> None:
+    net = fresh
+    address = net.wallet("address", "--new")["address"]
+    paid = net.devnet("faucet", address, "2.5")
+    for node in net.nodes:
+        assert node.address(address).balance.confirmed == 250_000_000
+        assert node.tx(paid["txid"]).status.confirmed
+
+
+def test_traffic_sends_payments_with_varied_fee_rates(fresh: Net) -> None:
+    net = fresh
+    done = net.devnet("traffic", "--count", "30", "--rate", "20", "--wallets", "4")
+    assert done["sent"] == 30
+    pool = net.nodes[0].mempool_all_txids()
+    assert len(pool) >= 30  # the funding payment and the 30, none confirmed (automine off)
+    rates = set()
+    for txid in pool:
+        tx = net.nodes[0].tx(txid)
+        assert tx.fee is not None
+        rates.add(tx.fee // tx.size)
+    assert len(rates) >= 3, rates  # varied fees, for the explorer's chart
+    net.devnet("mine", "1")
+    assert net.nodes[0].mempool().count == 0  # every payment was valid
+
+
 # --- acceptance 4: time (last: the clocks stay moved) ---------------------------------------------
 
 
