@@ -2,8 +2,9 @@
 
 Job: ``Traffic`` makes ``wallets`` throwaway keys, funds each with ``COINS_EACH`` coins in one
 payment from the dev wallet (``tally-wallet send``, so the dev wallet's keys stay in its process),
-confirmed by one block on node 0, then sends a payment every ``1 / rate`` seconds: a random wallet pays a random other one a random
-small amount, with a fee rate drawn from ``FEE_RATES``, change back to itself. Payments are built
+confirmed by one block on node 0, then sends a payment every ``1 / rate`` seconds: a random
+wallet pays a random other one a random small amount, with a fee rate drawn from ``FEE_RATES``,
+change back to itself. Payments are built
 and signed here with ``consensus`` (the keys are devnet throwaways, never written anywhere) and
 submitted through ``client.http.Client.post_tx`` to a random node, so blocks carry a mix of fee
 rates and the explorer's charts have something to show.
