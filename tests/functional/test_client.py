@@ -241,7 +241,7 @@ def test_mempool_fees_search_and_node(world: World) -> None:
     utxo_set = c.utxo_set_info()
     assert isinstance(utxo_set, m.UtxoSetInfo) and utxo_set.height == BLOCKS
     peers = c.peers()
-    assert peers == m.Peers(connected=[], banned=[])
+    assert peers == m.Peers(connected=[], banned=[], partitioned=[])
 
 
 def test_admin_calls(world: World) -> None:
