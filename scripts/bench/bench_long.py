@@ -44,8 +44,10 @@ b. address queries (``bench_node.bench_queries``): first page of ``/address/{a}/
    nodes running at once; ratios ``addr_*_long/100``, target <= 1.5; then resident memory of
    each node (VmRSS after the queries): ``rss_long_mb``, target < 500 MB;
 c. ``tally-node reindex`` of the long chain and of the ``REINDEX_SHORT`` (10,000) prefix, minus
-   the same command on a 1-block directory (``bench_sync.reindex_once``): blocks/s and tx/s,
-   ratios ``reindex_tx_per_s_long/short`` and ``reindex_blocks_per_s_long/short`` (information);
+   the same command on a 1-block directory (as ``bench_sync`` does): blocks/s and tx/s, ratios
+   ``reindex_tx_per_s_long/short`` and ``reindex_blocks_per_s_long/short``, and the command's
+   CPU time (user + system) per transaction, ``reindex_cpu_per_tx_long/short``, which hardly
+   moves with the machine's load where the wall time does (information);
 d. disk: bytes of the long chain's ``chainstate`` directory per transaction, against the bytes
    of the serialized blocks (the floor for a node that keeps them): ``disk/raw_bytes``.
 
@@ -61,6 +63,7 @@ import json
 import multiprocessing
 import os
 import random
+import resource
 import shutil
 import statistics
 import sys
@@ -73,7 +76,6 @@ from pathlib import Path
 from typing import Any
 
 import bench_node as bn
-import bench_sync as bs
 import benchlib as bl
 
 from consensus import Block, OutPoint, Transaction, TxIn, TxOut, sign_transaction
@@ -346,12 +348,12 @@ def build(params: Params, root: Path, jobs: int) -> dict[str, Any]:
             now = time.perf_counter()
             if now - last >= 30 or h % 10_000 == 0:
                 last = now
-                rate_b = h / (now - began)
-                left = (params.blocks - h) / rate_b if rate_b else 0
+                rate_b, rate_t = h / (now - began), stats["txs"] / (now - began)
+                left = max((params.blocks - h) / rate_b, (params.txs - stats["txs"]) / rate_t)
                 bl.log(
                     f"  height {h:,}/{params.blocks:,}, {int(stats['txs']):,} txs, "
                     f"{now - began:.0f} s: {rate_b:.0f} blocks/s, "
-                    f"{stats['txs'] / (now - began):.0f} tx/s, "
+                    f"{rate_t:.0f} tx/s, "
                     f"{int(stats['utxo_pool']):,} spendable coins; about {left / 60:.0f} min left"
                 )
     finally:
@@ -405,15 +407,19 @@ def disk_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def reindex(datadir: Path, expect: int) -> tuple[float, int]:
-    """Wall seconds of ``tally-node reindex`` on ``datadir`` and the coins it reports."""
+def reindex(datadir: Path, expect: int) -> tuple[float, float, int]:
+    """Wall and CPU (user + system) seconds of ``tally-node reindex`` on ``datadir``, and the
+    coins it reports. CPU time hardly moves with the machine's load; wall time does."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     seconds, out = bl.run_command(
         ["reindex", "--network", "regtest", "--datadir", str(datadir)], timeout=6 * 3600
     )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     head = f"reindexed to height {expect}: "
     line = next((x for x in out.splitlines() if x.startswith(head)), None)
     assert line is not None, out
-    return seconds, int(line[len(head) :].split()[0])
+    return seconds, cpu, int(line[len(head) :].split()[0])
 
 
 def measure(
@@ -437,21 +443,28 @@ def measure(
     figures |= bn.bench_queries(dirs, query_rounds)
     bl.log(f"c. reindex of {short_r:,} and {long_h:,} blocks (and of 1, subtracted)")
     one = bl.copy_datadir(bl.chain_datadirs([1])[1], tmp / "one")
-    bs.reindex_once(one, 1)  # warm the command's imports into the page cache
-    base = []
+    reindex(one, 1)  # warm the command's imports into the page cache
+    base, base_cpu = [], []
     for h in (short_r, long_h):
-        began = time.perf_counter()
-        wall, coins = reindex(dirs[h], h)
-        base.append(bs.reindex_once(one, 1))
+        wall, cpu, coins = reindex(dirs[h], h)
+        one_wall, one_cpu, _ = reindex(one, 1)
+        base.append(one_wall)
+        base_cpu.append(one_cpu)
         figures[f"reindex_{h}_wall_s"] = wall
+        figures[f"reindex_{h}_cpu_total_s"] = cpu
         figures[f"utxo_{h}"] = coins
-        bl.log(f"  {h:,} blocks: {wall:.1f} s ({coins:,} coins; {time.perf_counter() - began:.0f})")
+        bl.log(f"  {h:,} blocks: {wall:.1f} s wall, {cpu:.1f} s CPU, {coins:,} coins")
     figures["reindex_1_block_wall_s"] = statistics.median(base)
+    figures["reindex_1_block_cpu_s"] = statistics.median(base_cpu)
     for h in (short_r, long_h):
         net = figures[f"reindex_{h}_wall_s"] - figures["reindex_1_block_wall_s"]
         n_tx = meta["snapshots"][str(h)]["txs"]
         figures[f"reindex_{h}_s"] = net
         figures[f"reindex_{h}_txs"] = n_tx
+        cpu = figures[f"reindex_{h}_cpu_total_s"] - figures["reindex_1_block_cpu_s"]
+        figures[f"reindex_{h}_cpu_s"] = cpu
+        if n_tx and cpu > 0:
+            figures[f"reindex_{h}_cpu_us_per_tx"] = cpu / n_tx * 1e6
         if net > 0:  # a 100-block chain's reindex can drown in the noise of the baseline
             figures[f"reindex_{h}_blocks_per_s"] = h / net
             if n_tx:
@@ -470,6 +483,9 @@ def ratios_of(params: Params, f: dict[str, float]) -> dict[str, float]:
         a, b = f.get(f"reindex_{long_h}_{unit}_per_s"), f.get(f"reindex_{short_r}_{unit}_per_s")
         if a and b:
             r[f"reindex_{unit}_per_s_long/short"] = a / b
+    a, b = f.get(f"reindex_{long_h}_cpu_us_per_tx"), f.get(f"reindex_{short_r}_cpu_us_per_tx")
+    if a and b:
+        r["reindex_cpu_per_tx_long/short"] = a / b
     r["disk/raw_bytes"] = f["disk_bytes_per_tx"] / f["raw_bytes_per_tx"]
     return r
 
@@ -519,8 +535,14 @@ def print_table(
         )
     if "reindex_tx_per_s_long/short" in r:
         print(
-            f"reindex long/short: {r['reindex_blocks_per_s_long/short']:.3f} per block, "
-            f"{r['reindex_tx_per_s_long/short']:.3f} per transaction (info)"
+            f"reindex rate long/short (wall): {r['reindex_blocks_per_s_long/short']:.3f} per "
+            f"block, {r['reindex_tx_per_s_long/short']:.3f} per transaction (info)"
+        )
+    if "reindex_cpu_per_tx_long/short" in r:
+        print(
+            f"reindex CPU per transaction: {f[f'reindex_{short_r}_cpu_us_per_tx']:.0f} us "
+            f"({short_r:,} blocks), {f[f'reindex_{long_h}_cpu_us_per_tx']:.0f} us ({long_h:,}); "
+            f"long/short {r['reindex_cpu_per_tx_long/short']:.3f} (info; load-independent)"
         )
     print(
         f"disk: {f['disk_bytes'] / 1e6:,.0f} MB, {f['disk_bytes_per_tx']:.0f} bytes per "
@@ -566,6 +588,9 @@ def main(argv: list[str] | None = None) -> int:
             if f"reindex_{h}_{unit}_per_s" in figures:
                 figures[f"reindex_{alias}_{unit}_per_s"] = figures[f"reindex_{h}_{unit}_per_s"]
     figures["utxo_long"] = figures[f"utxo_{long_h}"]
+    for alias, h in (("long", long_h), ("short", short_r)):
+        if f"reindex_{h}_cpu_us_per_tx" in figures:
+            figures[f"reindex_{alias}_cpu_us_per_tx"] = figures[f"reindex_{h}_cpu_us_per_tx"]
     ratios = ratios_of(params, figures)
     snaps = params.snapshots()
     series = {
