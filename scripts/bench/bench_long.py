@@ -82,7 +82,9 @@ from consensus import Block, OutPoint, Transaction, TxIn, TxOut, sign_transactio
 from tests.helpers import mine_block
 
 NAME = "long"
-LONG_VERSION = "1"  # bump when the chain's content changes (a new cache key)
+# Bump when the chain's content changes (a new cache key): any of the constants below, the
+# Planner, or the blocks iter_blocks makes. The blocks, transactions and keys are in the key.
+LONG_VERSION = "1"
 BLOCKS = 100_000
 TXS = 1_000_000
 KEYS = 50_000
