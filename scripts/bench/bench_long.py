@@ -425,7 +425,12 @@ def reindex(datadir: Path, expect: int) -> tuple[float, float, int]:
 
 
 def measure(
-    params: Params, cached: dict[int, Path], meta: dict[str, Any], quick: bool, tmp: Path
+    params: Params,
+    cached: dict[int, Path],
+    meta: dict[str, Any],
+    quick: bool,
+    tmp: Path,
+    with_reindex: bool = True,
 ) -> dict[str, float]:
     snaps = params.snapshots()
     long_h, short_r = params.blocks, params.reindex_short()
@@ -440,9 +445,16 @@ def measure(
     rounds = 3 if quick else 5
     bl.log(f"a. start-up, {rounds} rounds x {len(snaps) + 1} data directories")
     figures |= bn.bench_startup(dirs, tmp, rounds)
+    bl.log("  start-up (s): " + ", ".join(f"{h:,}: {figures[f'startup_{h}_s']:.3f}" for h in snaps))
     query_rounds = bn.QUERY_ROUNDS if quick else 3 * bn.QUERY_ROUNDS
     bl.log(f"b. address queries, {query_rounds} rounds; then memory")
     figures |= bn.bench_queries(dirs, query_rounds)
+    for q in bn.QUERIES:
+        cells = ", ".join(f"{h:,}: {figures[f'{q}_{h}_ms']:.2f}" for h in snaps)
+        bl.log(f"  {q} (ms): {cells}")
+    bl.log("  RSS (MB): " + ", ".join(f"{h:,}: {figures[f'rss_{h}_mb']:.1f}" for h in snaps))
+    if not with_reindex:
+        return figures
     bl.log(f"c. reindex of {short_r:,} and {long_h:,} blocks (and of 1, subtracted)")
     one = bl.copy_datadir(bl.chain_datadirs([1])[1], tmp / "one")
     reindex(one, 1)  # warm the command's imports into the page cache
@@ -528,7 +540,7 @@ def print_table(
             extra = f"   {r[ratio]:6.3f}  {bl.verdict(TARGETS, ratio, r[ratio])}"
         print(f"{name:32}{cells}{extra}")
     print(f"RSS at {long_h:,} blocks: {bl.verdict(TARGETS, 'rss_long_mb', f['rss_long_mb'])}")
-    for h in (short_r, long_h):
+    for h in (short_r, long_h) if f"reindex_{long_h}_s" in f else ():
         print(
             f"reindex {h:>7,} blocks, {int(f[f'reindex_{h}_txs']):>9,} txs: "
             f"{f[f'reindex_{h}_s']:8.1f} s net, "
@@ -559,6 +571,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes to build")
     ap.add_argument("--cache", help="where built chains are kept (see the module docstring)")
     ap.add_argument("--build-only", action="store_true", help="build (or find) the chain, stop")
+    ap.add_argument("--no-reindex", action="store_true", help="skip c, the longest stage")
     ap.add_argument("--json", metavar="OUT", help="write the results as JSON to OUT")
     args = ap.parse_args(argv)
     if args.scale <= 0 or args.jobs < 1:
@@ -570,7 +583,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.build_only:
         return 0
     with tempfile.TemporaryDirectory(prefix="tally-bench-long-") as tmp_name:
-        figures = measure(params, cached, meta, args.quick, Path(tmp_name))
+        figures = measure(params, cached, meta, args.quick, Path(tmp_name), not args.no_reindex)
     long_h = params.blocks
     figures |= {
         "blocks": long_h,
@@ -589,7 +602,8 @@ def main(argv: list[str] | None = None) -> int:
         for unit in ("blocks", "tx"):
             if f"reindex_{h}_{unit}_per_s" in figures:
                 figures[f"reindex_{alias}_{unit}_per_s"] = figures[f"reindex_{h}_{unit}_per_s"]
-    figures["utxo_long"] = figures[f"utxo_{long_h}"]
+    if f"utxo_{long_h}" in figures:
+        figures["utxo_long"] = figures[f"utxo_{long_h}"]
     for alias, h in (("long", long_h), ("short", short_r)):
         if f"reindex_{h}_cpu_us_per_tx" in figures:
             figures[f"reindex_{alias}_cpu_us_per_tx"] = figures[f"reindex_{h}_cpu_us_per_tx"]
