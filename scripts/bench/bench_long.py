@@ -23,9 +23,12 @@ The chain (regtest; ``--scale F`` multiplies the blocks, transactions and keys):
   The UTXO set ends near 1.4 million coins.
 - Built through the real validation: each block goes to ``node.chainstate.Chainstate.
   process_block`` on a ``LevelDBStore`` (``sync=False``, one batch a block, as ``benchlib``
-  does); nothing else validates it. Signing is the other half of the cost: with ``--jobs N`` >
-  1 (default: every core), ``N - 1`` worker processes sign the next chunk of ``CHUNK`` blocks
-  while this process connects the current one (a chunk spends only coins confirmed before it).
+  does); nothing else validates it. Signing is the rest of the cost (about a sixth of it, by
+  cProfile at 1,000 blocks): with ``--jobs N`` > 1 (default: every core), ``N - 1`` worker
+  processes sign the next chunk of ``CHUNK`` blocks while this process connects the current one
+  (a chunk spends only coins confirmed before it). On the shared 2-core machine under load, 2
+  processes built no faster than 1 (there is no idle core to take the signing); on idle cores
+  the connect alone bounds the rate.
 - Written once, with snapshots of its first 100, 1,000, 10,000 and 100,000 blocks (those below
   the length at smaller scales), to ``CACHE/long-v<version>-s<schema>-b<blocks>-t<txs>-k<keys>/``
   ``h<height>/chainstate``, where ``CACHE`` is ``--cache``, else ``$TALLY_BENCH_LONG_CACHE``, else
