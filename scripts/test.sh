@@ -42,9 +42,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 echo "== ruff check"
-.venv/bin/ruff check consensus node wallet tests scripts
+.venv/bin/ruff check consensus client node wallet tests scripts
 echo "== ruff format --check"
-.venv/bin/ruff format --check consensus node wallet tests scripts
+.venv/bin/ruff format --check consensus client node wallet tests scripts
 echo "== mypy --strict consensus client wallet node"
 .venv/bin/mypy --strict consensus client wallet node
 # With arguments, one pytest run with them. Without, the suite runs as two pytest processes side
