@@ -697,6 +697,19 @@ def test_admin_route_with_hostile_json_is_a_client_error(chain: Chain) -> None:
     assert r.status == 400, (r.status, r.body[:300])
 
 
+@pytest.mark.parametrize(
+    "url", ["http://0*", "http://", "http://a:0", "http://a:65536", "http://a?x"]
+)
+def test_a_partition_refuses_what_its_schema_refuses(chain: Chain, url: str) -> None:
+    """Regression (Schemathesis, ST201): ``POST /admin/partition`` took ``http://0*``, which its
+    documented pattern (``client.models.PEER_URL_PATTERN``) refuses; the route now checks that
+    pattern, and nothing was partitioned."""
+    r = chain.node.post_json(f"{API}/admin/partition", {"peers": [url]}, admin=True)
+    assert r.status == 400, (r.status, r.body[:300])
+    assert r.json()["error"]["code"] == "bad-request"
+    assert chain.node.get(f"{API}/peers").json()["partitioned"] == []
+
+
 def test_side_chain_block_txs_conform(chain: Chain, api_schema: Any) -> None:
     """A block stored off the best chain, holding a spend: its transactions match the schema."""
     tip = chain.node.get(f"{API}/info").json()

@@ -17,12 +17,19 @@ commands do (``NodeService``, ``node.snapshots``, ``node.p2p.manager``).
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from client import models as m
-from client.models import API, MAX_PARTITIONED, MAX_SNAPSHOTS, SNAPSHOT_NAME_PATTERN
+from client.models import (
+    API,
+    MAX_PARTITIONED,
+    MAX_SNAPSHOTS,
+    PEER_URL_PATTERN,
+    SNAPSHOT_NAME_PATTERN,
+)
 from node.api.http import ApiError, json_response, read_object
 from node.api.routes import Api
 from node.snapshots import (
@@ -31,6 +38,9 @@ from node.snapshots import (
     UnknownSnapshotError,
     valid_name,
 )
+
+PEER_URL = re.compile(PEER_URL_PATTERN)
+"""What a partition's peer URL must look like (the pattern the document gives)."""
 
 if TYPE_CHECKING:
     from node.interfaces import NodeCommands
@@ -93,7 +103,7 @@ def add(r: web.RouteTableDef, api: Api) -> None:
         if (
             not isinstance(peers, list)
             or not 1 <= len(peers) <= MAX_PARTITIONED
-            or not all(isinstance(p, str) and p.startswith(("http://", "https://")) for p in peers)
+            or not all(isinstance(p, str) and PEER_URL.fullmatch(p) for p in peers)
         ):
             raise ApiError(
                 400, f"peers must be a list of 1 to {MAX_PARTITIONED} http:// URLs of peers"
