@@ -8,7 +8,10 @@ transaction and a valid next block. Targets (each its own hypothesis test):
   mutated and re-typed encodings, signed spends and solved blocks with fields off their rules,
   random JSON and non-JSON bodies, under assorted content types.
 - admin ``generate``, ``peers``, ``mining`` with the token (``stop`` only without it, like every
-  admin route, where the answer must be 401).
+  admin route, where the answer must be 401); the devnet toolkit's routes (``time``,
+  ``automine``, ``mempool/clear``, ``reorg``, ``snapshot``, ``revert``, ``partition``, ``heal``
+  and the admin GETs), each putting the node back after every example (clock reset, automine
+  off, a ``fuzz-base`` snapshot reverted to, ``heal``) so the other fuzzers see the same node.
 - every ``/p2p/`` route, each request from a new ``X-Tally-Peer: http://127.0.0.1:1/fuzz-<n>``
   (the node believes a URL whose host is the request's address) so the misbehaviour score (a ban
   at 100) never blocks the fuzzer: a 403 or 429 there fails the test. ``inv`` and ``getdata``
