@@ -8,7 +8,10 @@ transaction and a valid next block. Targets (each its own hypothesis test):
   mutated and re-typed encodings, signed spends and solved blocks with fields off their rules,
   random JSON and non-JSON bodies, under assorted content types.
 - admin ``generate``, ``peers``, ``mining`` with the token (``stop`` only without it, like every
-  admin route, where the answer must be 401).
+  admin route, where the answer must be 401); the devnet toolkit's routes (``time``,
+  ``automine``, ``mempool/clear``, ``reorg``, ``snapshot``, ``revert``, ``partition``, ``heal``
+  and the admin GETs), each putting the node back after every example (clock reset, automine
+  off, a ``fuzz-base`` snapshot reverted to, ``heal``) so the other fuzzers see the same node.
 - every ``/p2p/`` route, each request from a new ``X-Tally-Peer: http://127.0.0.1:1/fuzz-<n>``
   (the node believes a URL whose host is the request's address) so the misbehaviour score (a ban
   at 100) never blocks the fuzzer: a 403 or 429 there fails the test. ``inv`` and ``getdata``
@@ -360,6 +363,41 @@ block_ids = hex_variants(BLOCK_HASHES[-3:] + BLOCK_HASHES[:1])
 mark_bodies = admin_bodies({"hash": block_ids})
 """Known blocks (the genesis among them), unknown ones, odd spellings of both."""
 txid_ids = hex_variants(TXIDS[-4:] + TXIDS[:1])
+
+# --- the devnet toolkit's bodies (SPEC 6) ---------------------------------------------------------
+
+unix_times = st.sampled_from(
+    [CHAIN.tip.header.time, P.genesis_time, P.genesis_time - 1, 4_102_444_800, 4_102_444_801]
+) | st.sampled_from([0, -1, 1.0, 1.5, True, "1", None, 2**64])
+time_bodies = admin_bodies(
+    {"set": unix_times, "advance": counts | st.just(10 * 365 * 86_400 + 1), "reset": st.just(True)}
+)
+automine_bodies = admin_bodies(
+    {
+        "mode": st.sampled_from(["off", "tx", "interval", "Off", "", "block"]),
+        # A short interval would mine while the fuzzer runs: intervals stay long or invalid.
+        "interval": st.sampled_from([0, -1, 86_400, 86_400.5, 10**400, True, "1"]),
+        "address": addresses,
+    }
+)
+txid_lists = st.lists(txid_ids, max_size=3) | st.just(["0" * 64] * 1_001)
+clear_bodies = admin_bodies({"txids": txid_lists})
+reorg_bodies = admin_bodies(
+    {
+        "depth": st.sampled_from([1, 2, 0, -1, 101, 102, 1_000, 1_001, 1.0, True, "1", None]),
+        "drop": txid_lists,
+        "address": addresses,
+    }
+)
+snapshot_names = st.one_of(
+    st.sampled_from(["fuzz-base", "fuzz.1", "_x", "a" * 64, "a" * 65, "-x", ".x", "", "a/b"]),
+    mutated_text("fuzz-base"),
+    st.text(max_size=70),
+)
+snapshot_bodies = admin_bodies({"name": snapshot_names})
+partition_bodies = admin_bodies(
+    {"peers": st.lists(urls, max_size=3) | st.just(["http://127.0.0.1:1/x"] * 65)}
+)
 any_ids = block_ids | txid_ids
 numbers = st.one_of(
     st.integers(-(2**70), 2**70).map(str),
@@ -434,6 +472,20 @@ def get_paths(draw: DrawFn, template: str) -> str:
 
 # --- the node -----------------------------------------------------------------------------------
 
+TOOLKIT_POSTS = (
+    "time",
+    "automine",
+    "mempool/clear",
+    "reorg",
+    "snapshot",
+    "revert",
+    "partition",
+    "heal",
+)
+"""The devnet toolkit's POST routes (SPEC 6), each fuzzed with the token below."""
+ADMIN_GETS = (f"{API}/admin/time", f"{API}/admin/automine", f"{API}/admin/snapshots")
+"""GET routes behind the admin token (fuzzed with it, not by ``test_fuzz_get``)."""
+
 P2P_ANSWERS = {
     "handshake": "handshake",
     "inv": "empty",
@@ -452,6 +504,7 @@ POST_ROUTES = {
     f"{API}/admin/invalidate",
     f"{API}/admin/reconsider",
     f"{API}/admin/stop",
+    *(f"{API}/admin/{name}" for name in TOOLKIT_POSTS),
     *(f"/p2p/{name}" for name in P2P_ANSWERS),
 }
 API_CODES = {
@@ -462,6 +515,9 @@ API_CODES = {
     "bad-xpub",
     "xpub-too-large",
     "not-allowed",
+    "tip-moved",
+    "too-many-snapshots",
+    "snapshot-failed",
 }
 P2P_CODES = {
     "bad-message",
@@ -693,6 +749,119 @@ def test_fuzz_admin_block_marks(env: Env, route: str, body: Body, fuzz_stats: An
         assert r.json()["best_hash"] == tip, r.body[:300]
 
 
+def put_back(env: Env, route: str, body: bytes) -> Response:
+    r = env.admin(f"{API}/admin/{route}", Body("application/json", body))
+    assert r.status == 200, (route, r.status, r.body[:300])
+    return r
+
+
+@pytest.mark.parametrize("path", ADMIN_GETS)
+@FUZZ
+@given(query=st.lists(st.tuples(st.text(max_size=6), st.text(max_size=10)), max_size=2))
+def test_fuzz_admin_get(env: Env, path: str, query: list[Any], fuzz_stats: Any) -> None:
+    """With the token a JSON answer (queries are ignored); without it 401."""
+    fuzz_stats.hit()
+    url = path + ("?" + urllib.parse.urlencode(query) if query else "")
+    token = {"Authorization": f"Bearer {env.token}"}
+    body = check(env.request("GET", url, None, token), f"GET {url}", API_CODES)
+    assert body is not None
+    json.loads(body)
+    r = env.request("GET", url)
+    assert r.status == 401, (r.status, r.body[:300])
+    check(r, f"GET {url} without the token", set())
+
+
+@FUZZ
+@given(body=time_bodies)
+def test_fuzz_admin_time(env: Env, body: Body, fuzz_stats: Any) -> None:
+    fuzz_stats.hit()
+    try:
+        check(env.admin(f"{API}/admin/time", body), "POST /admin/time", API_CODES)
+    finally:
+        put_back(env, "time", b'{"reset": true}')
+
+
+@FUZZ
+@given(body=automine_bodies)
+def test_fuzz_admin_automine(env: Env, body: Body, fuzz_stats: Any) -> None:
+    fuzz_stats.hit()
+    try:
+        check(env.admin(f"{API}/admin/automine", body), "POST /admin/automine", API_CODES)
+    finally:
+        put_back(env, "automine", b'{"mode": "off"}')
+
+
+@FUZZ
+@given(body=clear_bodies)
+def test_fuzz_admin_mempool_clear(env: Env, body: Body, fuzz_stats: Any) -> None:
+    fuzz_stats.hit()
+    r = env.admin(f"{API}/admin/mempool/clear", body)
+    check(r, "POST /admin/mempool/clear", API_CODES)
+
+
+VALID_REORG = json.dumps({"depth": 1, "address": A0}).encode()
+
+
+def revert_to_base(env: Env) -> None:
+    """Back to the ``fuzz-base`` snapshot, then ``heal`` (a revert holds every peer off for a
+    while, which the ``/p2p/`` fuzzers would meet as 403s)."""
+    r = put_back(env, "revert", b'{"name": "fuzz-base"}')
+    assert r.json()["name"] == "fuzz-base", r.body[:300]
+    put_back(env, "heal", b"{}")
+
+
+@FUZZ
+@given(body=reorg_bodies)
+@example(body=Body("application/json", VALID_REORG))
+def test_fuzz_admin_reorg(env: Env, body: Body, fuzz_stats: Any) -> None:
+    """A valid reorg really replaces blocks (the example is one): each example starts with a
+    ``fuzz-base`` snapshot, and the node is reverted to it when its tip moved."""
+    fuzz_stats.hit()
+    tip = put_back(env, "snapshot", b'{"name": "fuzz-base"}').json()["best_hash"]
+    try:
+        r = env.admin(f"{API}/admin/reorg", body)
+        if check(r, "POST /admin/reorg", API_CODES) is not None:
+            assert r.json()["old_tip"] == tip and r.json()["new_tip"] != tip, r.body[:300]
+        elif body.data == VALID_REORG:
+            raise AssertionError(f"a reorg of depth 1 was refused: {r.body[:300]!r}")
+    finally:
+        if env.request("GET", f"{API}/blocks/tip/hash").body.decode() != tip:
+            revert_to_base(env)
+        assert env.request("GET", f"{API}/blocks/tip/hash").body.decode() == tip
+
+
+@FUZZ
+@given(body=snapshot_bodies)
+@example(body=Body("application/json", b'{"name": "fuzz-base"}'))
+def test_fuzz_admin_revert(env: Env, body: Body, fuzz_stats: Any) -> None:
+    fuzz_stats.hit()
+    tip = put_back(env, "snapshot", b'{"name": "fuzz-base"}').json()["best_hash"]
+    try:
+        check(env.admin(f"{API}/admin/revert", body), "POST /admin/revert", API_CODES)
+    finally:
+        revert_to_base(env)
+        assert env.request("GET", f"{API}/blocks/tip/hash").body.decode() == tip
+
+
+@FUZZ
+@given(body=snapshot_bodies)
+def test_fuzz_admin_snapshot(env: Env, body: Body, fuzz_stats: Any) -> None:
+    """Valid names really make snapshots (at most ``MAX_SNAPSHOTS``, then 400)."""
+    fuzz_stats.hit()
+    check(env.admin(f"{API}/admin/snapshot", body), "POST /admin/snapshot", API_CODES)
+
+
+@pytest.mark.parametrize("route", ["partition", "heal"])
+@FUZZ
+@given(body=partition_bodies)
+def test_fuzz_admin_partition(env: Env, route: str, body: Body, fuzz_stats: Any) -> None:
+    fuzz_stats.hit()
+    try:
+        check(env.admin(f"{API}/admin/{route}", body), f"POST /admin/{route}", API_CODES)
+    finally:
+        put_back(env, "heal", b"{}")
+
+
 authorizations = st.one_of(
     st.none(),
     st.sampled_from(["Bearer", "Bearer ", "bearer x", "Basic dXNlcjpwYXNz", "Bearer  x"]),
@@ -701,7 +870,7 @@ authorizations = st.one_of(
 
 
 @pytest.mark.parametrize(
-    "route", ["generate", "peers", "mining", "invalidate", "reconsider", "stop"]
+    "route", ["generate", "peers", "mining", "invalidate", "reconsider", "stop", *TOOLKIT_POSTS]
 )
 @FUZZ
 @given(auth=authorizations, body=admin_bodies({"count": counts, "enabled": st.booleans()}))
@@ -809,6 +978,7 @@ def test_every_route_is_fuzzed() -> None:
         for method in item
     }
     fuzzed = {("GET", t) for t in GET_ROUTES} | {("POST", p) for p in POST_ROUTES}
+    fuzzed |= {("GET", p) for p in ADMIN_GETS}
     assert fuzzed == documented
 
 
