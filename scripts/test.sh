@@ -47,30 +47,40 @@ echo "== ruff format --check"
 .venv/bin/ruff format --check consensus client node wallet tests scripts
 echo "== mypy --strict consensus client wallet node"
 .venv/bin/mypy --strict consensus client wallet node
-# With arguments, one pytest run with them. Without, the suite runs as two pytest processes side
-# by side, one a core: tests/integration (mostly waiting on node processes: load, crash loops,
-# soaks) beside everything else, each with its own temporary directory; the run fails if either
-# does. TALLY_TEST_SERIAL=1 runs it as one process instead.
+# With arguments, one pytest run with them. Without, the suite runs as three pytest processes side
+# by side, each with its own temporary directory: tests/integration and tests/functional (both
+# mostly waiting on node processes: load, crash loops, devnets) in the background, beside
+# everything else (unit, fuzz, browser); the run fails if any does. TALLY_TEST_SERIAL=1 runs it
+# as one process instead.
 if [ $# -gt 0 ] || [ -n "${TALLY_TEST_SERIAL:-}" ]; then
     echo "== pytest"
     exec .venv/bin/python -m pytest "$@"
 fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/tally-tests.XXXXXX")
-echo "== pytest tests/integration (in the background, its output below when it ends)"
-.venv/bin/python -m pytest -p no:cacheprovider --basetemp="$work/integration" tests/integration \
-    > "$work/integration.log" 2>&1 &
-integration=$!
+pids=()
+for group in integration functional; do
+    echo "== pytest tests/$group (in the background, its output below when it ends)"
+    .venv/bin/python -m pytest -p no:cacheprovider --basetemp="$work/$group" "tests/$group" \
+        > "$work/$group.log" 2>&1 &
+    pids+=($!)
+done
 echo "== pytest (everything else)"
 rest=0
-.venv/bin/python -m pytest -p no:cacheprovider --basetemp="$work/rest" --ignore=tests/integration \
-    tests || rest=$?
-status=0
-wait "$integration" || status=$?
-echo "== pytest tests/integration"
-cat "$work/integration.log"
-if [ "$rest" -ne 0 ] || [ "$status" -ne 0 ]; then
-    echo "!! pytest failed (everything else: exit $rest; tests/integration: exit $status);" \
-        "the tests' files (node logs among them) are kept in $work" >&2
+.venv/bin/python -m pytest -p no:cacheprovider --basetemp="$work/rest" \
+    --ignore=tests/integration --ignore=tests/functional tests || rest=$?
+failed=()
+[ "$rest" -ne 0 ] && failed+=("everything else: exit $rest")
+for i in 0 1; do
+    group=$([ "$i" -eq 0 ] && echo integration || echo functional)
+    status=0
+    wait "${pids[$i]}" || status=$?
+    echo "== pytest tests/$group"
+    cat "$work/$group.log"
+    [ "$status" -ne 0 ] && failed+=("tests/$group: exit $status")
+done
+if [ "${#failed[@]}" -ne 0 ]; then
+    echo "!! pytest failed (${failed[*]}); the tests' files (node logs among them) are kept in" \
+        "$work" >&2
     exit 1
 fi
 rm -rf "$work"
