@@ -61,6 +61,7 @@ import select
 import shutil
 import signal
 import socket
+import stat
 import statistics
 import struct
 import subprocess
@@ -220,14 +221,30 @@ def sweep_stale() -> list[str]:
     return removed
 
 
+TUN_DEVICE = Path("/dev/net/tun")
+
+
+def ensure_tun_device() -> bool:
+    """Whether ``/dev/net/tun`` is there, making it (root: character device 10, 200, as
+    containers leave it out) when it is missing."""
+    if TUN_DEVICE.exists():
+        return True
+    try:
+        TUN_DEVICE.parent.mkdir(parents=True, exist_ok=True)
+        os.mknod(TUN_DEVICE, 0o666 | stat.S_IFCHR, os.makedev(10, 200))
+    except OSError:
+        return False
+    return TUN_DEVICE.exists()
+
+
 def netns_problem() -> str | None:
     """Why this machine cannot build the network (not root, no ``ip``, no netns), or None."""
     if os.geteuid() != 0:
         return "needs root: it creates network namespaces with `ip netns`"
     if shutil.which("ip") is None:
         return "needs iproute2's `ip` (scripts/test.sh installs it as root)"
-    if not Path("/dev/net/tun").exists():
-        return "needs /dev/net/tun (the delayed links are made on a TUN device)"
+    if not ensure_tun_device():
+        return "needs /dev/net/tun (the delayed links use a TUN device) and could not make it"
     probe = f"{PREFIX}{os.getpid()}-{secrets.token_hex(3)}-probe"
     try:
         ip("netns", "add", probe)
@@ -724,7 +741,7 @@ class Delayer:
     jitter reorders nothing, as netem with a rate). Records how long each packet was held."""
 
     def __init__(self, dev: str, delay: float, jitter: float, seed: int) -> None:
-        self.fd = os.open("/dev/net/tun", os.O_RDWR)
+        self.fd = os.open(TUN_DEVICE, os.O_RDWR)
         ifr = struct.pack("16sH", dev.encode(), IFF_TUN | IFF_NO_PI)
         fcntl.ioctl(self.fd, TUNSETIFF, ifr)
         os.set_blocking(self.fd, False)
