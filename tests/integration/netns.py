@@ -702,17 +702,7 @@ class Net:
         for node in self.nodes:
             if node.conn is not None:
                 node.conn.close()
-            if node.proc is not None and node.proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(node.proc.pid, signal.SIGTERM)
-        for node in self.nodes:
-            if node.proc is not None:
-                try:
-                    node.proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(node.proc.pid, signal.SIGKILL)
-                    node.proc.wait(10)
+        stop_process_groups([node.proc for node in self.nodes], grace=20)
         if self.delayer is not None and self.delayer.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.delayer.pid, signal.SIGKILL)
@@ -722,6 +712,23 @@ class Net:
         left = [ns for ns in namespaces() if ns.startswith(self.run)]
         if left:
             raise RuntimeError(f"namespaces left behind: {left}")
+
+
+def stop_process_groups(procs: Sequence[subprocess.Popen[Any] | None], grace: float) -> None:
+    """SIGTERM each running process's group, wait ``grace`` seconds for each, then SIGKILL the
+    group of any still running (every node runs in its own session)."""
+    for proc in procs:
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+    for proc in procs:
+        if proc is not None:
+            try:
+                proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
 
 
 def percentile_time(times: Sequence[float | None], fraction: float) -> float | None:

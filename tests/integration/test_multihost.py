@@ -29,13 +29,11 @@ Without root or without a working ``ip netns`` the test fails, saying so: it is 
 from __future__ import annotations
 
 import atexit
-import contextlib
 import json
 import os
 import re
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -48,7 +46,13 @@ import pytest
 
 from tests.functional.node_process import address_of, tally_node_command
 from tests.helpers import key
-from tests.integration.netns import ip, namespaces, pid_alive, remove_namespace
+from tests.integration.netns import (
+    ip,
+    namespaces,
+    pid_alive,
+    remove_namespace,
+    stop_process_groups,
+)
 
 PREFIX = "tally-mh-"
 PORT = 18844
@@ -247,18 +251,7 @@ class Net:
         )
 
     def close(self) -> None:
-        for host in self.hosts:
-            if host.proc is not None and host.proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(host.proc.pid, signal.SIGTERM)
-        for host in self.hosts:
-            if host.proc is not None:
-                try:
-                    host.proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(host.proc.pid, signal.SIGKILL)
-                    host.proc.wait(10)
+        stop_process_groups([host.proc for host in self.hosts], grace=10)
         for ns in reversed(self.created):
             remove_namespace(ns)
         left = [ns for ns in namespaces() if ns.startswith(self.run)]
