@@ -276,22 +276,25 @@ class DevnetControl:
             )
         mode = self._still()
         groups = self.groups()
+        urls = [node.url for node in self.nodes]
         try:
-            # One node after another: each node holds back the peers it had until they come
-            # back reverted too (``PeerSet.hold``), so none fetches the newer blocks of one not
-            # reverted yet; ``heal`` then ends the holds at once, and a partition that stood is
-            # put back.
+            # Apart while they revert: a node reverted first would otherwise fetch the blocks of
+            # one not reverted yet, and end where it was.
+            for node in self.nodes:
+                node.partition([u for u in urls if u != node.url])
             for node in self.nodes:
                 node.revert(name)
-            for node in self.nodes:
-                node.heal()
-            if groups is not None:
-                self.partition(groups)
             wallet_copy = self.dir / "snapshots" / f"{name}.{WALLET_FILE}"
             if wallet_copy.exists():
                 tmp = self.wallet_path.with_suffix(".revert")
                 shutil.copy2(wallet_copy, tmp)
                 os.replace(tmp, self.wallet_path)
+        finally:
+            for node in self.nodes:
+                node.heal()
+            if groups is not None:
+                self.partition(groups)
+        try:
             for group in groups or [list(range(len(self.nodes)))]:
                 self.wait_agreement(
                     mempool=True,
